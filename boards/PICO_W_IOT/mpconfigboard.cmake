@@ -1,0 +1,37 @@
+# Pico W board for the IoT image. Variants (mpconfigvariant_<NAME>.cmake) pick the role.
+#
+# IOTLIB_WIRELESS: ON links the CYW43 Wi-Fi driver and lwIP (needs an upstream MicroPython
+# checkout with lib/cyw43-driver); OFF builds the same board without the radio, which is the
+# image CI boots in the rp2040py emulator. The default follows what MICROPY_DIR provides.
+
+set(PICO_BOARD "pico_w")
+get_filename_component(IOTLIB_ROOT ${MICROPY_BOARD_DIR}/../.. ABSOLUTE)
+
+if(NOT DEFINED IOTLIB_WIRELESS)
+    if(EXISTS ${MICROPY_DIR}/lib/cyw43-driver/src/cyw43.h)
+        set(IOTLIB_WIRELESS ON)
+    else()
+        set(IOTLIB_WIRELESS OFF)
+    endif()
+endif()
+
+if(IOTLIB_WIRELESS)
+    if(NOT EXISTS ${MICROPY_DIR}/lib/cyw43-driver/src/cyw43.h)
+        message(FATAL_ERROR "IOTLIB_WIRELESS=ON needs lib/cyw43-driver: pass MICROPY_DIR=<full upstream checkout with submodules>")
+    endif()
+    set(MICROPY_PY_LWIP ON)
+    set(MICROPY_PY_NETWORK_CYW43 ON)
+    list(APPEND MICROPY_DEF_BOARD IOTLIB_WIRELESS=1)
+else()
+    list(APPEND MICROPY_DEF_BOARD IOTLIB_WIRELESS=0)
+endif()
+
+# Bluetooth stays off: the devices talk Wi-Fi only, and btstack costs about 100 KB of flash.
+set(MICROPY_PY_BLUETOOTH OFF)
+
+set(MICROPY_FROZEN_MANIFEST ${IOTLIB_ROOT}/manifest.py)
+set(USER_C_MODULES ${IOTLIB_ROOT}/c_modules/micropython.cmake)
+
+file(READ ${IOTLIB_ROOT}/firmware/VERSION IOTLIB_VERSION)
+string(STRIP "${IOTLIB_VERSION}" IOTLIB_VERSION)
+list(APPEND MICROPY_DEF_BOARD IOTLIB_VERSION="${IOTLIB_VERSION}")

@@ -1,0 +1,5 @@
+# Sensor controller role: the boot entry starts SensorsController.
+list(APPEND MICROPY_DEF_BOARD
+    IOTLIB_VARIANT="SENSORS"
+    MICROPY_HW_BOARD_NAME="Raspberry Pi Pico W IoT (sensors)"
+)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build the images: firmware/build.sh [unix] [qemu] [rp2]   (no argument: all three)
+#
+#   VARIANTS="RELAYS SENSORS"   rp2 variants of boards/PICO_W_IOT to build
+#   MICROPY_DIR=/path           a full upstream MicroPython checkout instead of Debian's tarball
+#   IOTLIB_WIRELESS=ON|OFF      force the Wi-Fi driver on or off (default: on when MICROPY_DIR has it)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/versions.env"
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(unix qemu rp2)
+VARIANTS=${VARIANTS:-RELAYS SENSORS}
+jobs=$(nproc)
+
+die() { echo "build: error: $*" >&2; exit 1; }
+for t in "${targets[@]}"; do
+    case $t in unix|qemu|rp2) ;; *) die "unknown target '$t' (choose from unix, qemu, rp2)";; esac
+done
+for v in $VARIANTS; do
+    [ -f "$root/boards/PICO_W_IOT/mpconfigvariant_$v.cmake" ] \
+        || die "unknown variant '$v' (boards/PICO_W_IOT has: $(cd "$root/boards/PICO_W_IOT" && ls mpconfigvariant_*.cmake | sed 's/mpconfigvariant_//; s/.cmake//' | tr '\n' ' '))"
+done
+
+"$here/install_toolchain.sh"
+deps=$("$here/fetch_deps.sh") || exit 1
+eval "$deps"
+"$here/vendor_microdot.sh"
+if [ "$MICROPY_UPSTREAM" = 0 ]; then
+    # The tarball has no git metadata: name the release, or the banner takes this repo's describe.
+    export MICROPY_GIT_TAG=v$MICROPY_VERSION MICROPY_GIT_HASH=debian-ds
+fi
+mkdir -p "$root/build"
+
+build_unix() {
+    echo "build: unix simulation binary" >&2
+    make -s -C "$MICROPY_DIR/ports/unix" -j"$jobs" VARIANT_DIR="$root/firmware/unix-sim" \
+        BUILD="$root/build/unix" PROG=micropython USER_C_MODULES="$root/c_modules" \
+        FROZEN_MANIFEST="$root/manifest.py" MICROPY_PY_BTREE=0 >&2
+    echo "build: $root/build/unix/micropython" >&2
+}
+
+build_qemu() {
+    echo "build: qemu MPS2_AN385 image" >&2
+    make -s -C "$MICROPY_DIR/ports/qemu" -j"$jobs" BOARD=MPS2_AN385 BUILD="$root/build/qemu" \
+        USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST= >&2
+    size "$root/build/qemu/firmware.elf" >&2
+}
+
+build_rp2() {
+    local dir=$root/build/rp2 wireless=()
+    [ "$MICROPY_UPSTREAM" = 0 ] || dir=$root/build/rp2-upstream
+    [ -z "${IOTLIB_WIRELESS:-}" ] || wireless=(-DIOTLIB_WIRELESS="$IOTLIB_WIRELESS")
+    echo "build: rp2 PICO_W_IOT variants: $VARIANTS" >&2
+    cmake -S "$root" -B "$dir" -DMICROPY_DIR="$MICROPY_DIR" -DPICO_SDK_PATH="$PICO_SDK_PATH" \
+        -Dpicotool_DIR="$PICOTOOL_DIR" -DIOTLIB_VARIANTS="${VARIANTS// /;}" "${wireless[@]}" >/dev/null
+    if ! cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1; then
+        grep -E "error|Error" "$dir/build.log" | head -n 20 >&2
+        die "rp2 build failed, full log in $dir/build.log"
+    fi
+    grep -E "^size:" "$dir/build.log" >&2
+    for v in $VARIANTS; do
+        [ -f "$dir/PICO_W_IOT-$v.uf2" ] || die "no UF2 for $v"
+        echo "build: $dir/PICO_W_IOT-$v.uf2" >&2
+    done
+}
+
+for t in "${targets[@]}"; do "build_$t"; done
