@@ -4,6 +4,7 @@
 #   VARIANTS="RELAYS SENSORS"   rp2 variants of boards/PICO_W_IOT to build
 #   MICROPY_DIR=/path           a full upstream MicroPython checkout instead of Debian's tarball
 #   IOTLIB_WIRELESS=ON|OFF      force the Wi-Fi driver on or off (default: on when MICROPY_DIR has it)
+#   IOTLIB_BUILD=/path          where the images go (default: build/ in this repo)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -11,6 +12,7 @@ root=$(cd "$here/.." && pwd)
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(unix qemu rp2)
 VARIANTS=${VARIANTS:-RELAYS SENSORS}
 jobs=$(nproc)
+out=${IOTLIB_BUILD:-$root/build}
 
 die() { echo "build: error: $*" >&2; exit 1; }
 for t in "${targets[@]}"; do
@@ -29,26 +31,26 @@ if [ "$MICROPY_UPSTREAM" = 0 ]; then
     # The tarball has no git metadata: name the release, or the banner takes this repo's describe.
     export MICROPY_GIT_TAG=v$MICROPY_VERSION MICROPY_GIT_HASH=debian-ds
 fi
-mkdir -p "$root/build"
+mkdir -p "$out"
 
 build_unix() {
     echo "build: unix simulation binary" >&2
     make -s -C "$MICROPY_DIR/ports/unix" -j"$jobs" VARIANT_DIR="$root/firmware/unix-sim" \
-        BUILD="$root/build/unix" PROG=micropython USER_C_MODULES="$root/c_modules" \
+        BUILD="$out/unix" PROG=micropython USER_C_MODULES="$root/c_modules" \
         FROZEN_MANIFEST="$root/manifest.py" MICROPY_PY_BTREE=0 >&2
-    echo "build: $root/build/unix/micropython" >&2
+    echo "build: $out/unix/micropython" >&2
 }
 
 build_qemu() {
     echo "build: qemu MPS2_AN385 image" >&2
-    make -s -C "$MICROPY_DIR/ports/qemu" -j"$jobs" BOARD=MPS2_AN385 BUILD="$root/build/qemu" \
+    make -s -C "$MICROPY_DIR/ports/qemu" -j"$jobs" BOARD=MPS2_AN385 BUILD="$out/qemu" \
         USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST= >&2
-    size "$root/build/qemu/firmware.elf" >&2
+    size "$out/qemu/firmware.elf" >&2
 }
 
 build_rp2() {
-    local dir=$root/build/rp2 wireless=()
-    [ "$MICROPY_UPSTREAM" = 0 ] || dir=$root/build/rp2-upstream
+    local dir=$out/rp2 wireless=()
+    [ "$MICROPY_UPSTREAM" = 0 ] || dir=$out/rp2-upstream
     [ -z "${IOTLIB_WIRELESS:-}" ] || wireless=(-DIOTLIB_WIRELESS="$IOTLIB_WIRELESS")
     echo "build: rp2 PICO_W_IOT variants: $VARIANTS" >&2
     cmake -S "$root" -B "$dir" -DMICROPY_DIR="$MICROPY_DIR" -DPICO_SDK_PATH="$PICO_SDK_PATH" \

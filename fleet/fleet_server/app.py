@@ -1,0 +1,67 @@
+"""Build the FastAPI application from settings and a storage backend."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from . import __version__
+from .components import load_components
+from .context import AppContext
+from .errors import ErrorBody, install_error_handlers
+from .health import make_health_router
+from .metrics import install_metrics
+from .settings import Settings
+from .storage import Storage
+
+log = logging.getLogger("fleet.app")
+
+DESCRIPTION = (
+    "Reference fleet services for the Pico W IoT firmware. Errors are "
+    '`{"error": "<code>", "detail": "<reason>"}`; validation errors are 400 with the field path. '
+    "See docs/fleet-api.md."
+)
+
+
+def create_app(settings: Settings, storage: Storage, server_secret: str) -> FastAPI:
+    components = load_components(settings.enabled())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        log.info("started", extra={"components": [c.name for c in components]})
+        yield
+        storage.close()
+        log.info("stopped")
+
+    app = FastAPI(title="fleet", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.ctx = AppContext(settings=settings, storage=storage, server_secret=server_secret)
+    install_error_handlers(app)
+    install_metrics(app)
+    app.include_router(make_health_router(components))
+    for c in components:
+        app.include_router(c.router)
+    app.openapi = lambda: _openapi(app)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, with its 422 validation responses rewritten to the 400 we actually send."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("ErrorBody", ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for path_item in doc.get("paths", {}).values():
+        for op in path_item.values():
+            resp = op.get("responses", {})
+            if resp.pop("422", None) is not None:
+                resp.setdefault("400", {"description": "bad_request",
+                                        "content": {"application/json": {
+                                            "schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    app.openapi_schema = doc
+    return doc

@@ -1,0 +1,50 @@
+"""What every router needs, built once at start-up and reached through FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from .auth import Principal, check_device_access, verify_bearer
+from .errors import ApiError
+from .settings import Settings
+from .storage import Storage
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    storage: Storage
+    server_secret: str
+
+
+def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+_bearer = HTTPBearer(auto_error=False, description="device token or API-caller token")
+
+
+def get_principal(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise ApiError(401, "missing bearer token")
+    ctx = get_ctx(request)
+    return verify_bearer(creds.credentials, ctx.server_secret, ctx.storage.get_tenant)
+
+
+def load_device(ctx: AppContext, device_id: str) -> dict:
+    device = ctx.storage.get_device(device_id)
+    if device is None:
+        raise ApiError(404, f"unknown device {device_id!r}")
+    return device
+
+
+def authorized_device(ctx: AppContext, who: Principal, device_id: str) -> dict:
+    """Load a device the caller may touch: 403 before 404 so a device cannot probe other ids."""
+    if who.kind == "device" and who.sub != device_id:
+        raise ApiError(403, "a device may only access its own resources")
+    device = load_device(ctx, device_id)
+    check_device_access(who, device)
+    return device

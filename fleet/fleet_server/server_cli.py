@@ -1,0 +1,84 @@
+"""`fleet-server`: run the fleet services (uvicorn; SIGTERM/SIGINT shut down gracefully)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from .app import create_app
+from .json_logging import setup_json_logging
+from .secret import load_server_secret
+from .settings import ALL_COMPONENTS, load_settings
+from .storage import SqliteStorage
+
+log = logging.getLogger("fleet.server")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="fleet-server", description=__doc__)
+    p.add_argument("--db", required=True, help="SQLite database file (created if absent)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--config", help="JSON settings file (enabled_components, device_token_ttl_s, ...)")
+    p.add_argument("--secret-file", help="device-token secret; created if absent (default: kept in the database)")
+    p.add_argument("--components", help=f"comma-separated enabled components, overrides the config file "
+                                         f"(any of {','.join(ALL_COMPONENTS)})")
+    p.add_argument("--device-token-ttl", type=int, help="device token lifetime in seconds")
+    p.add_argument("--nonce-ttl", type=int, help="registration nonce lifetime in seconds")
+    p.add_argument("--public-url", help="base URL handed to devices instead of the request's host")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_json_logging(args.log_level.upper())
+    try:
+        settings = load_settings(args.config)
+        overrides = {}
+        if args.components is not None:
+            names = [n.strip() for n in args.components.split(",") if n.strip()]
+            unknown = set(names) - set(ALL_COMPONENTS)
+            if unknown:
+                raise ValueError(f"unknown components: {sorted(unknown)}")
+            overrides["enabled_components"] = {c: c in names for c in ALL_COMPONENTS}
+        for flag, key in (("device_token_ttl", "device_token_ttl_s"), ("nonce_ttl", "nonce_ttl_s"),
+                          ("public_url", "public_url")):
+            if getattr(args, flag) is not None:
+                overrides[key] = getattr(args, flag)
+        settings = settings.model_validate({**settings.model_dump(), **overrides})
+        storage = SqliteStorage(args.db)
+        secret = load_server_secret(storage, args.secret_file)
+    except (OSError, ValueError) as exc:
+        log.error("cannot start", extra={"reason": str(exc)})
+        return 2
+
+    app = create_app(settings, storage, secret)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT while serving (stop accepting, finish in-flight requests, run the
+    # lifespan exit) and then re-raises the signal to the handler that was there before it: make that
+    # handler a clean exit so a graceful stop ends with status 0 rather than death by signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    log.info("listening", extra={"host": args.host, "port": args.port, "db": args.db})
+    try:
+        server.run()
+    except SystemExit as exc:
+        if exc.code != 0:
+            raise
+    log.info("exited")
+    return 0 if server.started else 1
+
+
+def _exit_cleanly(signum, _frame) -> None:
+    raise SystemExit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Server settings: a JSON config file, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ALL_COMPONENTS = ("discovery", "config", "state", "alarms", "updates")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled_components: dict[str, bool] = Field(default_factory=lambda: {c: True for c in ALL_COMPONENTS})
+    device_token_ttl_s: int = Field(3600, ge=1)
+    nonce_ttl_s: int = Field(60, ge=1)
+    # when set, registration hands out "<public_url>/api" instead of deriving it from the Host header
+    public_url: Optional[str] = None
+    ntp_servers: list[str] = Field(default_factory=lambda: ["pool.ntp.org"])
+    heartbeat_s: int = Field(30, ge=5, le=3600)
+
+    def enabled(self) -> list[str]:
+        """Enabled component names in canonical order (unknown names are ignored)."""
+        return [c for c in ALL_COMPONENTS if self.enabled_components.get(c, False)]
+
+
+def load_settings(path: str | None) -> Settings:
+    if path is None:
+        return Settings()
+    with open(path, encoding="utf-8") as fh:
+        return Settings.model_validate(json.load(fh))

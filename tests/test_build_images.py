@@ -1,0 +1,112 @@
+"""The images the build produces: what a user flashing or running them sees."""
+import ast
+import os
+import pathlib
+import re
+import subprocess
+
+import pytest
+
+from conftest import BUILD, ROOT, VARIANTS, run_rp2, run_unix, uf2
+
+FROZEN_MUST_HAVE = ("iotlib", "relays_controller", "sensors_controller", "microdot",
+                    "asyncio", "iot_boot", "main")
+
+
+def test_unix_binary_imports_library_roles_and_c_module():
+    out = run_unix(
+        "import _iotlib, iotlib, relays_controller, sensors_controller, microdot, asyncio, tls\n"
+        "print(repr(_iotlib.build_info()))\n"
+        "print(relays_controller.ROLE, sensors_controller.ROLE)\n")
+    lines = out.splitlines()
+    info = ast.literal_eval(lines[0])
+    assert info["backend"] == "sim"
+    assert info["micropython"] == "1.25.0"
+    assert info["version"] == (ROOT / "firmware" / "VERSION").read_text().strip()
+    assert lines[1] == "relays sensors"
+
+
+def test_unix_modules_are_frozen_not_read_from_disk(tmp_path):
+    # From an empty folder with no MICROPYPATH entries on disk, the library still imports.
+    out = run_unix("import iotlib.buildinfo, sys\nprint(iotlib.buildinfo.__file__)",
+                   cwd=tmp_path, env={"MICROPYPATH": ".frozen"})
+    assert out.strip() == "iotlib/buildinfo.py"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_uf2_boots_in_emulator_and_reports_itself(variant):
+    out = run_rp2(variant,
+                  "import _iotlib, gc, sys\n"
+                  "gc.collect()\n"
+                  "i = _iotlib.build_info()\n"
+                  "print('variant=%s mp=%s backend=%s wireless=%s free=%d' % ("
+                  "i['variant'], i['micropython'], i['backend'], i['wireless'], gc.mem_free()))\n"
+                  "print(sys.implementation._build)\n")
+    m = re.search(r"variant=(\w+) mp=([\d.]+) backend=(\w+) wireless=(\w+) free=(\d+)", out)
+    assert m, out
+    assert m.group(1) == variant
+    assert m.group(2) == "1.25.0"
+    assert m.group(3) == "rp2040"
+    assert m.group(4) == "False"  # CI's image is the radio-less build of the board
+    free = int(m.group(5))
+    print("%s free heap at the REPL: %d bytes" % (variant, free))
+    assert free > 200 * 1024
+    assert "PICO_W_IOT-%s" % variant in out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_unprovisioned_device_boots_to_repl_with_a_reason(variant):
+    # The frozen main.py ran at boot, found no /device.json and left the REPL free.
+    out = run_rp2(variant, "import iot_boot\niot_boot.run()")
+    assert "not provisioned" in out and variant in out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_picotool_info_lists_frozen_modules(variant, deps):
+    proc = subprocess.run([deps["PICOTOOL"], "info", str(uf2(variant))],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    listing = proc.stdout.split("frozen modules:", 1)[1].split("binary start", 1)[0]
+    frozen = {name.strip() for name in re.split(r"[,\s]+", listing) if name.strip()}
+    for name in FROZEN_MUST_HAVE:
+        assert name in frozen, (name, sorted(frozen))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_image_fits_flash_budget(variant):
+    image = BUILD / "rp2" / variant / "firmware.bin"
+    size_kb = image.stat().st_size / 1024
+    print("%s image: %.1f KB of 900 KB budget" % (variant, size_kb))
+    assert size_kb <= 900
+
+
+def test_qemu_image_runs_c_module():
+    elf = BUILD / "qemu" / "firmware.elf"
+    assert elf.exists(), "build it with firmware/build.sh qemu"
+    script = b"import _iotlib\r\nprint('backend', _iotlib.build_info()['backend'], 'ok')\r\n"
+    proc = subprocess.Popen(
+        ["qemu-system-arm", "-machine", "mps2-an385", "-nographic", "-monitor", "null",
+         "-semihosting", "-serial", "stdio", "-kernel", str(elf)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(script, timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    assert b"backend sim ok" in out, out
+
+
+def test_micropython_own_test_suite_passes_on_our_binary(deps):
+    tests = pathlib.Path(deps["MICROPY_DIR"]) / "tests"
+    env = dict(os.environ, MICROPY_MICROPYTHON=str(BUILD / "unix" / "micropython"))
+    # These four import micropython-lib's unittest, which the Debian tarball does not carry.
+    exclude = r"extmod/(machine1|marshal_micropython|ssl_noleak|vfs_rom)\.py"
+    proc = subprocess.run(
+        ["bash", "-c", "ulimit -n 1024 && exec python3 run-tests.py -j2 "
+         "-d basics extmod float micropython misc unicode io import -e '%s'" % exclude],
+        cwd=tests, env=env, capture_output=True, text=True, timeout=600)
+    summary = proc.stdout[-3000:]
+    assert proc.returncode == 0, summary
+    performed = int(re.search(r"(\d+) tests performed", proc.stdout).group(1))
+    passed = int(re.search(r"(\d+) tests passed", proc.stdout).group(1))
+    assert performed == passed and performed > 800, summary
