@@ -26,8 +26,10 @@ $(VENV)/.installed: requirements-test.txt $(wildcard fleet/pyproject.toml)
 	if [ -f fleet/pyproject.toml ]; then $(PY) -m pip install -q -e 'fleet[test]'; fi
 	touch $@
 
+# The fleet services' suite has its own conftest, so it runs as its own pytest session.
 test: venv build
-	$(PY) -m pytest
+	$(PY) -m pytest tests
+	if [ -d fleet/tests ]; then $(PY) -m pytest fleet/tests; fi
 
 bench: venv build
 	for b in ci/bench/*.py; do $(PY) $$b || exit 1; done
