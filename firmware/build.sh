@@ -33,19 +33,29 @@ if [ "$MICROPY_UPSTREAM" = 0 ]; then
 fi
 mkdir -p "$out"
 
+# Run a make-based port build quietly; on failure show the errors and where the log is.
+make_port() {  # log-file make-arguments...
+    local log=$1; shift
+    mkdir -p "$(dirname "$log")"
+    if ! make -C "$MICROPY_DIR/ports/$1" -j"$jobs" "${@:2}" >"$log" 2>&1; then
+        grep -E "error|Error" "$log" | head -n 20 >&2
+        die "$1 build failed, full log in $log"
+    fi
+}
+
 build_unix() {
     echo "build: unix simulation binary" >&2
-    make -s -C "$MICROPY_DIR/ports/unix" -j"$jobs" VARIANT_DIR="$root/firmware/unix-sim" \
-        BUILD="$out/unix" PROG=micropython USER_C_MODULES="$root/c_modules" \
-        FROZEN_MANIFEST="$root/manifest.py" MICROPY_PY_BTREE=0 >&2
+    make_port "$out/unix.log" unix VARIANT_DIR="$root/firmware/unix-sim" BUILD="$out/unix" \
+        PROG=micropython USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST="$root/manifest.py" \
+        MICROPY_PY_BTREE=0
     echo "build: $out/unix/micropython" >&2
 }
 
 build_qemu() {
     echo "build: qemu MPS2_AN385 image" >&2
-    make -s -C "$MICROPY_DIR/ports/qemu" -j"$jobs" BOARD=MPS2_AN385 BUILD="$out/qemu" \
-        USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST= >&2
-    size "$out/qemu/firmware.elf" >&2
+    make_port "$out/qemu.log" qemu BOARD=MPS2_AN385 BUILD="$out/qemu" \
+        USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST=
+    echo "build: $out/qemu/firmware.elf" >&2
 }
 
 build_rp2() {
