@@ -12,7 +12,7 @@ import sys
 from pydantic import ValidationError
 
 from .auth import DEFAULT_ROLES, mint_api_token, new_key
-from .errors import validation_detail
+from .api_error import validation_detail
 from .device_config import validate_config
 from .storage import AlreadyExists, SqliteStorage, Storage
 from .update_manifest import PublishManifest, artifact_name, check_file_matches

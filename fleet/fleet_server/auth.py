@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import jwt
 
-from .errors import ApiError
+from .api_error import ApiError
 
 DEFAULT_ROLES: dict[str, list[str]] = {
     "admin": ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read"],

@@ -5,39 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    416: "range_not_satisfiable",
-    500: "internal",
-    503: "unavailable",
-}
+from .api_error import CODES, ApiError, ConflictBody, ErrorBody, validation_detail
 
-
-class ErrorBody(BaseModel):
-    error: str
-    detail: str
-
-
-class ConflictBody(ErrorBody):
-    version: int
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str, code: str | None = None, **extra):
-        super().__init__(detail)
-        self.status = status
-        self.code = code or CODES.get(status, "error")
-        self.detail = detail
-        self.extra = extra
-        self.headers: dict[str, str] = {}
+__all__ = ["ApiError", "ErrorBody", "error_response", "install_error_handlers", "responses"]
 
 
 def error_response(status: int, detail: str, code: str | None = None, headers=None, **extra) -> JSONResponse:
@@ -47,20 +19,8 @@ def error_response(status: int, detail: str, code: str | None = None, headers=No
 
 def responses(*statuses: int) -> dict:
     """OpenAPI `responses=` entries for the error statuses a route can return."""
-    out = {}
-    for s in statuses:
-        out[s] = {"model": ConflictBody if s == 409 else ErrorBody, "description": CODES.get(s, "error")}
-    return out
-
-
-def _field_path(loc) -> str:
-    # drop FastAPI's "body"/"query" prefix only when it adds nothing; keep it otherwise for clarity
-    return ".".join(str(p) for p in loc)
-
-
-def validation_detail(exc_errors) -> str:
-    parts = [f"{_field_path(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc_errors]
-    return "; ".join(parts) or "invalid request"
+    return {s: {"model": ConflictBody if s == 409 else ErrorBody, "description": CODES.get(s, "error")}
+            for s in statuses}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import hmac
 import json
 import signal
@@ -14,6 +16,8 @@ import uuid
 from pathlib import Path
 
 import httpx
+
+from fleet_server import admin_cli
 
 BIN = Path(sys.executable).parent
 FLEET_DIR = Path(__file__).resolve().parents[1]
@@ -88,9 +92,13 @@ def run_admin(db: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def admin_json(db: Path, *args: str):
-    res = run_admin(db, *args)
-    assert res.returncode == 0, res.stderr
-    return json.loads(res.stdout)
+    """Run fleet-admin's own main() in this process (same code, no interpreter start-up) for set-up steps;
+    tests about the CLI itself use run_admin, a real subprocess."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = admin_cli.main(["--db", str(db), *args])
+    assert rc == 0, err.getvalue()
+    return json.loads(out.getvalue())
 
 
 def proof(device_key: str, nonce: str, device_id: str) -> str:

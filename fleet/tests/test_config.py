@@ -2,6 +2,12 @@
 
 import json
 
+import pytest
+from pydantic import ValidationError
+
+from fleet_server.api_error import validation_detail
+from fleet_server.device_config import validate_config
+
 from fleet_harness import Device, admin_json, api_token, assert_error, registration_body, run_admin
 
 GOOD = {
@@ -45,21 +51,30 @@ def test_config_set_bumps_version_and_etag_gives_304(server, device, tmp_path):
         assert res.status_code == 200 and res.json() == {"version": 2, "config": {"log_level": "ERROR"}}
 
 
-def test_invalid_config_is_rejected_with_field_path_and_nothing_stored(server, device, tmp_path):
-    cases = [
-        ({"colour": "red"}, "colour"),
-        ({"heartbeat_s": 2}, "heartbeat_s"),
-        ({"heartbeat_s": "30"}, "heartbeat_s"),
-        ({"log_level": "TRACE"}, "log_level"),
-        ({"relays": {"pump": {"pin": 29}}}, "relays.pump.pin"),
-        ({"relays": {"pump": {"pin": 1, "safe_state": "OFF"}}}, "relays.pump.safe_state"),
-        ({"relays": {"pump": {"pin": 1}}, "interlocks": [["pump", "ghost"]]}, "interlocks"),
-        ({"sensors": {"fields": {"t": {"source": "adc7", "rate_hz": 1}}}}, "sensors.fields.t.source"),
-        ({"sensors": {"fields": {"t": {"source": "adc0", "rate_hz": 2000}}}}, "sensors.fields.t.rate_hz"),
-        ({"sensors": {"fields": {}, "max_clients": 17}}, "sensors.max_clients"),
-        ({"rate_limit": {"per_token_rps": 0, "per_address_rps": 1, "burst": 1}}, "rate_limit.per_token_rps"),
-    ]
-    for cfg, path in cases:
+INVALID = [
+    ({"colour": "red"}, "colour"),
+    ({"heartbeat_s": 2}, "heartbeat_s"),
+    ({"heartbeat_s": "30"}, "heartbeat_s"),
+    ({"log_level": "TRACE"}, "log_level"),
+    ({"relays": {"pump": {"pin": 29}}}, "relays.pump.pin"),
+    ({"relays": {"pump": {"pin": 1, "safe_state": "OFF"}}}, "relays.pump.safe_state"),
+    ({"relays": {"pump": {"pin": 1}}, "interlocks": [["pump", "ghost"]]}, "interlocks"),
+    ({"sensors": {"fields": {"t": {"source": "adc7", "rate_hz": 1}}}}, "sensors.fields.t.source"),
+    ({"sensors": {"fields": {"t": {"source": "adc0", "rate_hz": 2000}}}}, "sensors.fields.t.rate_hz"),
+    ({"sensors": {"fields": {}, "max_clients": 17}}, "sensors.max_clients"),
+    ({"rate_limit": {"per_token_rps": 0, "per_address_rps": 1, "burst": 1}}, "rate_limit.per_token_rps"),
+]
+
+
+@pytest.mark.parametrize("cfg,path", INVALID, ids=[p for _, p in INVALID])
+def test_schema_rejects_with_field_path(cfg, path):
+    with pytest.raises(ValidationError) as info:
+        validate_config(cfg)
+    assert path in validation_detail(info.value.errors())
+
+
+def test_invalid_config_is_rejected_by_cli_with_field_path_and_nothing_stored(server, device, tmp_path):
+    for cfg, path in (INVALID[0], INVALID[4], INVALID[6]):
         res = _set(server, device, tmp_path, cfg)
         assert res.returncode == 2, cfg
         assert path in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr

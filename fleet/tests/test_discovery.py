@@ -13,7 +13,7 @@ def _provision(server, **kw):
 
 
 def _nonce(client, device_id):
-    res = client.post(f"/api/devices/{device_id}/challenge")
+    res = client.post(f"/api/devices/{device_id}/challenge", json={})  # the firmware sends an empty object
     assert res.status_code == 200, res.text
     return res.json()
 

@@ -1,0 +1,50 @@
+"""fleet-admin: JSON on stdout, one-line errors with exit status 2, API tokens as the device expects."""
+
+import json
+
+import jwt
+
+from fleet_harness import admin_json, new_id, run_admin
+
+ADMIN_PERMS = ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read"]
+
+
+def test_provision_prints_what_to_flash_and_refuses_duplicates(tmp_db):
+    res = run_admin(tmp_db, "provision", "--id", "pico-1", "--tenant", "acme", "--namespace", "ns", "--role",
+                    "sensors")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert set(out) == {"device_id", "device_key", "tenant", "namespace", "api_key", "role"}
+    assert len(out["device_key"]) == 64 and len(out["api_key"]) == 64 and out["role"] == "sensors"
+    again = admin_json(tmp_db, "provision", "--id", "pico-2", "--tenant", "acme", "--namespace", "ns2", "--role",
+                       "relays")
+    assert again["api_key"] == out["api_key"]  # one API key per tenant
+    dup = run_admin(tmp_db, "provision", "--id", "pico-1", "--tenant", "acme", "--namespace", "ns", "--role",
+                    "relays")
+    assert dup.returncode == 2 and dup.stdout == "" and len(dup.stderr.strip().splitlines()) == 1
+
+
+def test_token_claims_follow_the_tenant_role_table(tmp_db):
+    api_key = admin_json(tmp_db, "provision", "--id", new_id(), "--tenant", "acme", "--namespace", "ns",
+                         "--role", "relays")["api_key"]
+    expected = {"admin": ADMIN_PERMS, "operator": ["relays:read", "relays:write", "sensors:read"],
+                "viewer": ["relays:read", "sensors:read"]}
+    for role, perms in expected.items():
+        token = admin_json(tmp_db, "token", "--tenant", "acme", "--namespace", "ns", "--role", role,
+                           "--ttl", "120", "--sub", "alice")["token"]
+        claims = jwt.decode(token, api_key, algorithms=["HS256"], audience="iotlib", issuer="fleet")
+        assert claims["sub"] == "alice" and claims["tenant"] == "acme" and claims["namespace"] == "ns"
+        assert claims["role"] == role and claims["permissions"] == perms and claims["exp"] - claims["iat"] == 120
+
+
+def test_errors_are_one_line_with_exit_2(tmp_db):
+    admin_json(tmp_db, "provision", "--id", "d", "--tenant", "acme", "--namespace", "ns", "--role", "relays")
+    for args in (("token", "--tenant", "acme", "--namespace", "ns", "--role", "superuser"),
+                 ("token", "--tenant", "nobody", "--namespace", "ns", "--role", "admin"),
+                 ("config-get", "--id", "ghost"),
+                 ("provision", "--id", "x", "--tenant", "acme", "--namespace", "ns", "--role", "toaster"),
+                 ("no-such-command",),
+                 ("config-set", "--id", "d", "--file", "/nonexistent.json")):
+        res = run_admin(tmp_db, *args)
+        assert res.returncode == 2, args
+        assert res.stdout == "" and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
