@@ -29,7 +29,7 @@ endif()
 # Bluetooth stays off: the devices talk Wi-Fi only, and btstack costs about 100 KB of flash.
 set(MICROPY_PY_BLUETOOTH OFF)
 
-set(MICROPY_FROZEN_MANIFEST ${IOTLIB_ROOT}/manifest.py)
+set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
 set(USER_C_MODULES ${IOTLIB_ROOT}/c_modules/micropython.cmake)
 
 file(READ ${IOTLIB_ROOT}/firmware/VERSION IOTLIB_VERSION)

@@ -1,0 +1,120 @@
+# Append-only audit trail of security events (auth failures, config changes, relay commands,
+# updates). Each line carries the SHA-256 of the line before it and a head file holds the
+# hash of the last line, so editing, removing or truncating any line breaks verify().
+import binascii
+import hashlib
+import os
+
+from iotlib import jsonlog
+from iotlib.clock import Clock
+from iotlib.logger import flatten
+from iotlib.storage import makedirs, remove
+
+GENESIS = "0" * 64
+
+
+def _hash(line):
+    return binascii.hexlify(hashlib.sha256(line).digest()).decode()
+
+
+class Audit:
+    def __init__(self, directory="logs", name="audit.log", max_bytes=32768, mask_fields=None,
+                 clock=None, line_bytes=512):
+        self.directory = directory
+        self.path = directory + "/" + name
+        self.head_path = self.path + ".head"
+        self.max_bytes = max_bytes
+        self.mask_fields = set(mask_fields or ())
+        self.clock = clock or Clock()
+        self._line = bytearray(line_bytes)
+        self._prev = None
+        self.events = None  # metric counter, set in register()
+
+    def _last_hash(self):
+        if self._prev is None:
+            try:
+                with open(self.head_path) as f:
+                    self._prev = f.read().split()[0]
+            except (OSError, IndexError):
+                self._prev = GENESIS
+        return self._prev
+
+    def record(self, event, **fields):
+        """Append one event; written through at once (security events are not batched)."""
+        flat = flatten(fields, self.mask_fields)
+        flat["prev"] = self._last_hash()
+        try:
+            n = jsonlog.frame_into(self._line, self.clock.time(), "AUDIT", event, flat,
+                                   self.mask_fields)
+        except ValueError:
+            # too long for the line buffer: an audit event must still be written, so shorten
+            # every string value rather than lose it
+            for key, value in flat.items():
+                if isinstance(value, str) and key != "prev":
+                    flat[key] = value[:48]
+            flat["truncated"] = True
+            n = jsonlog.frame_into(self._line, self.clock.time(), "AUDIT", event, flat,
+                                   self.mask_fields)
+        line = bytes(memoryview(self._line)[:n])
+        makedirs(self.directory)
+        try:
+            if os.stat(self.path)[6] + n > self.max_bytes:
+                # one older file is kept; the chain continues across the rename
+                os.rename(self.path, self.path + ".1")
+        except OSError:
+            pass
+        with open(self.path, "ab") as f:
+            f.write(line)
+        self._prev = _hash(line)
+        with open(self.head_path, "w") as f:
+            f.write(self._prev)
+        if self.events is not None:
+            self.events.inc(labels=(event,))
+
+    def verify(self):
+        """(ok, reason): the chain from the first kept line to the head file is intact."""
+        # without a rotated file the first line must start the chain
+        prev = None if _exists(self.path + ".1") else GENESIS
+        number = 0
+        for path in (self.path + ".1", self.path):
+            try:
+                f = open(path, "rb")
+            except OSError:
+                continue
+            with f:
+                for line in f:
+                    number += 1
+                    marker = line.rfind(b'"prev":"')
+                    if marker < 0:
+                        return False, "line %d: no prev hash" % number
+                    claimed = line[marker + 8:marker + 72].decode()
+                    # the oldest kept line may point at a rotated-away file: trust it alone
+                    if prev is not None and claimed != prev:
+                        return False, "line %d: chain broken" % number
+                    prev = _hash(line)
+        try:
+            with open(self.head_path) as f:
+                head = f.read().strip()
+        except OSError:
+            head = None
+        if number == 0:
+            return head is None, "empty" if head is None else "log missing"
+        if head != prev:
+            return False, "last line does not match the head"
+        return True, "%d lines" % number
+
+    def register(self, metrics, health):
+        self.events = metrics.counter("audit_events_total", "Audit events recorded", ("event",))
+
+    def clear(self):
+        for path in (self.path, self.path + ".1", self.head_path):
+            remove(path)
+        self._prev = GENESIS
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False

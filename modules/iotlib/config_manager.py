@@ -1,0 +1,221 @@
+# Device configuration from the fleet's config service: conditional GET (ETag), validation
+# against the device schema, two-phase hot reload (every subscriber may veto, then all are
+# told which sections changed) and a last-known-good copy on flash to boot from when the
+# server cannot be reached.
+import asyncio
+
+from iotlib.config_schema import validate_device_config
+from iotlib.schema import SchemaError
+from iotlib.storage import Storage
+
+LKG_FILE = "config.json"
+
+
+class ConfigRejected(ValueError):
+    pass
+
+
+def changed_sections(old, new):
+    return [key for key in new if old is None or old.get(key) != new[key]]
+
+
+class ConfigManager:
+    def __init__(self, base_url, auth, device_id, http=None, store=None, interval_s=30,
+                 validate=validate_device_config, audit=None, logger=None, network=None):
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.device_id = device_id
+        if http is None:
+            from iotlib.http_client import HttpClient
+
+            http = HttpClient(auth=auth)
+        self.http = http
+        self.store = store or Storage()
+        self.interval_s = interval_s
+        self.validate = validate
+        self.audit = audit
+        self.logger = logger
+        self.network = network  # optional NetworkManager: fetch only while it is up
+        self.config = None
+        self.version = None
+        self.etag = None
+        self.source = None  # "server" or "flash"
+        self.last_error = None
+        self.fetches = 0
+        self._subscribers = []  # (on_change, veto, sections)
+        self._components = {}
+        self._task = None
+        self._version_metric = None
+        self._rejected_metric = None
+
+    def url(self):
+        return "%s/devices/%s/config" % (self.base_url, self.device_id)
+
+    # ---- subscribers ------------------------------------------------------------------------
+
+    def subscribe(self, on_change=None, veto=None, sections=None):
+        """on_change(changed, config) when a change is applied (raising ValueError there
+        refuses it too); veto(changed, new_config) before any on_change runs, returning a
+        reason string to refuse it (None to accept). sections limits both to changes
+        touching those top-level keys."""
+        self._subscribers.append((on_change, veto, sections))
+
+    def _interested(self, sections, changed):
+        return sections is None or any(s in changed for s in sections)
+
+    def component_enabled(self, name, default=False):
+        components = (self.config or {}).get("enabled_components") or {}
+        return components.get(name, default)
+
+    def bind_component(self, name, manager, default=False):
+        """enabled_components[name] starts and stops manager (async start()/stop())."""
+        self._components[name] = (manager, default)
+
+    async def _apply_components(self):
+        for name, (manager, default) in self._components.items():
+            want = self.component_enabled(name, default)
+            running = getattr(manager, "_component_running", False)
+            if want and not running:
+                await manager.start()
+            elif running and not want:
+                await manager.stop()
+            manager._component_running = want
+
+    # ---- applying ---------------------------------------------------------------------------
+
+    def apply(self, raw, version=None, etag=None, source="server"):
+        """Validate and install a config; return the changed sections or raise
+        SchemaError/ConfigRejected (the running config stays as it was)."""
+        try:
+            new = self.validate(raw)
+        except SchemaError as e:
+            self._reject("invalid", e.path + ": " + e.reason, version)
+            raise
+        changed = changed_sections(self.config, new)
+        for on_change, veto, sections in self._subscribers:
+            if veto is not None and self._interested(sections, changed):
+                reason = veto(changed, new)
+                if reason:
+                    self._reject("vetoed", reason, version)
+                    raise ConfigRejected(reason)
+        old = self.config
+        self.config = new
+        self._notify(changed, new, old, version)
+        self.version = version
+        self.etag = etag
+        self.source = source
+        self.last_error = None
+        if self._version_metric is not None:
+            self._version_metric.set(version or 0)
+        if changed and self.audit is not None:
+            self.audit.record("config_applied", version=version, source=source,
+                              sections=",".join(changed))
+        return changed
+
+    def _notify(self, changed, new, old, version):
+        """Tell subscribers; one raising ValueError also vetoes: the ones already told get the
+        old config back and the change is refused."""
+        if not changed:
+            return
+        told = []
+        for on_change, veto, sections in self._subscribers:
+            if on_change is None or not self._interested(sections, changed):
+                continue
+            try:
+                on_change(changed, new)
+            except ValueError as e:
+                self.config = old
+                if old is not None:
+                    for undo in told:
+                        try:
+                            undo(changed, old)
+                        except Exception:
+                            pass  # best effort: the subscriber accepted this config before
+                self._reject("vetoed", str(e), version)
+                raise ConfigRejected(str(e))
+            told.append(on_change)
+
+    def _reject(self, kind, reason, version):
+        self.last_error = "%s: %s" % (kind, reason)
+        if self._rejected_metric is not None:
+            self._rejected_metric.inc(labels=(kind,))
+        if self.audit is not None:
+            self.audit.record("config_rejected", version=version, reason=self.last_error)
+        if self.logger is not None:
+            self.logger.log("WARNING", "config rejected", reason=self.last_error)
+
+    # ---- last known good --------------------------------------------------------------------
+
+    def load_last_known_good(self):
+        """Install the config saved on flash; True when there was a valid one."""
+        saved = self.store.read_json(LKG_FILE)
+        if not isinstance(saved, dict) or "config" not in saved:
+            return False
+        try:
+            self.apply(saved["config"], saved.get("version"), saved.get("etag"), "flash")
+        except (SchemaError, ConfigRejected):
+            return False
+        return True
+
+    def _save(self, raw):
+        self.store.write_json(LKG_FILE, {"version": self.version, "etag": self.etag,
+                                         "config": raw})
+
+    # ---- fetching ---------------------------------------------------------------------------
+
+    async def fetch_once(self):
+        """One conditional GET: "updated", "unchanged", "rejected: <path>: <reason>" or
+        "error: <reason>" (the running config is kept on every outcome but "updated")."""
+        self.fetches += 1
+        headers = {"If-None-Match": self.etag} if self.etag else None
+        try:
+            resp = await self.http.get(self.url(), headers=headers)
+        except OSError as e:
+            self.last_error = "unreachable: %s" % e
+            return "error: " + self.last_error
+        if resp.status == 304:
+            self.source = "server"
+            return "unchanged"
+        if resp.status != 200:
+            self.last_error = "HTTP %d" % resp.status
+            return "error: " + self.last_error
+        try:
+            doc = resp.json()
+            raw, version = doc["config"], doc.get("version")
+        except (ValueError, KeyError, TypeError):
+            self.last_error = "malformed reply"
+            return "error: " + self.last_error
+        try:
+            changed = self.apply(raw, version, resp.headers.get("etag"), "server")
+        except (SchemaError, ConfigRejected) as e:
+            return "rejected: %s" % e
+        self._save(raw)
+        await self._apply_components()
+        return "updated" if changed else "unchanged"
+
+    async def fetch_config_loop(self):
+        """Forever: poll the server; boots from last-known-good first when nothing is loaded."""
+        if self.config is None:
+            self.load_last_known_good()
+            await self._apply_components()
+        while True:
+            if self.network is not None:
+                await self.network.wait_up()
+            await self.fetch_once()
+            await asyncio.sleep(self.interval_s)
+
+    async def start(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self.fetch_config_loop())
+
+    async def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def register(self, metrics, health):
+        self._version_metric = metrics.gauge("config_version", "Version of the running config")
+        self._rejected_metric = metrics.counter("config_rejected_total", "Configs refused",
+                                                ("kind",))
+        health.add_check("config", lambda: (self.config is not None,
+                                            self.source or self.last_error or "none yet"))

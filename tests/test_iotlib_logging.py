@@ -1,0 +1,169 @@
+"""Logger: masked fields never reach flash, rotation keeps the configured count; Audit:
+verification fails once any line is edited. Metrics parse with prometheus_client."""
+import json
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import run_unix
+
+SECRETS = ("hunter2-password", "tok-SECRET-42", "nested-secret-99", "listed-secret-7")
+
+
+def test_masked_fields_never_reach_any_log_file(tmp_path):
+    run_unix("""
+from iotlib.logger import Logger
+from iotlib.audit import Audit
+log = Logger(mask_fields=["token", "password"], max_bytes=600, keep=2, ring_bytes=512)
+for i in range(20):
+    log.log("INFO", "login", user="ann", password="hunter2-password", i=i,
+            request={"headers": {"token": "tok-SECRET-42"},
+                     "auth": {"password": "nested-secret-99"}},
+            items=[{"token": "listed-secret-7"}])
+log.log("WARNING", "plain", fields={"token": {"inner": "tok-SECRET-42"}})
+log.flush()
+Audit(mask_fields=["token", "password"]).record("auth_denied", token="tok-SECRET-42")
+""", cwd=str(tmp_path))
+    files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert "app.log" in files and "app.log.1" in files and "audit.log" in files
+    text = "".join(p.read_text() for p in (tmp_path / "logs").iterdir())
+    for secret in SECRETS:
+        assert secret not in text
+    line = json.loads((tmp_path / "logs" / "app.log").read_text().splitlines()[-1])
+    assert line["level"] == "WARNING" and line["token"] == "***"
+    rec = json.loads((tmp_path / "logs" / "app.log.1").read_text().splitlines()[0])
+    assert rec["password"] == "***" and rec["request.headers.token"] == "***"
+    assert rec["request.auth.password"] == "***" and rec["items.0.token"] == "***"
+    assert rec["user"] == "ann" and rec["msg"] == "login"
+
+
+def test_rotation_keeps_configured_count_and_batches(tmp_path):
+    out = run_unix("""
+import os
+from iotlib.logger import Logger
+log = Logger(max_bytes=1000, keep=3, ring_bytes=1024, level="DEBUG")
+log.debug("first")
+print(log.files())  # still in RAM: nothing written yet
+for i in range(300):
+    log.info("line", n=i)
+log.log("DEBUG", "x" * 1000)  # longer than a line buffer: truncated, not lost
+log.flush()
+print(log.files(), log.dropped)
+""", cwd=str(tmp_path)).splitlines()
+    assert out[0] == "[]"
+    names = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert names == ["app.log", "app.log.1", "app.log.2", "app.log.3"]
+    for p in (tmp_path / "logs").iterdir():
+        assert p.stat().st_size <= 1000
+        for line in p.read_text().splitlines():
+            json.loads(line)
+    last = json.loads((tmp_path / "logs" / "app.log").read_text().splitlines()[-1])
+    assert last["truncated"] is True and out[1].endswith(" 0")
+
+
+def test_audit_verification_fails_after_a_line_is_edited(tmp_path):
+    code = """
+from iotlib.audit import Audit
+a = Audit()
+print(a.verify())
+"""
+    run_unix("""
+from iotlib.audit import Audit
+a = Audit()
+a.record("auth_denied", reason="signature", sub="mallory")
+a.record("config_applied", version=3)
+a.record("relay_command", relay="pump", state=True, sub="alice")
+a.record("update_staged", version="1.2.0")
+print(a.verify())
+""", cwd=str(tmp_path))
+    assert run_unix(code, cwd=str(tmp_path)).strip() == "(True, '4 lines')"
+    path = tmp_path / "logs" / "audit.log"
+    original = path.read_text()
+    path.write_text(original.replace('"relay":"pump"', '"relay":"heat"'))
+    assert "line 4: chain broken" in run_unix(code, cwd=str(tmp_path))
+    path.write_text(original.replace('"version":"1.2.0"', '"version":"6.6.6"'))
+    assert "(False, 'last line does not match the head')" in run_unix(code, cwd=str(tmp_path))
+    path.write_text("".join(original.splitlines(True)[1:]))  # first line deleted
+    assert "(False, 'line 1: chain broken')" in run_unix(code, cwd=str(tmp_path))
+    path.write_text(original)
+    assert run_unix(code, cwd=str(tmp_path)).strip() == "(True, '4 lines')"
+
+
+def test_metrics_render_parses_with_prometheus_client_and_health(tmp_path):
+    out = run_unix("""
+import asyncio, json
+from iotlib.metrics import Metrics, register_runtime
+from iotlib.health import Health
+from iotlib.auth_manager import AuthManager
+from iotlib.config_manager import ConfigManager
+from iotlib.logger import Logger
+from iotlib.network_manager import NetworkManager
+from iotlib.link_sim import SimLink
+from iotlib.audit import Audit
+metrics, health = Metrics(), Health()
+auth = AuthManager("device_key", tenant="acme", namespace="p", api_key="k" * 32)
+network = NetworkManager("SSID", "PASSWORD", link=SimLink())
+config = ConfigManager("http://127.0.0.1:1/api", auth, "dev1")
+logger = Logger(mask_fields=["token"])
+audit = Audit()
+for m in (network, auth, config, logger, audit):
+    m.register(metrics, health)
+register_runtime(metrics)
+health.add_check("watchdog", lambda: True, live=True)
+auth.authorize("bad.token.x", "relays:read")
+metrics.histogram("http_request_seconds", "Request latency", ("route",)).observe(0.02, ("/relays",))
+metrics.counter("odd_total", "quote \\" and backslash \\\\", ("l",)).inc(labels=('a"b\\\\c\\nd',))
+print(json.dumps([health.readyz(), health.livez()]))
+asyncio.run(network.connect())
+print(json.dumps(health.readyz()[1]["network"]))
+print(metrics.render())
+""", cwd=str(tmp_path))
+    first, network_check, text = out.split("\n", 2)
+    (ready, checks), (live, live_checks) = json.loads(first)
+    assert ready is False and checks["network"]["ok"] is False and checks["config"]["ok"] is False
+    assert checks["device_key"]["ok"] is True
+    assert live is True and list(live_checks) == ["watchdog"]
+    assert json.loads(network_check)["ok"] is True
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in ("iot_network_reconnects", "iot_network_up", "iot_wifi_rssi_dbm",
+                 "iot_auth_failures", "iot_config_version", "iot_log_lines_dropped",
+                 "iot_heap_free_bytes", "iot_uptime_seconds", "iot_http_request_seconds",
+                 "iot_odd"):
+        assert name in families, name
+    failures = families["iot_auth_failures"].samples
+    assert failures[0].labels == {"reason": "malformed"} and failures[0].value == 1
+    assert families["iot_heap_free_bytes"].samples[0].value > 0
+    assert families["iot_wifi_rssi_dbm"].samples[0].value == -55
+    hist = {(s.name, s.labels.get("le")): s.value
+            for s in families["iot_http_request_seconds"].samples}
+    assert hist[("iot_http_request_seconds_bucket", "+Inf")] == 1
+    assert hist[("iot_http_request_seconds_bucket", "0.01")] == 0
+    assert hist[("iot_http_request_seconds_bucket", "0.05")] == 1
+    assert families["iot_odd"].samples[0].labels == {"l": 'a"b\\c\nd'}
+
+
+def test_background_flush_start_stop_and_age_retention(tmp_path):
+    out = run_unix("""
+import asyncio, os
+from iotlib.logger import Logger
+log = Logger(flush_ms=50, max_bytes=400, keep=5, max_age_s=100, ring_bytes=1024)
+async def main():
+    await log.start()
+    log.info("hello", n=1)
+    print(len(log.files()))
+    await asyncio.sleep_ms(120)
+    print(len(log.files()), open("logs/app.log").read().count("hello"))
+    for i in range(60):
+        log.info("fill", n=i)
+        log.flush()
+    print(len(log.files()))
+    log.clock.offset_s = 1000  # everything rotated so far is now older than max_age_s
+    for i in range(10):
+        log.info("late", n=i)
+    log.info("last")
+    await log.stop()  # stop flushes what is still in RAM
+    print(log.files(), "last" in open("logs/app.log").read())
+asyncio.run(main())
+""", cwd=str(tmp_path)).splitlines()
+    assert out[0] == "0" and out[1] == "1 1"
+    assert out[2] == "6"  # live file + keep=5
+    assert out[3] == "['logs/app.log'] True"

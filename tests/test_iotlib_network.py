@@ -1,0 +1,75 @@
+"""NetworkManager on the simulated link: the test drops and restores the link through its
+control file and watches backoff, reconnects, events and the reachability probe."""
+import socket
+
+from conftest import run_unix
+
+
+def test_backoff_and_reconnect_with_sim_link_dropped_and_restored(tmp_path):
+    control = tmp_path / "link"
+    control.write_text("up")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        out = run_unix("""
+import asyncio, time
+from iotlib.network_manager import NetworkManager
+from iotlib.link_sim import SimLink
+link = SimLink(control_file="link")
+net = NetworkManager("SSID", "PASSWORD", link=link, probe=("127.0.0.1", %d), check_ms=50,
+                     connect_timeout_ms=100, backoff_min_ms=40, backoff_max_ms=200)
+events = []
+net.on_change(lambda up: events.append(up))
+def write(state):
+    with open("link", "w") as f: f.write(state)
+async def main():
+    print(await net.connect(), link.pm, net.down.is_set())
+    await net.start()
+    write("down")
+    await net.down.wait()
+    delays = []
+    while len(delays) < 5:
+        await asyncio.sleep_ms(20)
+        if net.last_delay_ms and (not delays or delays[-1] != net.last_delay_ms):
+            delays.append(net.last_delay_ms)
+    print(net.is_up(), net.failures >= 4, delays)
+    write("up")
+    t = time.ticks_ms()
+    await net.wait_up()
+    print(net.is_up(), net.failures, time.ticks_diff(time.ticks_ms(), t) < 1000, events)
+    await net.stop()
+    link.drop()
+    print(await net.reachable(), await net.connect(timeout_ms=100))
+    link.restore()
+    print(await net.connect(timeout_ms=100))
+asyncio.run(main())
+""" % port, cwd=str(tmp_path)).splitlines()
+    finally:
+        listener.close()
+    assert out[0] == "True False False"  # up, power saving off
+    up, grew, delays = out[1].split(" ", 2)
+    assert up == "False" and grew == "True"
+    delays = eval(delays)
+    # doubling from 40 ms with up to +50 % jitter, capped at 200 (+100 jitter)
+    assert 40 <= delays[0] <= 60 and 80 <= delays[1] <= 120
+    assert all(d <= 300 for d in delays) and max(delays) >= 200
+    assert out[2] == "True 0 True [True, False, True]"
+    assert out[3] == "False False" and out[4] == "True"
+
+
+def test_probe_failure_means_down_even_when_link_says_connected(tmp_path):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    dead_port = sock.getsockname()[1]
+    sock.close()  # nothing listens here
+    out = run_unix("""
+import asyncio
+from iotlib.network_manager import NetworkManager
+from iotlib.link_sim import SimLink
+net = NetworkManager("SSID", "PASSWORD", link=SimLink(), probe=("127.0.0.1", %d),
+                     connect_timeout_ms=100)
+print(asyncio.run(net.connect()), net.link.isconnected())
+""" % dead_port).strip()
+    assert out == "False True"
