@@ -1,12 +1,450 @@
-# RelaysController: the relay role (REST over GPIO relays). Filled in by the roles issue.
+# RelaysController: the relay role. A REST API over a bank of GPIO relays.
+#
+#   GET  /gpio                 -> {"relays": {"relay1": "LOW", ...}}           relays:read
+#   GET  /gpio/<relay>         -> {"relay": "relay1", "state": "LOW"}          relays:read
+#   POST /gpio/<relay>  {"state": "HIGH"|"LOW"}                                relays:write
+#   POST /gpio          {"relays": {"relay1": "HIGH", "relay2": "LOW"}}        relays:write
+#                       (one atomic register write through RelayBank: all or nothing)
+# "HIGH" means the relay is ON (energised), whatever its pin's polarity (active_low is
+# applied by RelayBank). Errors: 400 bad body, 401/403 auth, 404 unknown relay,
+# 409 interlock, 429 rate limit, all as {"error": ..., "detail": ...}.
+#
+# Safety: every relay starts in its configured safe state (boot and after a watchdog
+# reset alike, since both run this code); a relay with max_on_s > 0 is switched off by
+# the on-time guard task once it has been on that long; a configuration reload that
+# names a pin outside the board's allowed mask is vetoed and the running bank stays.
+import asyncio
+import json
+import time
+
+from iotlib.api_server import ApiServer, error
 from iotlib.buildinfo import build_info
+from iotlib.rate_limit import RequestLimits
 
 ROLE = "relays"
+HIGH = "HIGH"
+LOW = "LOW"
+_GUARD_PERIOD_MS = 100
+_JSON = {"Content-Type": "application/json"}
+
+
+def _state_name(on):
+    return HIGH if on else LOW
+
+
+def _parse_state(value, path):
+    if value == HIGH:
+        return True
+    if value == LOW:
+        return False
+    raise ValueError('%s must be "HIGH" or "LOW"' % path)
+
+
+def relay_table(relay_pins=None, relays=None):
+    """Normalise the relay settings: {name: {"pin", "active_low", "safe_state", "max_on_s"}}.
+
+    `relays` is the config section form; `relay_pins` ({name: pin}) the short form.
+    Raises ValueError naming the bad field.
+    """
+    table = {}
+    if relays is None:
+        relays = {}
+        for name, pin in (relay_pins or {}).items():
+            relays[name] = {"pin": pin}
+    if not isinstance(relays, dict) or not relays:
+        raise ValueError("relays: must be a non-empty object")
+    for name, spec in relays.items():
+        path = "relays.%s" % name
+        if not isinstance(spec, dict):
+            raise ValueError("%s: must be an object" % path)
+        pin = spec.get("pin")
+        if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin <= 28:
+            raise ValueError("%s.pin: must be an integer 0..28" % path)
+        safe = spec.get("safe_state", LOW)
+        _parse_state(safe, path + ".safe_state")
+        max_on = spec.get("max_on_s", 0)
+        if not isinstance(max_on, int) or max_on < 0:
+            raise ValueError("%s.max_on_s: must be an integer >= 0" % path)
+        table[name] = {"pin": pin, "active_low": bool(spec.get("active_low", False)),
+                       "safe_state": safe, "max_on_s": max_on}
+    return table
 
 
 class RelaysController:
-    def __init__(self, **settings):
-        self.settings = settings
+    """The relay role. Build it with its settings and optional collaborators, then
+    `await controller.main()`.
+
+    Settings: wifi_ssid, wifi_password, device_id, device_key, service_discovery_url,
+    relay_pins ({name: pin}) or relays (the config section form), interlocks
+    ([[a, b], ...]), tenant, namespace, api_key, host, port, rate_limit (config section).
+
+    Collaborators (each optional, None-checked where used; iot_boot and the lead's
+    wiring pass the real managers):
+      network   - NetworkManager: connect() before serving, monitor() alongside.
+      auth      - AuthManager: authorize(token, permission); built from device_key,
+                  tenant, namespace and api_key when not given.
+      config    - ConfigManager: subscribed with veto_config (phase 1: returns the reason,
+                  e.g. a pin outside the board mask, touching nothing) and on_config
+                  (phase 2: applies "relays", "interlocks", "rate_limit"; ValueError vetoes).
+      logger    - Logger: log(level, msg, **fields).
+      audit     - the audit trail: record(event, **fields) for every relay command
+                  (applied or refused), every automatic switch-off and reconfiguration.
+      state     - StateManager: reported relay states after every change
+                  (report({"relays": {...}})); with restore_desired=True its desired
+                  "relays" are applied when they arrive (on_desired(apply_desired)).
+      alarms    - AlarmManager: "relay_max_on_time" alarms.
+      metrics   - Metrics, health - Health: passed to the ApiServer.
+      managers  - further managers (registration, watchdog, timesync, ...) whose
+                  async start() runs before serving and stop() on shutdown.
+    """
+
+    def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
+                 service_discovery_url=None, relay_pins=None, relays=None, interlocks=(),
+                 tenant=None, namespace=None, api_key=None, host="0.0.0.0", port=80,
+                 rate_limit=None, allowed_mask=None, network=None, auth=None, config=None,
+                 logger=None, audit=None, state=None, alarms=None, metrics=None, health=None,
+                 managers=(), restore_desired=False):
+        self.restore_desired = restore_desired
+        self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
+                         "service_discovery_url": service_discovery_url,
+                         "tenant": tenant, "namespace": namespace}
+        self.device_id = device_id
+        self.host = host
+        self.port = port
+        self.network = network
+        if network is None and wifi_ssid:
+            from iotlib.network_manager import NetworkManager
+            self.network = NetworkManager(wifi_ssid, wifi_password)
+        if auth is None:
+            from iotlib.auth_manager import AuthManager
+            auth = AuthManager(device_key, tenant=tenant, namespace=namespace, api_key=api_key)
+        self.auth = auth
+        self.config = config
+        self.logger = logger
+        self.audit = audit
+        self.state = state
+        self.alarms = alarms
+        self.managers = list(managers)
+        self.limits = RequestLimits()
+        if rate_limit:
+            self.limits.configure(rate_limit)
+        self.server = ApiServer(auth, self.limits, metrics=metrics, health=health, logger=logger)
+        self._allowed_mask = allowed_mask
+        self._table = relay_table(relay_pins, relays)
+        self._interlocks = [tuple(p) for p in interlocks]
+        self.bank = None
+        self._on_since = {}  # name -> ticks_ms when switched on (relays with max_on_s)
+        self._guard_task = None
+        self.commands = 0
+        self.auto_off = 0
+        self._add_routes()
+        m = self.server.metrics
+        m.gauge("relay_commands_total", "Relay commands applied", read=lambda: self.commands)
+        m.gauge("relay_auto_off_total", "Relays switched off by max on-time",
+                read=lambda: self.auto_off)
+        m.gauge("relay_on", "1 while the relay is ON", ("relay",))
+        self._on_gauge = m.get("relay_on")
+        self.server.health.add_check("relays", lambda: (self.bank is not None, "bank ready"
+                                                        if self.bank else "no bank"))
 
     def describe(self):
-        return {"role": ROLE, "build": build_info()}
+        return {"role": ROLE, "build": build_info(), "relays": list(self._table)}
+
+    # -- the relay bank ---------------------------------------------------------------
+
+    def _new_bank(self, table, interlocks):
+        from iotlib import relay_bank
+        pins = {}
+        low = []
+        for name, spec in table.items():
+            pins[name] = spec["pin"]
+            if spec["active_low"]:
+                low.append(name)
+        if self._allowed_mask is None:
+            return relay_bank.RelayBank(pins, active_low=low, interlocks=interlocks)
+        return relay_bank.RelayBank(pins, active_low=low, interlocks=interlocks,
+                                    allowed_mask=self._allowed_mask)
+
+    def apply_safe_states(self):
+        """Drive every relay to its configured safe state (one write)."""
+        safe = {}
+        for name, spec in self._table.items():
+            safe[name] = spec["safe_state"] == HIGH
+        self.bank.write(safe)
+        self._track(safe)
+
+    def setup_relays(self):
+        """Build the bank from the current table (all OFF) and apply the safe states."""
+        self._check_pins(self._table)
+        self.bank = self._new_bank(self._table, self._interlocks)
+        self.apply_safe_states()
+
+    def reconfigure(self, table=None, interlocks=None):
+        """Swap in a new relay table and/or interlocks; ValueError leaves the old bank."""
+        table = self._table if table is None else table
+        interlocks = self._interlocks if interlocks is None else [tuple(p) for p in interlocks]
+        for pair in interlocks:
+            for name in pair:
+                if name not in table:
+                    raise ValueError("interlocks: unknown relay %s" % name)
+        self._check_pins(table)  # veto before any pin is touched
+        old = self.bank
+        if old is not None:
+            # release the old pins first: the new bank claims its own (possibly the same) pins
+            old.all_off()
+        try:
+            self.bank = self._new_bank(table, interlocks)
+        except Exception:
+            if old is not None:
+                self.bank = old
+                self.apply_safe_states()
+            raise
+        self._table = table
+        self._interlocks = interlocks
+        self._on_since = {}
+        self.apply_safe_states()
+        self._audit("relays_reconfigured", relays=list(table))
+
+    def _check_pins(self, table):
+        from iotlib import relay_bank
+        mask = relay_bank.DEFAULT_ALLOWED_MASK if self._allowed_mask is None \
+            else self._allowed_mask
+        used = 0
+        for name, spec in table.items():
+            bit = 1 << spec["pin"]
+            if not mask & bit:
+                raise ValueError("relays.%s.pin: GPIO %d is not allowed on this board"
+                                 % (name, spec["pin"]))
+            if used & bit:
+                raise ValueError("relays.%s.pin: GPIO %d is used twice" % (name, spec["pin"]))
+            used |= bit
+
+    def read(self):
+        """{name: "HIGH"|"LOW"} from the output register."""
+        states = self.bank.read()
+        out = {}
+        for name, on in states.items():
+            out[name] = _state_name(on)
+        return out
+
+    def switch(self, changes, source=None):
+        """Apply {name: bool} atomically; ValueError/InterlockError change nothing.
+
+        Applied and refused commands both go to the audit trail."""
+        try:
+            self.bank.write(changes)
+        except ValueError as exc:
+            self._audit("relay_command_refused", source=source, reason=str(exc))
+            raise
+        self.commands += 1
+        self._track(changes)
+        self._audit("relay_command", source=source,
+                    changes=dict((k, _state_name(v)) for k, v in changes.items()))
+        if self.state is not None:
+            self.state.report({"relays": self.read()})
+
+    def apply_desired(self, desired):
+        """StateManager desired-state handler: {"relays": {name: "HIGH"|"LOW"}} restored in
+        one write (unknown relays or an interlock raise; the state manager alarms on it)."""
+        relays = (desired or {}).get("relays")
+        if not isinstance(relays, dict) or not relays:
+            return
+        changes = {}
+        for name, value in relays.items():
+            if name not in self._table:
+                raise ValueError("desired relays.%s: unknown relay" % name)
+            changes[name] = _parse_state(value, "desired relays.%s" % name)
+        self.switch(changes, "desired_state")
+
+    def _track(self, changes):
+        now = time.ticks_ms()
+        for name, on in changes.items():
+            self._on_gauge.set(1 if on else 0, labels=(name,))
+            if on and self._table[name]["max_on_s"]:
+                if name not in self._on_since:
+                    self._on_since[name] = now
+            else:
+                self._on_since.pop(name, None)
+
+    def _audit(self, action, **fields):
+        if self.audit is not None:
+            self.audit.record(action, **fields)
+
+    # -- max on-time guard --------------------------------------------------------------
+
+    def check_on_time(self, now=None):
+        """Switch off every relay past its max_on_s; return their names."""
+        now = time.ticks_ms() if now is None else now
+        expired = None
+        for name, since in self._on_since.items():
+            if time.ticks_diff(now, since) >= self._table[name]["max_on_s"] * 1000:
+                if expired is None:
+                    expired = {}
+                expired[name] = False
+        if expired is None:
+            return ()
+        self.bank.write(expired)
+        self.auto_off += len(expired)
+        self._track(expired)
+        self._audit("relay_max_on_time", relays=list(expired))
+        if self.alarms is not None:
+            for name in expired:
+                self.alarms.report_alarm({"type": "relay_max_on_time", "severity": "warning",
+                                          "relay": name})
+        if self.state is not None:
+            self.state.report({"relays": self.read()})
+        return list(expired)
+
+    async def _guard(self):
+        while True:
+            await asyncio.sleep_ms(_GUARD_PERIOD_MS)
+            if self._on_since:
+                self.check_on_time()
+
+    def start_guard(self):
+        if self._guard_task is None:
+            self._guard_task = asyncio.create_task(self._guard())
+
+    def stop_guard(self):
+        if self._guard_task is not None:
+            self._guard_task.cancel()
+            self._guard_task = None
+
+    # -- configuration hot reload ------------------------------------------------------
+
+    def _planned(self, changed, config):
+        """(table, interlocks) a config change would install; ValueError names the field."""
+        table = self._table
+        if "relays" in changed and config.get("relays"):
+            table = relay_table(relays=config["relays"])
+        interlocks = self._interlocks
+        if "interlocks" in changed or "relays" in changed:
+            interlocks = [tuple(p) for p in (config.get("interlocks") or ())]
+        for pair in interlocks:
+            for name in pair:
+                if name not in table:
+                    raise ValueError("interlocks: unknown relay %s" % name)
+        self._check_pins(table)
+        return table, interlocks
+
+    def veto_config(self, changed, config):
+        """ConfigManager veto phase: a reason string refuses the change (None accepts);
+        nothing is touched here."""
+        try:
+            self._planned(changed, config)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def on_config(self, changed, config):
+        """ConfigManager subscriber: apply the changed sections or raise ValueError (veto).
+
+        Relays and interlocks change together (one new bank); an empty "relays" section
+        keeps the relays given at construction.
+        """
+        if "relays" in changed or "interlocks" in changed:
+            table, interlocks = self._planned(changed, config)
+            self.reconfigure(table=table, interlocks=interlocks)
+        if "rate_limit" in changed and config.get("rate_limit"):
+            self.limits.configure(config["rate_limit"])
+
+    # -- REST API ------------------------------------------------------------------------
+
+    def _add_routes(self):
+        api = self.server
+        ctl = self
+
+        @api.route("/gpio", ("GET",), "relays:read")
+        async def list_relays(request):
+            return {"relays": ctl.read()}
+
+        @api.route("/gpio/<relay>", ("GET",), "relays:read")
+        async def get_relay(request, relay):
+            if relay not in ctl._table:
+                return error(404, "unknown relay %s" % relay)
+            return {"relay": relay, "state": _state_name(ctl.bank.read()[relay])}
+
+        @api.route("/gpio/<relay>", ("POST",), "relays:write")
+        async def set_relay(request, relay):
+            if relay not in ctl._table:
+                return error(404, "unknown relay %s" % relay)
+            body = _json_body(request)
+            if not isinstance(body, dict) or "state" not in body:
+                return error(400, 'body must be {"state": "HIGH"|"LOW"}')
+            try:
+                on = _parse_state(body["state"], "state")
+            except ValueError as exc:
+                return error(400, str(exc))
+            return ctl._apply(request, {relay: on}, relay)
+
+        @api.route("/gpio", ("POST",), "relays:write")
+        async def set_relays(request):
+            body = _json_body(request)
+            relays = body.get("relays") if isinstance(body, dict) else None
+            if not isinstance(relays, dict) or not relays:
+                return error(400, 'body must be {"relays": {"<relay>": "HIGH"|"LOW", ...}}')
+            changes = {}
+            for name, value in relays.items():
+                if name not in ctl._table:
+                    return error(404, "unknown relay %s" % name)
+                try:
+                    changes[name] = _parse_state(value, "relays.%s" % name)
+                except ValueError as exc:
+                    return error(400, str(exc))
+            return ctl._apply(request, changes, None)
+
+    def _apply(self, request, changes, single):
+        claims = getattr(request.g, "claims", None)
+        source = claims.get("sub") if isinstance(claims, dict) else None
+        try:
+            self.switch(changes, source)
+        except ValueError as exc:  # InterlockError is a ValueError; nothing changed
+            return error(409, str(exc))
+        states = self.read()
+        if single is not None:
+            return {"relay": single, "state": states[single]}
+        return {"relays": states}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self):
+        """Relays to safe state first, then network, managers and config."""
+        self.setup_relays()
+        self.start_guard()
+        if self.network is not None:
+            await self.network.connect()
+        if self.state is not None and self.restore_desired:
+            self.state.on_desired(self.apply_desired)
+        for m in self.managers:
+            await m.start()
+        if self.config is not None:
+            self.config.subscribe(self.on_config, self.veto_config,
+                                  ("relays", "interlocks", "rate_limit"))
+            await self.config.start()
+
+    async def stop(self):
+        self.server.stop()
+        self.stop_guard()
+        if self.config is not None:
+            await self.config.stop()
+        for m in self.managers:
+            await m.stop()
+        if self.bank is not None:
+            self.apply_safe_states()
+
+    async def main(self):
+        """Start everything and serve the API until stop()."""
+        await self.start()
+        if self.logger is not None:
+            self.logger.log("info", "relays api listening", port=self.port)
+        try:
+            await self.server.serve(self.host, self.port)
+        finally:
+            self.stop_guard()
+
+
+def _json_body(request):
+    try:
+        return json.loads(request.body)
+    except (ValueError, TypeError):
+        return None

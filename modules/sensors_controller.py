@@ -1,12 +1,357 @@
-# SensorsController: the sensor role (sampling and a WebSocket stream). Filled in by the roles issue.
+# SensorsController: the sensor role. Samples configured fields and streams them to
+# WebSocket clients.
+#
+#   GET /ws  (WebSocket; token in `Authorization: Bearer` or `?token=`; sensors:read)
+#     client -> {"subscribe": ["temp", ...]} | {"unsubscribe": [...]} | {"fields": null}
+#     server -> {"subscribed": [...], "fields": [...]}    reply to each request
+#               {"field": "temp", "value": 21.5, "ts": 1234}   one frame per sample
+#               {"error": "rate_limited", "detail": ..., "retry_after": 1}
+#   GET /sensors  (REST; sensors:read) -> {"fields": {name: {"value", "ts"}}, "clients": n}
+# Fields: {"source": "adc0".."adc3" | "temp" | "sim", "rate_hz", "threshold_high",
+# "threshold_low"}. A threshold crossing raises one alarm (AlarmManager) until the value
+# is back inside the band. Slow clients lose their oldest frames (counted), never stall
+# the sampler or the other clients (see iotlib.ws_stream).
+import asyncio
+import json
+import math
+import time
+from array import array
+
+from iotlib.api_server import ApiServer, error
 from iotlib.buildinfo import build_info
+from iotlib.rate_limit import RateLimiter, RequestLimits
+from iotlib.ws_stream import Hub
 
 ROLE = "sensors"
+_SOURCES = ("adc0", "adc1", "adc2", "adc3", "temp", "sim")
+_VOLTS_PER_COUNT = 3.3 / 4096
+_BURST = 16  # ADC samples averaged per reading
+_CLOSE_NORMAL = b"\x03\xe8"  # close code 1000
+_CLOSE_OVERLOAD = b"\x03\xf5"  # close code 1013 (try again later)
+DEFAULT_FIELDS = {"sim": {"source": "sim", "rate_hz": 5}}
+
+
+def field_table(fields):
+    """Check a `sensors.fields` section; returns it with defaults, or raises ValueError."""
+    if not isinstance(fields, dict) or not fields:
+        raise ValueError("sensors.fields: must be a non-empty object")
+    table = {}
+    for name, spec in fields.items():
+        path = "sensors.fields.%s" % name
+        if not isinstance(spec, dict) or spec.get("source") not in _SOURCES:
+            raise ValueError("%s.source: must be one of %s" % (path, ", ".join(_SOURCES)))
+        rate = spec.get("rate_hz", 1)
+        if not isinstance(rate, (int, float)) or not 0 < rate <= 1000:
+            raise ValueError("%s.rate_hz: must be > 0 and <= 1000" % path)
+        table[name] = {"source": spec["source"], "rate_hz": rate,
+                       "threshold_high": spec.get("threshold_high"),
+                       "threshold_low": spec.get("threshold_low")}
+    return table
 
 
 class SensorsController:
-    def __init__(self, **settings):
-        self.settings = settings
+    """The sensor role. Build it with its settings and optional collaborators, then
+    `await controller.main()`.
+
+    Settings: wifi_ssid, wifi_password, device_id, device_key, service_discovery_url,
+    fields (the sensors.fields section), max_clients, queue_size (frames per client),
+    client_rps / client_burst (messages a client may send), tenant, namespace, api_key,
+    host, port, rate_limit, ws_sndbuf (socket send buffer for stream clients; the sim sets
+    it small so a slow reader backs up as it does over lwIP on the device).
+
+    Collaborators (optional, None-checked where used): network, auth, config
+    (on_config(changed, config) subscribed; the "sensors" and "rate_limit" sections),
+    logger, audit (record(event, **fields)), alarms (AlarmManager.report_alarm for
+    threshold crossings), state, metrics, health, sampler (AdcSampler; built on first
+    use by an adc/temp field), managers (started before serving, stopped after).
+    """
+
+    def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
+                 service_discovery_url=None, fields=None, max_clients=4, queue_size=8,
+                 client_rps=5, client_burst=10, tenant=None, namespace=None, api_key=None,
+                 host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, network=None,
+                 auth=None, config=None, logger=None, audit=None, alarms=None, state=None,
+                 metrics=None, health=None, sampler=None, managers=()):
+        self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
+                         "service_discovery_url": service_discovery_url,
+                         "tenant": tenant, "namespace": namespace}
+        self.device_id = device_id
+        self.host = host
+        self.port = port
+        self.network = network
+        if network is None and wifi_ssid:
+            from iotlib.network_manager import NetworkManager
+            self.network = NetworkManager(wifi_ssid, wifi_password)
+        if auth is None:
+            from iotlib.auth_manager import AuthManager
+            auth = AuthManager(device_key, tenant=tenant, namespace=namespace, api_key=api_key)
+        self.auth = auth
+        self.config = config
+        self.logger = logger
+        self.audit = audit
+        self.alarms = alarms
+        self.state = state
+        self.sampler = sampler
+        self.managers = list(managers)
+        self.ws_sndbuf = ws_sndbuf
+        self.limits = RequestLimits()
+        if rate_limit:
+            self.limits.configure(rate_limit)
+        self.client_rps = client_rps
+        self.client_burst = client_burst
+        self.hub = Hub(max_clients, queue_size)
+        self.server = ApiServer(auth, self.limits, metrics=metrics, health=health,
+                                logger=logger)
+        self._fields = field_table(fields or DEFAULT_FIELDS)
+        self._latest = {}  # name -> (value, ts)
+        self._alarmed = {}  # name -> "high" | "low" while outside the band
+        self._tasks = []
+        self._buf = array("H", bytes(2 * _BURST))  # one buffer for every ADC reading
+        self.samples = 0
+        self.threshold_alarms = 0
+        m = self.server.metrics
+        m.gauge("ws_clients", "Connected stream clients", read=lambda: len(self.hub.clients))
+        m.gauge("ws_dropped_frames_total", "Frames dropped for slow clients",
+                read=self.hub.dropped_total)
+        m.gauge("ws_refused_total", "Stream connections refused (max clients)",
+                read=lambda: self.hub.refused)
+        m.gauge("sensor_samples_total", "Samples taken", read=lambda: self.samples)
+        m.gauge("sensor_threshold_alarms_total", "Threshold crossings",
+                read=lambda: self.threshold_alarms)
+        self.server.health.add_check("sampling", lambda: (bool(self._tasks), "%d fields"
+                                                          % len(self._tasks)))
+        self._add_routes()
 
     def describe(self):
-        return {"role": ROLE, "build": build_info()}
+        return {"role": ROLE, "build": build_info(), "fields": list(self._fields)}
+
+    # -- sampling ----------------------------------------------------------------------
+
+    def read_field(self, name):
+        """One reading of field `name` (volts for adc*, degrees C for temp)."""
+        source = self._fields[name]["source"]
+        if source == "sim":
+            # a slow sine wave around 20: the same numbers on every run, no hardware
+            return round(20 + 5 * math.sin(time.ticks_ms() / 1000), 3)
+        if self.sampler is None:
+            from iotlib.adc_sampler import AdcSampler
+            self.sampler = AdcSampler()
+        if source == "temp":
+            return round(self.sampler.read_temperature_c(), 2)
+        channel = ord(source[3]) - 48  # "adcN"
+        _, stats = self.sampler.burst((channel,), self._buf)
+        return round(stats[0][2] * _VOLTS_PER_COUNT, 4)
+
+    def sample(self, name):
+        """Take one reading of `name`, check its thresholds and publish it."""
+        value = self.read_field(name)
+        ts = time.ticks_ms()
+        self.samples += 1
+        self._latest[name] = (value, ts)
+        self._check_thresholds(name, value)
+        if self.hub.subscribed(name):
+            # one string per sample, shared by every subscribed client's queue
+            self.hub.publish(name, '{"field": "%s", "value": %s, "ts": %d}' % (name, value, ts))
+        return value
+
+    def _check_thresholds(self, name, value):
+        spec = self._fields[name]
+        high = spec["threshold_high"]
+        low = spec["threshold_low"]
+        side = None
+        if high is not None and value > high:
+            side = "high"
+        elif low is not None and value < low:
+            side = "low"
+        if side == self._alarmed.get(name):
+            return
+        if side is None:
+            self._alarmed.pop(name, None)
+            return
+        self._alarmed[name] = side
+        self.threshold_alarms += 1
+        if self.audit is not None:
+            self.audit.record("sensor_threshold", field=name, side=side, value=value)
+        if self.alarms is not None:
+            self.alarms.report_alarm({"type": "threshold_" + side, "severity": "warning",
+                                      "field": name, "value": value})
+
+    async def _sample_loop(self, name, period_ms):
+        while True:
+            try:
+                self.sample(name)
+            except Exception as exc:  # a failing source must not stop the others
+                if self.logger is not None:
+                    self.logger.log("error", "sampling failed", field=name, error=str(exc))
+            await asyncio.sleep_ms(period_ms)
+
+    def start_sampling(self):
+        self.stop_sampling()
+        for name, spec in self._fields.items():
+            period = max(1, int(1000 / spec["rate_hz"]))
+            self._tasks.append(asyncio.create_task(self._sample_loop(name, period)))
+
+    def stop_sampling(self):
+        for t in self._tasks:
+            t.cancel()
+        self._tasks = []
+
+    def reconfigure(self, fields=None, max_clients=None):
+        """New fields and/or client limit; ValueError keeps the running configuration."""
+        table = self._fields if fields is None else field_table(fields)
+        if max_clients is not None and not 1 <= max_clients <= 16:
+            raise ValueError("sensors.max_clients: must be 1..16")
+        self._fields = table
+        self._alarmed = {}
+        if max_clients is not None:
+            self.hub.max_clients = max_clients
+        if self._tasks:
+            self.start_sampling()
+
+    def veto_config(self, changed, config):
+        """ConfigManager veto phase: the reason a "sensors" section is refused, or None."""
+        section = config.get("sensors")
+        if "sensors" in changed and section:
+            try:
+                field_table(section.get("fields"))
+            except ValueError as exc:
+                return str(exc)
+        return None
+
+    def on_config(self, changed, config):
+        """ConfigManager subscriber: the "sensors" and "rate_limit" sections."""
+        if "sensors" in changed and config.get("sensors"):
+            section = config["sensors"]
+            self.reconfigure(section.get("fields"), section.get("max_clients"))
+        if "rate_limit" in changed and config.get("rate_limit"):
+            self.limits.configure(config["rate_limit"])
+
+    # -- the stream --------------------------------------------------------------------
+
+    def _add_routes(self):
+        api = self.server
+        ctl = self
+
+        @api.route("/sensors", ("GET",), "sensors:read")
+        async def latest(request):
+            out = {}
+            for name, (value, ts) in ctl._latest.items():
+                out[name] = {"value": value, "ts": ts}
+            return {"fields": out, "clients": len(ctl.hub.clients)}
+
+        @api.route("/ws", ("GET",), "sensors:read")
+        async def stream(request):
+            if len(ctl.hub.clients) >= ctl.hub.max_clients:
+                ctl.hub.refused += 1
+                return error(503, "too many stream clients (max %d)" % ctl.hub.max_clients,
+                             {"Retry-After": "5"})
+            if request.headers.get("Upgrade", "").lower() != "websocket" or \
+                    "Sec-WebSocket-Key" not in request.headers:
+                return error(400, "this endpoint needs a WebSocket upgrade")
+            from microdot.websocket import websocket_upgrade
+            from microdot import Response
+            ws = await websocket_upgrade(request)
+            await ctl._serve_client(request, ws)
+            return Response.already_handled
+
+    async def _serve_client(self, request, ws):
+        from microdot.websocket import WebSocketError
+        if self.ws_sndbuf:
+            try:
+                request.sock[1].s.setsockopt(1, 7, self.ws_sndbuf)  # SOL_SOCKET, SO_SNDBUF
+            except Exception:
+                pass
+        client = self.hub.add(ws, request.client_addr[0])
+        if client is None:  # raced past the check above
+            await ws.send(_CLOSE_OVERLOAD, ws.CLOSE)
+            return
+        limiter = RateLimiter(self.client_rps, self.client_burst, max_keys=1)
+        sender = asyncio.create_task(self._pump(client))
+        code = _CLOSE_NORMAL
+        try:
+            while True:
+                message = await ws.receive()
+                wait = limiter.take(0)
+                if wait:
+                    client.queue.put('{"error": "rate_limited", "detail": "too many messages",'
+                                     ' "retry_after": %d}' % wait)
+                    continue
+                client.queue.put(self._handle_message(client, message))
+        except WebSocketError:
+            pass  # the client closed
+        except OSError:
+            code = None  # the socket is gone
+        finally:
+            sender.cancel()
+            self.hub.remove(client)
+            if code is not None and not ws.closed:
+                ws.closed = True
+                try:
+                    await ws.send(code, ws.CLOSE)
+                except Exception:
+                    pass
+
+    async def _pump(self, client):
+        try:
+            await client.pump()
+        except Exception:
+            pass  # the receive loop sees the closed socket and cleans up
+
+    def _handle_message(self, client, message):
+        try:
+            msg = json.loads(message)
+        except ValueError:
+            msg = None
+        if not isinstance(msg, dict):
+            return json.dumps({"error": "bad_request", "detail": "send a JSON object"})
+        names = msg.get("subscribe")
+        if names is None:
+            names = msg.get("unsubscribe")
+            add = False
+        else:
+            add = True
+        if names is not None:
+            if isinstance(names, str):
+                names = [names]
+            if not isinstance(names, list):
+                return json.dumps({"error": "bad_request", "detail": "a list of field names"})
+            for n in names:
+                if n not in self._fields:
+                    return json.dumps({"error": "not_found", "detail": "unknown field %s" % n})
+            for n in names:
+                if add:
+                    client.fields.add(n)
+                else:
+                    client.fields.discard(n)
+        elif "fields" not in msg:
+            return json.dumps({"error": "bad_request",
+                               "detail": 'expected "subscribe", "unsubscribe" or "fields"'})
+        return json.dumps({"subscribed": sorted(client.fields), "fields": list(self._fields)})
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self):
+        if self.network is not None:
+            await self.network.connect()
+        for m in self.managers:
+            await m.start()
+        if self.config is not None:
+            self.config.subscribe(self.on_config, self.veto_config, ("sensors", "rate_limit"))
+            await self.config.start()
+        self.start_sampling()
+
+    async def stop(self):
+        self.server.stop()
+        self.stop_sampling()
+        if self.config is not None:
+            await self.config.stop()
+        for m in self.managers:
+            await m.stop()
+
+    async def main(self):
+        """Start sampling and serve the API and stream until stop()."""
+        await self.start()
+        try:
+            await self.server.serve(self.host, self.port)
+        finally:
+            self.stop_sampling()

@@ -1,0 +1,203 @@
+# AlarmManager: deduplicated alarms, buffered while offline, persisted across reboots, sent in
+# batches to the alarms service (POST {alarms}/alarms).
+#
+# - Dedup key (type, source): a repeat adds to `count`, moves `last_seen`, keeps the highest
+#   severity and the newest message.
+# - The buffer holds at most `capacity` distinct alarms; when full, the lowest-severity, oldest
+#   one is dropped first (a newcomer that ranks below all of them is itself dropped) and
+#   `dropped` counts it; the service is told how many with the next batch.
+# - Every change is written to flash at once (atomic rename through Storage), so a reset or a
+#   power cut loses nothing already reported.
+# - guard(coro, source) and install(loop) turn exceptions escaping a task into alarms.
+import asyncio
+import time
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+def _rank(severity):
+    try:
+        return SEVERITIES.index(severity)
+    except ValueError:
+        return 1
+
+
+class AlarmManager:
+    def __init__(self, alarms_url, auth, device_id, http=None, store=None, name="alarms.json",
+                 capacity=32, batch=16, interval_ms=5000, clock=None, metrics=None, log=None):
+        self.url = alarms_url.rstrip("/") if alarms_url else None
+        self.auth = auth
+        self.device_id = device_id
+        self._http = http
+        self.store = store
+        self.name = name
+        self.capacity = capacity
+        self.batch = batch
+        self.interval_ms = interval_ms
+        self.clock = clock      # callable -> unix seconds (e.g. TimeSyncManager.time)
+        self.log = log
+        self.sent = 0
+        self._task = None
+        self._wake = asyncio.Event()
+        data = store.read_json(name) if store is not None else None
+        data = data or {}
+        self.pending = data.get("alarms", [])   # list of dicts in the wire format
+        self.dropped = data.get("dropped", 0)   # not yet reported to the service
+        self.dropped_total = data.get("dropped_total", 0)
+        self._m_reported = self._m_dropped = None
+        if metrics is not None:
+            self._m_reported = metrics.counter("alarms_reported_total", "Alarms reported", ("severity",))
+            self._m_dropped = metrics.counter("alarms_dropped_total", "Alarms dropped (buffer full)", ())
+            metrics.gauge("alarms_pending", "Alarms waiting to be sent", read=lambda: len(self.pending))
+
+    @property
+    def http(self):
+        if self._http is None:
+            from iotlib.http_client import HttpClient
+            self._http = HttpClient(auth=self.auth)
+        return self._http
+
+    def _now(self):
+        if self.clock is not None:
+            return self.clock()
+        return time.time()
+
+    def _save(self):
+        if self.store is not None:
+            self.store.write_json(self.name, {"alarms": self.pending, "dropped": self.dropped,
+                                              "dropped_total": self.dropped_total})
+
+    def _find(self, type_, source):
+        for a in self.pending:
+            if a["type"] == type_ and a["source"] == source:
+                return a
+        return None
+
+    def _drop(self):
+        self.dropped += 1
+        self.dropped_total += 1
+        if self._m_dropped is not None:
+            self._m_dropped.inc()
+
+    def report_alarm(self, alarm, source=None):
+        """Record an alarm: {"type", "severity"?, "source"?, "message"?, "count"?}."""
+        type_ = str(alarm["type"])[:64]
+        source = str(source or alarm.get("source") or "device")[:64]
+        severity = alarm.get("severity", "warning")
+        if severity not in SEVERITIES:
+            severity = "warning"
+        count = int(alarm.get("count", 1))
+        now = self._now()
+        if self._m_reported is not None:
+            self._m_reported.inc(labels=(severity,))
+        entry = self._find(type_, source)
+        if entry is not None:
+            entry["count"] += count
+            entry["last_seen"] = now
+            if _rank(severity) > _rank(entry["severity"]):
+                entry["severity"] = severity
+            if alarm.get("message"):
+                entry["message"] = str(alarm["message"])[:256]
+        else:
+            entry = {"type": type_, "severity": severity, "source": source, "count": count,
+                     "first_seen": now, "last_seen": now}
+            if alarm.get("message"):
+                entry["message"] = str(alarm["message"])[:256]
+            if len(self.pending) >= self.capacity:
+                # lowest severity first, then oldest: the victim is the minimum of (rank, first_seen)
+                victim = min(self.pending, key=lambda a: (_rank(a["severity"]), a["first_seen"]))
+                if _rank(victim["severity"]) > _rank(severity):
+                    self._drop()
+                    self._save()
+                    return None
+                self.pending.remove(victim)
+                self._drop()
+            self.pending.append(entry)
+        self._save()
+        if self.log is not None:
+            self.log("alarm", type_, source, severity, entry["count"])
+        if severity == "critical":
+            self._wake.set()
+        return entry
+
+    async def flush(self):
+        """Send what is pending, in batches; True when the buffer is empty afterwards."""
+        if self.url is None:
+            return False
+        while self.pending or self.dropped:
+            chunk = self.pending[:self.batch]
+            # send a snapshot; alarms repeated while the request is in flight keep the difference
+            snapshot = [dict(a) for a in chunk]
+            dropped = self.dropped
+            try:
+                r = await self.http.request("POST", self.url + "/alarms", json={
+                    "device_id": self.device_id, "alarms": snapshot, "dropped": dropped})
+            except Exception as e:
+                if self.log is not None:
+                    self.log("alarms: send failed", e)
+                return False
+            if r.status != 200:
+                if self.log is not None:
+                    self.log("alarms: status", r.status)
+                return False
+            for sent in snapshot:
+                live = self._find(sent["type"], sent["source"])
+                if live is None:
+                    continue
+                if live["count"] > sent["count"]:   # repeated meanwhile: keep the rest
+                    live["count"] -= sent["count"]
+                    live["first_seen"] = sent["last_seen"]
+                else:
+                    self.pending.remove(live)
+            self.dropped -= dropped
+            self.sent += len(snapshot)
+            self._save()
+        return True
+
+    async def send_loop(self):
+        while True:
+            if self.pending or self.dropped:
+                await self.flush()
+            try:
+                await asyncio.wait_for_ms(self._wake.wait(), self.interval_ms)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def flush_soon(self):
+        self._wake.set()
+
+    async def start(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self.send_loop())
+
+    async def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    # ---- exceptions escaping tasks --------------------------------------------------------
+
+    async def guard(self, coro, source):
+        """Await coro; an exception escaping it becomes a critical alarm (and is not re-raised)."""
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.report_alarm({"type": "task_crashed", "severity": "critical", "source": source,
+                               "message": "%s: %s" % (type(e).__name__, e)})
+            return None
+
+    def install(self, loop=None):
+        """Loop exception handler: any task dying with an exception raises an alarm."""
+        loop = loop or asyncio.get_event_loop()
+
+        def handler(loop, context):
+            exc = context.get("exception")
+            self.report_alarm({"type": "unhandled_exception", "severity": "critical",
+                               "source": "asyncio",
+                               "message": "%s: %s" % (type(exc).__name__, exc)})
+            loop.default_exception_handler(loop, context)
+
+        loop.set_exception_handler(handler)

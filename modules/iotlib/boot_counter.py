@@ -1,0 +1,116 @@
+# Boot counter in persistent storage: tells a clean boot from a reset loop. OTA's rollback reads
+# `unconfirmed` (boots since the last mark_good()) and `reset_cause`.
+#
+# The cause comes from machine.reset_cause() where the port has one (rp2: WDT_RESET after a
+# watchdog timeout or machine.reset()), else from a note the simulated reset left in the file
+# (unix), else "power".
+import time
+
+from iotlib.storage import Storage
+
+CAUSE_POWER = "power"
+CAUSE_WDT = "wdt"          # hardware watchdog timeout or software reset through the watchdog
+CAUSE_ESCALATION = "escalation"  # WatchdogManager reset the device after missed heartbeats
+CAUSE_RESET_PIN = "reset_pin"
+
+
+def hardware_reset_cause():
+    """The port's own reset cause as one of our names, or None where the port has none."""
+    try:
+        import machine
+        cause = machine.reset_cause()
+    except (ImportError, AttributeError):
+        return None
+    if cause == getattr(machine, "WDT_RESET", -1):
+        return CAUSE_WDT
+    if cause == getattr(machine, "HARD_RESET", -1):
+        return CAUSE_RESET_PIN
+    return CAUSE_POWER
+
+
+class BootCounter:
+    def __init__(self, store=None, name="boot.json", loop_after=3, cause=None):
+        self.store = store if store is not None else Storage(".")
+        self.name = name
+        self.loop_after = loop_after  # this many unconfirmed boots in a row is a reset loop
+        self._cause = cause            # injected by tests; else hardware_reset_cause()
+        self.state = None
+
+    def _load(self):
+        s = self.store.read_json(self.name) or {}
+        s.setdefault("boots", 0)
+        s.setdefault("unconfirmed", 0)
+        s.setdefault("wdt_resets", 0)
+        return s
+
+    def record_boot(self):
+        """Count this boot (call once, early); returns the state dict."""
+        s = self._load()
+        note = s.pop("pending_cause", None)
+        hw = None if (self._cause or note) else hardware_reset_cause()
+        cause = self._cause or note or hw or CAUSE_POWER
+        if hw is None and not self._cause and note is None and s.get("running"):
+            # the previous boot never shut down cleanly and left no note: on a port without
+            # reset_cause() that is most likely a crash or a watchdog (power loss looks alike)
+            cause = "unclean"
+        s["boots"] += 1
+        s["unconfirmed"] += 1  # mark_good() clears it
+        if cause in (CAUSE_WDT, CAUSE_ESCALATION):
+            s["wdt_resets"] += 1
+        s["reset_cause"] = cause
+        s["running"] = True
+        s["boot_time"] = int(time.time())
+        self.store.write_json(self.name, s)
+        self.state = s
+        return s
+
+    def _state(self):
+        if self.state is None:
+            self.state = self._load()
+        return self.state
+
+    @property
+    def boot_count(self):
+        return self._state()["boots"]
+
+    @property
+    def unconfirmed(self):
+        return self._state()["unconfirmed"]
+
+    @property
+    def reset_cause(self):
+        return self._state().get("reset_cause")
+
+    @property
+    def reset_loop(self):
+        """True when the last `loop_after` boots all ended before mark_good()."""
+        return self._state()["unconfirmed"] >= self.loop_after
+
+    @property
+    def clean(self):
+        """This boot followed a power-on or a confirmed image, not a watchdog/escalation reset."""
+        return self.reset_cause not in (CAUSE_WDT, CAUSE_ESCALATION, "unclean")
+
+    def mark_good(self):
+        """This boot is healthy (OTA commits with this): the unconfirmed run starts over."""
+        s = self._state()
+        s["unconfirmed"] = 0
+        self.store.write_json(self.name, s)
+
+    def note_reset(self, cause):
+        """Called just before a deliberate reset, so the next boot knows why."""
+        s = self._state()
+        s["pending_cause"] = cause
+        s["running"] = False
+        self.store.write_json(self.name, s)
+
+    def shutdown(self):
+        """A clean stop (not a reset): the next boot is not counted as unclean."""
+        s = self._state()
+        s["running"] = False
+        self.store.write_json(self.name, s)
+
+    def report(self):
+        s = self._state()
+        return {"boots": s["boots"], "unconfirmed": s["unconfirmed"], "wdt_resets": s["wdt_resets"],
+                "reset_cause": s.get("reset_cause"), "reset_loop": self.reset_loop}

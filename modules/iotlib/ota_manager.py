@@ -1,0 +1,359 @@
+# OTAUpdateManager: polls the updates service (or takes a pushed manifest), refuses what it
+# must not run, downloads application bundles in resumable Range chunks hashed as they
+# stream, checks the signature in C (_iotota.verify_p256), installs into the inactive
+# slot of a BundleStore and reboots into a trial; the trial ends with commit() once health
+# and readiness pass, or with a rollback at the deadline (boot count: BundleStore.boot()).
+#
+# Signed statement (must match tools/iot-sign, iot_sign/signing.py):
+#   "iotota-v1\n<kind>\n<version>\n<min_version or empty>\n<size>\n<sha256 hex>"
+# so a signature binds the artefact's hash to its version: an old bundle cannot be
+# relabelled as a new one, and version checks below act on signed data.
+import asyncio
+import binascii
+import hashlib
+import json
+import os
+import time
+
+from iotlib.bundle_store import _makedirs
+
+STATEMENT_TAG = "iotota-v1"
+IDLE, CHECKING, DOWNLOADING, INSTALLING, INSTALLED, TRIAL, ERROR = (
+    "idle", "checking", "downloading", "installing", "installed", "trial", "error")
+
+
+class Refused(Exception):
+    """An update this device will not take; args: (reason, detail)."""
+
+
+def version_key(v):
+    try:
+        return tuple(int(p) for p in v.split("."))
+    except (AttributeError, ValueError):
+        raise Refused("bad_manifest", "version %r is not dotted numeric" % (v,))
+
+
+def statement(kind, version, min_version, size, sha256_hex):
+    return "%s\n%s\n%s\n%s\n%d\n%s" % (STATEMENT_TAG, kind, version, min_version or "",
+                                       size, sha256_hex)
+
+
+def _default_verify(key, digest, sig):
+    from _iotota import verify_p256
+    return verify_p256(key, digest, sig)
+
+
+def _default_reset():
+    try:
+        import machine
+        machine.reset()
+    except ImportError:  # unix simulation: a new process is the next boot
+        import sys
+        sys.exit(0)
+
+
+class OTAUpdateManager:
+    def __init__(self, http, store, device_id, updates_url, factory_version, public_key=None,
+                 health=None, metrics=None, audit=None, alarm=None, reset=None,
+                 poll_s=3600, trial_deadline_s=300, auto_commit=False, max_bundle=256 * 1024,
+                 chunk=4096, work_dir=None, verify=None):
+        self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
+        self.store = store                # iotlib.bundle_store.BundleStore, boot() already called
+        self.device_id = device_id
+        self.updates_url = updates_url.rstrip("/")
+        self.factory_version = factory_version
+        if public_key is None:
+            from iotlib.ota_key import PUBLIC_KEY as public_key
+        self.public_key = public_key
+        self.health = health
+        self.audit = audit                # iotlib.audit.Audit or anything with record(event, **f)
+        self.alarm = alarm                # callable(type, severity, detail) or None
+        self.reset = reset or _default_reset
+        self.poll_s = poll_s
+        self.trial_deadline_s = trial_deadline_s
+        self.auto_commit = auto_commit
+        self.max_bundle = max_bundle
+        self.chunk = chunk
+        self.work = work_dir or store.root
+        self._verify = verify or _default_verify
+        self.state = TRIAL if store.boot_state()["trial"] else IDLE
+        self.error = None
+        self.done = 0
+        self.total = 0
+        self.resumed_from = 0
+        self._booted_ms = time.ticks_ms()
+        self._task = None
+        self._busy = False
+        self._refused = self._installs = self._rollbacks = None
+        if metrics is not None:
+            self._register(metrics)
+
+    # ---- metrics ------------------------------------------------------------------------
+
+    def _register(self, m):
+        m.gauge("ota_download_bytes", "Bytes of the current update downloaded", read=lambda: self.done)
+        m.gauge("ota_download_total_bytes", "Size of the current update", read=lambda: self.total)
+        m.gauge("ota_trial", "1 while an uncommitted bundle runs", read=lambda: int(self.on_trial()))
+        self._refused = m.counter("ota_refused_total", "Updates refused", labels=("reason",))
+        self._installs = m.counter("ota_installs_total", "Bundles installed")
+        self._rollbacks = m.counter("ota_rollbacks_total", "Bundle rollbacks")
+
+    def progress(self):
+        return {"state": self.state, "done": self.done, "total": self.total,
+                "percent": (100 * self.done // self.total) if self.total else 0,
+                "resumed_from": self.resumed_from, "error": self.error}
+
+    def on_trial(self):
+        return self.store.boot_state()["trial"]
+
+    def current_version(self):
+        return self.store.running_version() or self.factory_version
+
+    def boot_state(self):
+        """What OTA.GetBootState answers: the running bundle, trial, boots, deadline, progress."""
+        bs = self.store.boot_state()
+        bs["factory_version"] = self.factory_version
+        bs["running_version"] = self.current_version()
+        left = None
+        if bs["trial"]:
+            left = max(0, self.trial_deadline_s
+                       - time.ticks_diff(time.ticks_ms(), self._booted_ms) // 1000)
+        bs["deadline_s"] = self.trial_deadline_s
+        bs["deadline_left_s"] = left
+        bs["ota"] = self.progress()
+        return bs
+
+    # ---- audit and alarms ---------------------------------------------------------------
+
+    def _record(self, event, **fields):
+        if self.audit is not None:
+            self.audit.record(event, **fields)
+
+    def _refuse(self, reason, detail, manifest):
+        self.state, self.error = ERROR, "%s: %s" % (reason, detail)
+        if self._refused is not None:
+            self._refused.inc(labels=(reason,))
+        self._record("ota.refused", reason=reason, detail=detail,
+                     version=manifest.get("version"), current=self.current_version())
+        if self.alarm is not None:
+            self.alarm("ota_refused", "warning", "%s: %s" % (reason, detail))
+        return {"ok": False, "reason": reason, "detail": detail}
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self):
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self):
+        if self.on_trial():
+            await self.run_trial()
+        while True:
+            try:
+                await self.check()
+            except Exception as e:  # the poller must survive a bad network day
+                self.state, self.error = ERROR, "check failed: %s" % e
+            await asyncio.sleep(self.poll_s)
+
+    async def run_trial(self, tick_s=1):
+        """Wait for commit (explicit, or automatic once ready); roll back at the deadline."""
+        deadline_ms = self.trial_deadline_s * 1000
+        while self.on_trial():
+            if self.auto_commit and self._ready()[0]:
+                self.commit()
+                break
+            if time.ticks_diff(time.ticks_ms(), self._booted_ms) >= deadline_ms:
+                self.rollback("deadline: not committed within %d s" % self.trial_deadline_s,
+                              reboot=True)
+                break
+            await asyncio.sleep(tick_s)
+
+    def _ready(self):
+        if self.health is None:
+            return True, {}
+        return self.health.readyz()
+
+    # ---- admin operations ---------------------------------------------------------------
+
+    def commit(self):
+        """Commit the bundle on trial, only while health and readiness pass."""
+        if not self.on_trial():
+            return {"ok": False, "reason": "not_on_trial"}
+        ok, checks = self._ready()
+        if not ok:
+            self._record("ota.commit_refused", version=self.current_version(), checks=checks)
+            return {"ok": False, "reason": "not_ready", "checks": checks}
+        self.store.commit()
+        self.state = IDLE
+        self._record("ota.committed", version=self.current_version())
+        return {"ok": True, "version": self.current_version()}
+
+    def rollback(self, reason="admin", reboot=False):
+        """Back to the previous bundle (or the factory code) from the next boot."""
+        before = self.current_version()
+        after = self.store.rollback(reason) or self.factory_version
+        self.state = IDLE
+        if self._rollbacks is not None:
+            self._rollbacks.inc()
+        self._record("ota.rollback", reason=reason, version=before, to=after)
+        if self.alarm is not None:
+            self.alarm("ota_rollback", "warning", "%s -> %s: %s" % (before, after, reason))
+        if reboot:
+            self.reset()
+        return {"ok": True, "from": before, "to": after, "reboot_required": True}
+
+    async def admin(self, action, body=None):
+        """One entry point for the device API: (HTTP status, JSON body).
+        action: "state" (GET), "commit", "rollback", "check" (POST)."""
+        if action == "state":
+            return 200, self.boot_state()
+        if action == "commit":
+            r = self.commit()
+            return (200 if r["ok"] else 409), r
+        if action == "rollback":
+            return 200, self.rollback((body or {}).get("reason", "admin"))
+        if action == "check":
+            r = await self.check(reboot=False)
+            return 200, r
+        return 404, {"error": "unknown OTA action %r" % action}
+
+    # ---- update path --------------------------------------------------------------------
+
+    async def check(self, reboot=True):
+        """Poll the updates service once; install what it offers."""
+        self.state = CHECKING
+        url = "%s/devices/%s/update?version=%s" % (self.updates_url, self.device_id,
+                                                   self.current_version())
+        r = await self.http.request("GET", url)
+        if r.status == 204:
+            self.state = IDLE
+            return {"ok": True, "update": None}
+        if r.status != 200:
+            self.state, self.error = ERROR, "updates service: HTTP %d" % r.status
+            return {"ok": False, "reason": "http", "detail": r.status}
+        return await self.offer(r.json(), reboot=reboot)
+
+    async def offer(self, manifest, reboot=True):
+        """Take one manifest (polled, or pushed by discovery): check, download, install."""
+        if self._busy:
+            return {"ok": False, "reason": "busy"}
+        self._busy = True
+        try:
+            self._accept(manifest)
+            path = await self._download(manifest)
+            self.state = INSTALLING
+            slot = self.store.install(path, manifest["version"])
+            self._remove_download()
+        except Refused as e:
+            return self._refuse(e.args[0], e.args[1], manifest)
+        except ValueError as e:  # a bundle that does not unpack
+            return self._refuse("bad_bundle", str(e), manifest)
+        except OSError as e:  # link lost: the partial download is kept and resumed
+            self.state, self.error = ERROR, "download interrupted at byte %d: %s" % (self.done, e)
+            return {"ok": False, "reason": "interrupted", "detail": self.error}
+        finally:
+            self._busy = False
+        self.state = INSTALLED
+        if self._installs is not None:
+            self._installs.inc()
+        self._record("ota.installed", version=manifest["version"], slot=slot,
+                     previous=self.current_version())
+        if reboot:
+            self.reset()
+        return {"ok": True, "version": manifest["version"], "slot": slot, "reboot_required": True}
+
+    def _accept(self, m):
+        """Everything decided before a byte is downloaded: kind, versions, size, signature."""
+        for field in ("kind", "version", "size", "sha256", "signature", "url"):
+            if field not in m:
+                raise Refused("bad_manifest", "missing " + field)
+        if self.on_trial():
+            # the other slot holds the rollback target: never overwrite it during a trial
+            raise Refused("on_trial", "commit or roll back the running bundle first")
+        if m["kind"] != "bundle":
+            raise Refused("unsupported_kind", "kind %r (image swap not in this build)" % m["kind"])
+        current = version_key(self.current_version())
+        new = version_key(m["version"])
+        if new <= current:
+            raise Refused("downgrade", "%s is not newer than %s" % (m["version"], self.current_version()))
+        if m.get("min_version") and current < version_key(m["min_version"]):
+            raise Refused("min_version", "needs %s, running %s" % (m["min_version"], self.current_version()))
+        if m["version"] == self.store.state().get("failed_version"):
+            raise Refused("rolled_back", "%s failed its trial on this device" % m["version"])
+        if not isinstance(m["size"], int) or m["size"] <= 0 or m["size"] > self.max_bundle:
+            raise Refused("oversized", "size %r, limit %d" % (m["size"], self.max_bundle))
+        try:
+            sig = binascii.unhexlify(m["signature"])
+            digest = hashlib.sha256(statement(m["kind"], m["version"], m.get("min_version"),
+                                              m["size"], m["sha256"])).digest()
+            good = self._verify(self.public_key, digest, sig)
+        except ValueError as e:  # not hex, or not a DER signature at all: unsigned
+            raise Refused("unsigned", str(e))
+        if not good:
+            raise Refused("bad_signature", "signature does not match the trusted key")
+
+    def _remove_download(self):
+        for name in ("download.part", "download.json"):
+            try:
+                os.remove(self.work + "/" + name)
+            except OSError:
+                pass
+
+    async def _download(self, m):
+        """Range-resumable download into work/download.part, hashed as it streams."""
+        part, meta = self.work + "/download.part", self.work + "/download.json"
+        _makedirs(self.work)
+        h = hashlib.sha256()
+        offset = 0
+        try:
+            with open(meta) as f:
+                same = json.load(f).get("sha256") == m["sha256"]
+        except (OSError, ValueError):
+            same = False
+        if same:  # resume: re-hash what is already there
+            try:
+                with open(part, "rb") as f:
+                    buf = bytearray(512)
+                    while True:
+                        n = f.readinto(buf)
+                        if not n:
+                            break
+                        h.update(memoryview(buf)[:n])
+                        offset += n
+            except OSError:
+                offset, h = 0, hashlib.sha256()
+        if offset > m["size"]:
+            offset, h, same = 0, hashlib.sha256(), False
+        if not same or offset == 0:
+            self._remove_download()
+            with open(meta, "w") as f:
+                json.dump({"sha256": m["sha256"], "version": m["version"]}, f)
+            open(part, "wb").close()
+        self.state, self.total, self.done, self.resumed_from = DOWNLOADING, m["size"], offset, offset
+        url = m["url"]
+        if url.startswith("/"):  # relative to the updates service's host
+            scheme, _, rest = self.updates_url.partition("://")
+            url = scheme + "://" + rest.split("/", 1)[0] + url
+        with open(part, "ab") as out:
+            while offset < m["size"]:
+                end = min(offset + self.chunk, m["size"]) - 1
+                r = await self.http.request("GET", url, headers={"Range": "bytes=%d-%d" % (offset, end)})
+                if r.status == 200 and offset == 0 and len(r.body) == m["size"]:
+                    pass  # a server without Range support, and the whole thing fits a chunk
+                elif r.status != 206:
+                    raise Refused("download", "HTTP %d at byte %d" % (r.status, offset))
+                if not r.body or offset + len(r.body) > m["size"]:
+                    raise Refused("oversized", "artefact is not %d bytes" % m["size"])
+                h.update(r.body)
+                out.write(r.body)
+                out.flush()
+                offset += len(r.body)
+                self.done = offset
+        if binascii.hexlify(h.digest()).decode() != m["sha256"]:
+            self._remove_download()  # never resume from bytes that hash wrong
+            raise Refused("bad_hash", "downloaded bytes do not match the signed sha256")
+        return part

@@ -1,0 +1,291 @@
+# WatchdogManager: heartbeats to service discovery and the hardware watchdog.
+#
+# - Heartbeats (uptime, free heap, health, boot count) every heartbeat_s; the reply may order
+#   "reboot" or "refresh_token". Missed heartbeats are counted; escalation follows the count:
+#   alarm_after -> an alarm; every miss after that -> reconnect (network) and re-register;
+#   max_missed -> reset.
+# - machine.WDT (RP2040: at most 8388 ms) is fed by a small task, and only while every watched
+#   loop has checked in recently: a hung event loop cannot run the feeder, and a stuck loop
+#   stops checking in, so either way the hardware resets the device.
+# - On the unix simulation machine.WDT and machine.reset do not exist: SimWDT runs a thread
+#   that ends the process with SIM_EXIT_WDT when not fed in time, and the reset exits with
+#   SIM_EXIT_RESET; both leave the cause in the boot counter's file first.
+import asyncio
+import gc
+import sys
+import time
+
+from iotlib.boot_counter import CAUSE_ESCALATION, CAUSE_WDT
+
+RP2040_WDT_MAX_MS = 8388
+SIM_EXIT_RESET = 75
+SIM_EXIT_WDT = 76
+
+
+def _hard_exit(code):
+    """End the process now from any thread (unix simulation only)."""
+    try:
+        import ffi
+        ffi.open("libc.so.6").func("v", "_exit", "i")(code)
+    except Exception:
+        pass
+    sys.exit(code)
+
+
+class SimWDT:
+    """machine.WDT for the unix simulation: a thread ends the process when feeding stops."""
+
+    def __init__(self, timeout=RP2040_WDT_MAX_MS, on_expire=None, exit_code=SIM_EXIT_WDT):
+        self.timeout = timeout
+        self.on_expire = on_expire
+        self.exit_code = exit_code
+        self._last = time.ticks_ms()
+        import _thread
+        _thread.start_new_thread(self._watch, ())
+
+    def feed(self):
+        self._last = time.ticks_ms()
+
+    def stop(self):
+        # only the simulation can stop; machine.WDT on RP2040 cannot be disabled
+        self.timeout = 1 << 29
+
+    def _watch(self):
+        while True:
+            time.sleep_ms(50)
+            if time.ticks_diff(time.ticks_ms(), self._last) > self.timeout:
+                print("SIMWDT: watchdog reset")
+                if self.on_expire is not None:
+                    try:
+                        self.on_expire()
+                    except Exception:
+                        pass
+                _hard_exit(self.exit_code)
+
+
+def make_wdt(timeout_ms, on_expire=None):
+    """The port's machine.WDT, or SimWDT where the port has none (unix)."""
+    timeout_ms = min(timeout_ms, RP2040_WDT_MAX_MS)
+    try:
+        from machine import WDT
+        return WDT(timeout=timeout_ms)
+    except (ImportError, AttributeError):
+        return SimWDT(timeout_ms, on_expire)
+
+
+def default_reset():
+    try:
+        import machine
+        machine.reset()
+    except (ImportError, AttributeError):
+        pass
+    print("SIMRESET: device reset")
+    _hard_exit(SIM_EXIT_RESET)
+
+
+def _free_heap():
+    gc.collect()
+    return gc.mem_free()
+
+
+class WatchdogManager:
+    def __init__(self, discovery_url, auth, device_id, registration=None, http=None, role=None,
+                 firmware_version=None, address="0.0.0.0", port=80, capabilities=(),
+                 heartbeat_s=None, max_missed=5, alarm_after=None, wdt=None, wdt_timeout_ms=8000,
+                 feed_ms=1000, use_wdt=True, reset=None, boot=None, alarms=None, health=None,
+                 metrics=None, network=None, clock=None, log=None):
+        if registration is None:
+            from iotlib.registration import Registration
+            registration = Registration(discovery_url, auth, device_id, role=role,
+                                        firmware_version=firmware_version, address=address,
+                                        port=port, capabilities=capabilities, http=http,
+                                        clock=clock)
+        self.registration = registration
+        self.auth = auth
+        self.device_id = device_id
+        self.http = http or registration.http
+        self.heartbeat_s = heartbeat_s          # None: what discovery says, else 30
+        self.max_missed = max_missed
+        self.alarm_after = alarm_after or max(1, max_missed // 2)
+        self.wdt = wdt
+        self.wdt_timeout_ms = min(wdt_timeout_ms, RP2040_WDT_MAX_MS)
+        self.feed_ms = feed_ms
+        self.use_wdt = use_wdt
+        self.reset = reset or default_reset
+        self.boot = boot
+        self.alarms = alarms
+        self.health = health
+        self.network = network
+        self.log = log
+        self.missed = 0
+        self.heartbeats = 0
+        self.last_actions = []
+        self._watched = {}      # name -> [max_silence_ms, last_checkin_ticks]
+        self._started_ms = time.ticks_ms()
+        self._tasks = []
+        self._hb_missed = self._hb_sent = None
+        if metrics is not None:
+            self._hb_sent = metrics.counter("heartbeats_total", "Heartbeats answered", ())
+            self._hb_missed = metrics.counter("heartbeats_missed_total", "Heartbeats missed", ())
+        if health is not None:
+            health.add_check("watchdog_loops", self._loops_ok, required=False, live=True)
+
+    # ---- loop liveness --------------------------------------------------------------------
+
+    def watch(self, name, max_silence_ms):
+        """Register a loop that must checkin(name) at least every max_silence_ms."""
+        self._watched[name] = [max_silence_ms, time.ticks_ms()]
+
+    def unwatch(self, name):
+        self._watched.pop(name, None)
+
+    def checkin(self, name):
+        entry = self._watched.get(name)
+        if entry is not None:
+            entry[1] = time.ticks_ms()
+
+    def stalled(self):
+        now = time.ticks_ms()
+        return [n for n, (limit, last) in self._watched.items() if time.ticks_diff(now, last) > limit]
+
+    def _loops_ok(self):
+        bad = self.stalled()
+        return (not bad, "stalled: " + ",".join(bad) if bad else "ok")
+
+    async def _feed_loop(self):
+        if self.wdt is None:
+            note = (lambda: self.boot.note_reset(CAUSE_WDT)) if self.boot is not None else None
+            self.wdt = make_wdt(self.wdt_timeout_ms, note)
+        while True:
+            if not self.stalled():
+                self.wdt.feed()
+            await asyncio.sleep_ms(self.feed_ms)
+
+    # ---- heartbeats -----------------------------------------------------------------------
+
+    def _say(self, *args):
+        if self.log is not None:
+            self.log(*args)
+
+    def uptime_s(self):
+        return time.ticks_diff(time.ticks_ms(), self._started_ms) // 1000
+
+    def _health_report(self):
+        if self.health is None:
+            return {}
+        try:
+            ok, checks = self.health.readyz()
+        except Exception:
+            ok, checks = self.health.livez()
+        return {"ok": ok, "checks": {k: v["ok"] for k, v in checks.items()}}
+
+    async def heartbeat_once(self):
+        """One heartbeat; True when discovery answered. Runs the actions it orders."""
+        try:
+            await self.registration.ensure()
+            body = {"uptime_s": self.uptime_s(), "free_heap": _free_heap(),
+                    "health": self._health_report()}
+            if self.boot is not None:
+                body["boot_count"] = self.boot.boot_count
+            r = await self.http.request("POST", "%s/devices/%s/heartbeat"
+                                        % (self.registration.url, self.device_id), json=body)
+            if r.status == 401:  # token expired or revoked: register again next time
+                self.registration.expires_at = 0
+                raise OSError("heartbeat refused (401)")
+            if r.status != 200:
+                raise OSError("heartbeat status %d" % r.status)
+            actions = r.json().get("actions") or []
+        except Exception as e:  # unreachable, refused, timeout: all a missed heartbeat
+            self._missed(e)
+            return False
+        self.missed = 0
+        self.heartbeats += 1
+        if self._hb_sent is not None:
+            self._hb_sent.inc()
+        self.last_actions = actions
+        for action in actions:
+            await self._act(action)
+        return True
+
+    async def _act(self, action):
+        self._say("watchdog: action", action)
+        if action == "refresh_token":
+            self.registration.expires_at = 0
+            try:
+                await self.registration.register()
+            except Exception as e:
+                self._say("watchdog: refresh failed", e)
+        elif action == "reboot":
+            self._reset("requested")
+
+    def _missed(self, error):
+        self.missed += 1
+        if self._hb_missed is not None:
+            self._hb_missed.inc()
+        self._say("watchdog: missed heartbeat", self.missed, error)
+        if self.missed >= self.max_missed:
+            if self.alarms is not None:
+                self.alarms.report_alarm({"type": "watchdog_reset", "severity": "critical",
+                                          "source": "watchdog",
+                                          "message": "%d heartbeats missed" % self.missed})
+            self._reset(CAUSE_ESCALATION)
+            return
+        if self.missed == self.alarm_after and self.alarms is not None:
+            self.alarms.report_alarm({"type": "heartbeat_missed", "severity": "warning",
+                                      "source": "watchdog", "message": str(error)[:200]})
+        if self.missed >= self.alarm_after:
+            self._reconnect()
+
+    def _reconnect(self):
+        self.registration.expires_at = 0  # register again once discovery answers
+        net = self.network
+        if net is not None:
+            for name in ("reconnect", "connect"):
+                fn = getattr(net, name, None)
+                if fn is not None:
+                    try:
+                        r = fn()
+                        if hasattr(r, "send"):  # a coroutine: run it in the background
+                            asyncio.create_task(r)
+                    except Exception as e:
+                        self._say("watchdog: reconnect failed", e)
+                    break
+
+    def _reset(self, cause):
+        self._say("watchdog: reset,", cause)
+        if self.boot is not None:
+            self.boot.note_reset(cause)
+        self.reset()
+
+    def interval_s(self):
+        return self.heartbeat_s or self.registration.heartbeat_s or 30
+
+    def start_feeder(self):
+        """Start feeding the hardware watchdog (watchdog_loop() does it itself when use_wdt)."""
+        if not any(t[0] == "feed" for t in self._tasks):
+            self._tasks.append(("feed", asyncio.create_task(self._feed_loop())))
+
+    async def watchdog_loop(self):
+        """Heartbeat forever (the call shape users write); feeds the WDT from its own task."""
+        if self.use_wdt:
+            self.start_feeder()
+        interval = self.interval_s()
+        self.watch("heartbeat", (interval * 2 + 30) * 1000)
+        while True:
+            await self.heartbeat_once()
+            self.checkin("heartbeat")
+            await asyncio.sleep_ms(int(self.interval_s() * 1000))
+
+    async def start(self):
+        if not any(t[0] == "loop" for t in self._tasks):
+            self._tasks.append(("loop", asyncio.create_task(self.watchdog_loop())))
+
+    async def stop(self):
+        # the hardware WDT cannot be disabled once started on RP2040: stop only when resetting
+        # or on unix; the feeder goes last
+        for _, task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        self.unwatch("heartbeat")
+        if self.wdt is not None and hasattr(self.wdt, "stop"):
+            self.wdt.stop()

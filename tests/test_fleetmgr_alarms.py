@@ -1,0 +1,94 @@
+"""AlarmManager: deduplication, the bounded buffer, and alarms surviving a reboot while the
+alarms service is down, delivered to the real fleet-server once it is back."""
+import json
+
+from test_fleetmgr_helpers import Device, fleet, prelude  # noqa: F401 (fixture)
+
+FIRST_BOOT = """
+from iotlib.registration import Registration
+reg = Registration(SD, auth, DEVICE, role="sensors")
+alarms = AlarmManager(None, auth, DEVICE, store=store, capacity=5, log=log)
+async def crashy():
+    raise ValueError("adc stuck")
+async def main():
+    await reg.register()
+    alarms.url = reg.service("alarms")
+    print("REGISTERED")
+    while True:                              # the test stops the service now
+        try:
+            await reg.http.request("GET", SD[:-4] + "/health/livez")
+        except OSError:
+            break
+        await asyncio.sleep_ms(100)
+    for i in range(3):
+        alarms.report_alarm({"type": "overtemp", "severity": "critical", "source": "sensor1",
+                             "message": "%d C" % (80 + i)})
+        await asyncio.sleep_ms(20)
+    alarms.report_alarm({"type": "fan", "severity": "warning", "source": "fan1"})
+    alarms.report_alarm({"type": "a", "severity": "info"})
+    alarms.report_alarm({"type": "b", "severity": "info"})
+    await alarms.guard(crashy(), "sampler")             # an escaping exception becomes an alarm
+    alarms.report_alarm({"type": "c", "severity": "info"})   # full: the oldest info alarm goes
+    print("FLUSHED", await alarms.flush())
+    print("PENDING", len(alarms.pending), alarms.dropped)
+    # power cut: no clean shutdown
+asyncio.run(main())
+"""
+
+SECOND_BOOT = """
+from iotlib.registration import Registration
+reg = Registration(SD, auth, DEVICE, role="sensors")
+alarms = AlarmManager(SD, auth, DEVICE, store=store, capacity=5, interval_ms=200, log=log)
+print("RESTORED", len(alarms.pending), alarms.dropped,
+      [(a["type"], a["count"]) for a in alarms.pending])
+async def main():
+    await alarms.start()
+    while True:
+        try:
+            await reg.ensure()
+            break
+        except OSError:
+            await asyncio.sleep_ms(200)
+    print("REGISTERED")
+    while alarms.pending or alarms.dropped:
+        await asyncio.sleep_ms(100)
+    print("DELIVERED", alarms.sent)
+    await alarms.stop()
+asyncio.run(main())
+"""
+
+
+def test_alarms_deduplicated_and_surviving_a_reboot_while_the_service_is_down(fleet, tmp_path):
+    creds = fleet.provision("sensor-07", role="sensors")
+    fleet.start()
+    store = tmp_path / "dev"
+    dev = Device(prelude(creds, fleet.url, store) + FIRST_BOOT, tmp_path)
+    dev.expect(r"^REGISTERED$")
+    fleet.stop()
+    dev.expect(r"^alarm overtemp sensor1 critical 3$")
+    dev.expect(r"^alarm task_crashed sampler critical 1$")
+    assert dev.expect(r"^FLUSHED (\w+)$").group(1) == "False"
+    assert dev.expect(r"^PENDING (\d+) (\d+)$").groups() == ("5", "1")
+    assert dev.wait() == 0
+    saved = json.loads((store / "alarms.json").read_text())
+    assert sorted(a["type"] for a in saved["alarms"]) == ["b", "c", "fan", "overtemp", "task_crashed"]
+
+    # reboot while the service is still down; it comes back a moment later
+    dev = Device(prelude(creds, fleet.url, store) + SECOND_BOOT, tmp_path)
+    m = dev.expect(r"^RESTORED (\d+) (\d+) (.*)$")
+    assert m.group(1, 2) == ("5", "1") and "('overtemp', 3)" in m.group(3)
+    fleet.start()
+    dev.expect(r"^REGISTERED$")
+    assert dev.expect(r"^DELIVERED (\d+)$").group(1) == "5"
+    assert dev.wait() == 0
+
+    listed = fleet.admin("alarms", "--id", "sensor-07")
+    by_type = {a["type"]: a for a in listed["alarms"]}
+    assert sorted(by_type) == ["b", "c", "fan", "overtemp", "task_crashed"]
+    hot = by_type["overtemp"]
+    assert hot["count"] == 3 and hot["severity"] == "critical" and hot["source"] == "sensor1"
+    assert hot["first_seen"] < hot["last_seen"] and hot["message"] == "82 C"
+    assert by_type["task_crashed"]["message"] == "ValueError: adc stuck"
+    assert by_type["b"]["source"] == "device"
+    assert listed["dropped"] == 1                       # fleet-admin: this device's cumulative count
+    assert json.loads((store / "alarms.json").read_text())["alarms"] == []

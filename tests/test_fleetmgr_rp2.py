@@ -1,0 +1,109 @@
+"""In the emulated RP2040 (rp2040py, which emulates the watchdog and flash): a loop that stops
+checking in makes WatchdogManager stop feeding machine.WDT, the watchdog resets the chip, and
+the boot counter on the littlefs filesystem says so after the reboot.
+
+The emulator runs about 10-15x slower than real time on a loaded 2-core machine, hence the
+short emulated intervals and the long host-side timeouts."""
+import asyncio
+
+import pytest
+
+from conftest import uf2
+
+# What the rp2 port's own _boot.py does (our manifest does not freeze it, nor rp2.py, hence
+# _rp2): mount the flash filesystem, mkfs only on the first boot of a blank flash.
+MOUNT = """
+import os, vfs, _rp2
+try:
+    os.stat("/fleetmgr")
+except OSError:
+    bdev = _rp2.Flash()
+    try:
+        fs = vfs.VfsLfs2(bdev, progsize=256)
+    except OSError:
+        vfs.VfsLfs2.mkfs(bdev, progsize=256)
+        fs = vfs.VfsLfs2(bdev, progsize=256)
+    try:
+        vfs.mount(fs, "/")
+    except OSError:
+        pass
+"""
+
+STALL = MOUNT + """
+import asyncio, machine
+from iotlib.storage import Storage
+from iotlib.boot_counter import BootCounter
+from iotlib.watchdog_manager import WatchdogManager
+store = Storage("/fleetmgr")
+boot = BootCounter(store)
+boot.record_boot()
+class NoRegistration:
+    url = None; heartbeat_s = 60; http = None
+wd = WatchdogManager(None, None, "d", registration=NoRegistration(), boot=boot,
+                     wdt_timeout_ms=500, feed_ms=100)
+wd.watch("worker", 250)
+async def worker():
+    for i in range(12):                 # 0.6 s of healthy work (> the WDT timeout): fed all along
+        wd.checkin("worker")
+        await asyncio.sleep_ms(50)
+    store.write_json("stage.json", {"stage": "stalled", "boot": boot.boot_count})
+    await asyncio.sleep(5)              # stuck: no more check-ins, the event loop itself is fine
+async def main():
+    wd.start_feeder()
+    await worker()
+    print("SURVIVED")
+asyncio.run(main())
+"""
+
+AFTER = MOUNT + """
+import machine
+from iotlib.storage import Storage
+from iotlib.boot_counter import BootCounter
+store = Storage("/fleetmgr")
+print("STAGE", store.read_json("stage.json"))
+print("HW", machine.reset_cause() == machine.WDT_RESET)
+boot = BootCounter(store)
+boot.record_boot()
+r = boot.report()
+print("BOOT", r["boots"], r["reset_cause"], r["wdt_resets"], r["unconfirmed"], boot.clean)
+"""
+
+
+def test_stalled_loop_is_reset_by_the_rp2040_watchdog_and_counted():
+    from rp2040py.boards import BOARDS, resolve_firmware
+    from rp2040py.device import MicroPythonDevice
+
+    image = uf2("RELAYS")    # the non-wireless image CI boots; a local path: nothing is fetched
+
+    async def run():
+        board = resolve_firmware(BOARDS["pico"], "micropython", str(image))
+        async with MicroPythonDevice(board=board) as device:
+            fired = asyncio.Event()
+            reset_chip = device.mcu.watchdog.on_watchdog_trigger
+
+            def on_trigger():               # the emulated watchdog resets the chip
+                fired.set()
+                reset_chip()
+
+            device.mcu.watchdog.on_watchdog_trigger = on_trigger
+            # never completes on its own: the watchdog resets the chip mid-exec
+            running = asyncio.wrap_future(device.exec_async(STALL, timeout=90))
+            waiter = asyncio.ensure_future(fired.wait())
+            await asyncio.wait({running, waiter}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
+            if running.done():
+                waiter.cancel()
+                out, err = running.result()
+                pytest.fail("the stalled script finished without a reset:\n%s%s"
+                            % (out.decode(), err.decode()))
+            assert fired.is_set(), "no watchdog reset within 90 s"
+            running.cancel()                # frees the REPL channel for the next exec
+            await asyncio.sleep(0.1)
+            out, err = await device.aexec(AFTER, timeout=60)
+            return out.decode(), err.decode()
+
+    out, err = asyncio.run(run())
+    assert not err, err
+    assert "STAGE {'stage': 'stalled', 'boot': 1}" in out, out
+    assert "HW True" in out, out
+    assert "BOOT 2 wdt 1 2 False" in out, out
+    assert "SURVIVED" not in out

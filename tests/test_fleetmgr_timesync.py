@@ -1,0 +1,96 @@
+"""TimeSyncManager: real SNTP over UDP against chronyd and a test responder on loopback."""
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from test_fleetmgr_helpers import Device, SntpResponder, free_port
+
+CHRONYD = shutil.which("chronyd") or "/usr/sbin/chronyd"
+
+
+@pytest.fixture
+def chronyd(tmp_path):
+    """Debian's chronyd serving NTP on a high loopback port; never touches the system clock."""
+    port = free_port(__import__("socket").SOCK_DGRAM)
+    conf = tmp_path / "chrony.conf"
+    conf.write_text("port %d\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 1\n"
+                    "cmdport 0\npidfile %s/chronyd.pid\ndriftfile %s/drift\n"
+                    % (port, tmp_path, tmp_path))
+    if not shutil.which(CHRONYD):
+        pytest.fail("chronyd is missing: firmware/install_toolchain.sh installs it (apt chrony)")
+    proc = subprocess.Popen([CHRONYD, "-d", "-x", "-f", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    assert proc.poll() is None, proc.stdout.read().decode()
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_syncs_against_chrony_with_the_constructor_list_as_fallback(chronyd, tmp_path):
+    dead = free_port(__import__("socket").SOCK_DGRAM)   # nobody answers there
+    code = """
+import asyncio, time
+from iotlib.timesync_manager import TimeSyncManager
+ntp = TimeSyncManager(["127.0.0.1:%d"], timeout_ms=300)
+ntp.set_servers(["127.0.0.1:%d"])          # what configuration says: tried first, dead
+print("BEFORE", ntp.synced, ntp.time())
+async def main():
+    await ntp.start()
+    await asyncio.wait_for(ntp.wait_synced(), 5)
+    print("SYNCED", ntp.server, "%%.4f" %% abs(ntp.offset), "%%.4f" %% ntp.delay, ntp.syncs)
+    print("NOW", "%%.3f" %% (ntp.time() - time.time()))
+    await ntp.stop()
+asyncio.run(main())
+""" % (chronyd, dead)
+    dev = Device(code, tmp_path)
+    dev.expect(r"^BEFORE False None$")
+    m = dev.expect(r"^SYNCED 127\.0\.0\.1:(\d+) ([\d.]+) ([\d.]+) 1$")
+    assert int(m.group(1)) == chronyd
+    assert float(m.group(2)) < 0.05 and float(m.group(3)) < 0.05   # same host clock
+    assert abs(float(dev.expect(r"^NOW (\S+)").group(1))) < 0.05
+    assert dev.wait() == 0
+
+
+def test_offset_drift_and_alarm_after_repeated_failure(tmp_path):
+    sntp = SntpResponder(offset_s=120.0, ppm=20000)   # 2 minutes ahead, running 2 % fast
+    code = """
+import asyncio, time
+from iotlib.timesync_manager import TimeSyncManager
+from iotlib.alarm_manager import AlarmManager
+alarms = AlarmManager(None, None, "d", log=print)
+ntp = TimeSyncManager(["127.0.0.1:%d"], timeout_ms=300, fail_alarm_after=3, alarms=alarms)
+async def main():
+    print("FIRST", await ntp.sync_once(), "%%.3f" %% ntp.offset)
+    await asyncio.sleep_ms(1500)
+    print("SECOND", await ntp.sync_once(), "%%.3f" %% ntp.offset, "%%d" %% ntp.drift_ppm)
+    print("READY")
+    await asyncio.sleep_ms(1000)              # the test closes the responder meanwhile
+    while True:
+        ok = await ntp.sync_once()
+        print("ROUND", ok, ntp.failures, ntp.synced)
+        if ntp.failures >= 4:
+            break
+        await asyncio.sleep_ms(100)
+asyncio.run(main())
+""" % sntp.port
+    dev = Device(code, tmp_path)
+    try:
+        m = dev.expect(r"^FIRST True (\S+)$")
+        assert abs(float(m.group(1)) - 120.0) < 0.1
+        m = dev.expect(r"^SECOND True (\S+) (-?\d+)$")
+        assert abs(float(m.group(1)) - 120.03) < 0.1
+        assert 15000 < int(m.group(2)) < 25000          # drift measured in ppm
+        dev.expect(r"^READY$")
+        assert sntp.answered == 2
+    finally:
+        sntp.close()
+    dev.expect(r"^ROUND False 1 True$")                 # still synced, just stale
+    dev.expect(r"^ROUND False 2 True$")
+    dev.expect(r"^alarm time_sync_failed timesync warning 1$")
+    dev.expect(r"^ROUND False 3 True$")
+    dev.expect(r"^ROUND False 4 True$")
+    assert dev.wait() == 0
+    assert not any(line.startswith("alarm") for line in dev.lines)   # one alarm, not one per round

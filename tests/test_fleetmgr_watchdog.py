@@ -1,0 +1,97 @@
+"""Registration, heartbeats and escalation to a reset, against the real fleet-server."""
+import json
+
+from test_fleetmgr_helpers import Device, fleet, prelude  # noqa: F401 (fixture)
+SIM_EXIT_RESET, SIM_EXIT_WDT = 75, 76  # iotlib.watchdog_manager: the simulated resets
+
+DEVICE_SCRIPT = """
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)
+wd = WatchdogManager(SD, auth, DEVICE, boot=boot, alarms=alarms, heartbeat_s=0.3,
+                     max_missed=3, alarm_after=2, wdt_timeout_ms=3000, log=log)
+async def main():
+    wd.registration.on_registered(lambda r: print("REGISTERED", r["heartbeat_s"], sorted(r["services"])))
+    await wd.start()
+    n = 0
+    while True:
+        if wd.heartbeats != n:
+            n = wd.heartbeats
+            print("HEARTBEAT", n)
+        await asyncio.sleep_ms(50)
+asyncio.run(main())
+"""
+
+
+def test_registers_heartbeats_escalates_and_resets(fleet, tmp_path):
+    creds = fleet.provision("relay-01")
+    fleet.start()
+    code = prelude(creds, fleet.url, tmp_path / "dev") + DEVICE_SCRIPT
+    dev = Device(code, tmp_path)
+    try:
+        dev.expect(r"^BOOT 1 power 1$")
+        m = dev.expect(r"^REGISTERED (\d+) \['alarms', 'config', 'state', 'updates'\]")
+        assert m.group(1) == "5"                      # heartbeat_s from the server's settings
+        dev.expect(r"^HEARTBEAT 3$")
+        last = fleet.admin("heartbeat", "--id", "relay-01")["heartbeat"]
+        assert last["boot_count"] == 1 and last["free_heap"] > 0, last
+
+        fleet.stop()                                   # discovery goes away
+        dev.expect(r"missed heartbeat 1")
+        dev.expect(r"alarm heartbeat_missed watchdog warning 1")   # escalation 1: alarm
+        dev.expect(r"missed heartbeat 3")
+        dev.expect(r"alarm watchdog_reset watchdog critical 1")
+        dev.expect(r"^SIMRESET")                       # escalation 3: reset
+        assert dev.wait() == SIM_EXIT_RESET
+    finally:
+        dev.kill()
+    boot = json.loads((tmp_path / "dev" / "boot.json").read_text())
+    assert boot["pending_cause"] == "escalation"
+
+    # the next boot knows why it happened and counts it
+    fleet.start()
+    dev = Device(code, tmp_path)
+    try:
+        dev.expect(r"^BOOT 2 escalation 2$")           # second boot without mark_good()
+        dev.expect(r"^HEARTBEAT 1$")
+        # an operator's reboot order comes back with a heartbeat reply
+        fleet.admin("action", "--id", "relay-01", "reboot")
+        dev.expect(r"action reboot")
+        assert dev.wait() == SIM_EXIT_RESET
+    finally:
+        dev.kill()
+    assert json.loads((tmp_path / "dev" / "boot.json").read_text())["pending_cause"] == "requested"
+
+
+def test_hung_event_loop_is_reset_by_the_simulated_wdt(tmp_path):
+    code = """
+import asyncio, time
+from iotlib.storage import Storage
+from iotlib.boot_counter import BootCounter
+from iotlib.watchdog_manager import WatchdogManager
+store = Storage(%r)
+boot = BootCounter(store)
+boot.record_boot()
+print("BOOT", boot.boot_count, boot.reset_cause, boot.report()["wdt_resets"])
+class NoRegistration:
+    url = "http://127.0.0.1:9/api"; heartbeat_s = 60; http = None
+wd = WatchdogManager(None, None, "d", registration=NoRegistration(), boot=boot, wdt_timeout_ms=500, feed_ms=100)
+async def main():
+    wd.start_feeder()
+    for i in range(10):                 # healthy: fed every 100 ms, well inside 500 ms
+        await asyncio.sleep_ms(100)
+    print("HEALTHY")
+    if boot.boot_count == 1:
+        time.sleep(3)                   # the event loop hangs: nobody feeds
+        print("SURVIVED")
+    await wd.stop()
+asyncio.run(main())
+""" % str(tmp_path / "dev")
+    dev = Device(code, tmp_path)
+    dev.expect(r"^BOOT 1 power 0$")
+    dev.expect(r"^HEALTHY$")
+    dev.expect(r"^SIMWDT: watchdog reset")
+    assert dev.wait() == SIM_EXIT_WDT
+    assert "SURVIVED" not in "\n".join(dev.lines)
+    dev = Device(code, tmp_path)
+    dev.expect(r"^BOOT 2 wdt 1$")
+    dev.expect(r"^HEALTHY$")
+    assert dev.wait() == 0

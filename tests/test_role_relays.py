@@ -1,0 +1,345 @@
+"""RelaysController over REST on the unix build: curl and httpx, every endpoint, every error."""
+import json
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from conftest import run_unix
+from test_role_device import (API_KEY, NAMESPACE, TENANT, auth, make_token,  # noqa: F401
+                              role_device)
+
+RELAYS = {"relay1": {"pin": 2}, "relay2": {"pin": 3, "active_low": True},
+          "pump": {"pin": 4, "safe_state": "HIGH"}, "heater": {"pin": 5, "max_on_s": 1}}
+INTERLOCKS = [["relay1", "relay2"]]
+
+
+@pytest.fixture
+def relays(role_device):
+    return role_device("relays", relays=RELAYS, interlocks=INTERLOCKS,
+                       rate_limit={"per_token_rps": 1000, "per_address_rps": 1000,
+                                   "burst": 1000})
+
+
+def curl(*args):
+    """curl the device; returns (status, parsed JSON body or text)."""
+    out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}"] + list(args),
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    body, status = out.rsplit("\n", 1)
+    try:
+        body = json.loads(body)
+    except ValueError:
+        pass
+    return int(status), body
+
+
+def bearer(**kw):
+    return "Authorization: Bearer " + make_token(**kw)
+
+
+# -- every endpoint, with curl ----------------------------------------------------------
+
+
+def test_curl_every_endpoint(relays):
+    u = relays.url
+    assert curl(u + "/health/livez")[0] == 200
+    status, body = curl(u + "/health/readyz")
+    assert status == 200 and body["ok"] is True
+    status, text = curl(u + "/metrics")
+    assert status == 200 and "iot_http_responses_total" in text
+    status, body = curl("-H", bearer(), u + "/gpio")
+    assert status == 200
+    # safe states at boot: pump's safe state is HIGH, the others LOW
+    assert body == {"relays": {"relay1": "LOW", "relay2": "LOW", "pump": "HIGH",
+                               "heater": "LOW"}}
+    assert curl("-H", bearer(), u + "/gpio/pump") == (200, {"relay": "pump", "state": "HIGH"})
+    assert curl("-H", bearer(), "-H", "Content-Type: application/json",
+                "-d", '{"state": "HIGH"}', u + "/gpio/relay1") == \
+        (200, {"relay": "relay1", "state": "HIGH"})
+    status, body = curl("-H", bearer(), "-d", '{"relays": {"relay1": "LOW", "relay2": "HIGH",'
+                        ' "pump": "LOW"}}', u + "/gpio")
+    assert status == 200
+    assert body["relays"] == {"relay1": "LOW", "relay2": "HIGH", "pump": "LOW", "heater": "LOW"}
+
+
+@pytest.mark.parametrize("args,status,error", [
+    (["-d", "not json", "/gpio/relay1"], 400, "bad_request"),
+    (["-d", '{"state": "ON"}', "/gpio/relay1"], 400, "bad_request"),
+    (["-d", '{"relays": []}', "/gpio"], 400, "bad_request"),
+    (["/gpio/nope"], 404, "not_found"),
+    (["-d", '{"relays": {"relay1": "HIGH", "relay2": "HIGH"}}', "/gpio"], 409, "conflict"),
+    (["/no/such/path"], 404, "not_found"),
+])
+def test_curl_error_statuses(relays, args, status, error):
+    got_status, body = curl("-H", bearer(), *args[:-1], relays.url + args[-1])
+    assert got_status == status
+    assert body["error"] == error and body["detail"]
+
+
+def test_curl_401_and_403(relays):
+    status, body = curl(relays.url + "/gpio")
+    assert (status, body["error"]) == (401, "unauthorized")
+    status, body = curl("-H", bearer(role="viewer"), "-d", '{"state": "HIGH"}',
+                        relays.url + "/gpio/relay1")
+    assert (status, body["error"]) == (403, "forbidden")
+
+
+# -- every error status, with httpx -----------------------------------------------------
+
+
+def test_httpx_reads_and_writes(relays):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        assert c.get("/gpio/relay2").json() == {"relay": "relay2", "state": "LOW"}
+        r = c.post("/gpio/relay2", json={"state": "HIGH"})
+        assert r.status_code == 200 and r.json()["state"] == "HIGH"
+        assert c.get("/gpio").json()["relays"]["relay2"] == "HIGH"
+        r = c.post("/gpio", json={"relays": {"relay2": "LOW", "relay1": "HIGH"}})
+        assert r.json()["relays"]["relay1"] == "HIGH" and r.json()["relays"]["relay2"] == "LOW"
+
+
+def test_httpx_400_bad_bodies(relays):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        for body in (b"{", b"[]", b'{"state": 1}', b'{"st": "HIGH"}'):
+            r = c.post("/gpio/relay1", content=body)
+            assert r.status_code == 400, body
+            assert r.json()["error"] == "bad_request"
+        r = c.post("/gpio", json={"relays": {"relay1": "on"}})
+        assert r.status_code == 400 and "relays.relay1" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("headers,reason", [
+    ({}, "missing bearer token"),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, "missing bearer token"),
+    ({"Authorization": "Bearer not.a.jwt"}, "malformed"),
+    ("bad_key", "signature"),
+    ("expired", "expired"),
+    ("wrong_audience", "audience"),
+])
+def test_httpx_401(relays, headers, reason):
+    if headers == "bad_key":
+        headers = auth(key="another-tenant-key-0123456789abcdef")
+    elif headers == "expired":
+        headers = auth(ttl=-120)
+    elif headers == "wrong_audience":
+        headers = auth(aud="someone-else")
+    r = httpx.get(relays.url + "/gpio", headers=headers)
+    assert r.status_code == 401
+    assert r.json() == {"error": "unauthorized", "detail": reason}
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("claims,method,detail", [
+    ({"role": "viewer"}, "post", "forbidden"),          # RBAC: viewer cannot write
+    ({"role": "nobody"}, "get", "unknown_role"),
+    ({"tenant": "other-tenant"}, "get", "tenant"),
+    ({"namespace": "other-ns"}, "get", "namespace"),
+    ({"permissions": ["relays:read"]}, "post", "forbidden"),  # token narrowed to read-only
+])
+def test_httpx_403(relays, claims, method, detail):
+    h = auth(**claims)
+    if method == "post":
+        r = httpx.post(relays.url + "/gpio/relay1", json={"state": "HIGH"}, headers=h)
+    else:
+        r = httpx.get(relays.url + "/gpio", headers=h)
+    assert r.status_code == 403
+    assert r.json() == {"error": "forbidden", "detail": detail}
+    # the viewer may still read
+    assert httpx.get(relays.url + "/gpio", headers=auth(role="viewer")).status_code == 200
+
+
+def test_httpx_404_unknown_relays_change_nothing(relays):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        assert c.get("/gpio/relay9").status_code == 404
+        r = c.post("/gpio/relay9", json={"state": "HIGH"})
+        assert r.status_code == 404 and r.json()["detail"] == "unknown relay relay9"
+        r = c.post("/gpio", json={"relays": {"relay1": "HIGH", "relay9": "HIGH"}})
+        assert r.status_code == 404
+        assert c.get("/gpio/relay1").json()["state"] == "LOW"
+        assert c.delete("/gpio/relay1").status_code == 405
+
+
+def test_httpx_409_interlock_is_atomic(relays):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        assert c.post("/gpio/relay1", json={"state": "HIGH"}).status_code == 200
+        r = c.post("/gpio/relay2", json={"state": "HIGH"})
+        assert r.status_code == 409
+        assert r.json() == {"error": "conflict",
+                            "detail": "interlock: relay1 and relay2 cannot both be on"}
+        # a batch that breaks the interlock changes none of its relays
+        r = c.post("/gpio", json={"relays": {"pump": "LOW", "relay2": "HIGH"}})
+        assert r.status_code == 409
+        assert c.get("/gpio").json()["relays"] == {"relay1": "HIGH", "relay2": "LOW",
+                                                   "pump": "HIGH", "heater": "LOW"}
+        # switching the pair over in one batch is allowed
+        r = c.post("/gpio", json={"relays": {"relay1": "LOW", "relay2": "HIGH"}})
+        assert r.status_code == 200
+
+
+def test_429_per_token_with_retry_after(role_device):
+    d = role_device("relays", relay_pins={"relay1": 2},
+                    rate_limit={"per_token_rps": 0.5, "per_address_rps": 100, "burst": 3})
+    first, second = make_token(sub="a"), make_token(sub="b")
+    statuses = [httpx.get(d.url + "/gpio", headers=auth(first)).status_code for _ in range(5)]
+    assert statuses[:3] == [200, 200, 200] and statuses[3:] == [429, 429]
+    r = httpx.get(d.url + "/gpio", headers=auth(first))
+    assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+    assert 1 <= int(r.headers["Retry-After"]) <= 2
+    # another token has its own bucket
+    assert httpx.get(d.url + "/gpio", headers=auth(second)).status_code == 200
+    assert d.metric("iot_http_rate_limited_total") >= 3
+
+
+def test_429_per_address_even_without_a_token(role_device):
+    d = role_device("relays", relay_pins={"relay1": 2},
+                    rate_limit={"per_token_rps": 100, "per_address_rps": 1, "burst": 2})
+    codes = [httpx.get(d.url + "/gpio").status_code for _ in range(4)]
+    assert codes == [401, 401, 429, 429]
+    # curl sees the same
+    out = subprocess.run(["curl", "-s", "-i", d.url + "/gpio"], capture_output=True,
+                         text=True, timeout=10).stdout
+    assert out.startswith("HTTP/1.1 429 Too Many Requests") and "Retry-After: 1" in out
+    # health and metrics stay reachable for probes
+    assert httpx.get(d.url + "/health/livez").status_code == 200
+
+
+def test_max_on_time_switches_relay_off_by_itself(relays):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        assert c.post("/gpio/heater", json={"state": "HIGH"}).json()["state"] == "HIGH"
+        time.sleep(0.4)
+        assert c.get("/gpio/heater").json()["state"] == "HIGH"
+        time.sleep(1.0)
+        assert c.get("/gpio/heater").json()["state"] == "LOW"
+    assert relays.metric("iot_relay_auto_off_total") == 1
+
+
+def test_metrics_count_statuses(relays):
+    httpx.get(relays.url + "/gpio")
+    httpx.get(relays.url + "/gpio", headers=auth())
+    text = httpx.get(relays.url + "/metrics").text
+    assert 'iot_http_responses_total{status="401"} 1' in text
+    assert 'iot_http_responses_total{status="200"}' in text
+    assert "iot_heap_free_bytes" in text
+
+
+# -- the Python API in-process (same binary): pins, audit, hot reload ---------------------
+
+_IN_PROCESS = """
+import asyncio, _iotlib
+from relays_controller import RelaysController
+from iotlib.auth_manager import AuthManager
+
+class Trail:
+    def __init__(self): self.events = []
+    def record(self, event, **fields): self.events.append((event, fields))
+
+class Alarms:
+    def __init__(self): self.alarms = []
+    def report_alarm(self, a): self.alarms.append(a)
+
+trail, alarms = Trail(), Alarms()
+ctl = RelaysController(device_id="d", relays={"a": {"pin": 6}, "b": {"pin": 7, "active_low": True},
+                       "c": {"pin": 8, "max_on_s": 1}}, interlocks=[["a", "b"]],
+                       auth=AuthManager("dk", api_key="k"), audit=trail, alarms=alarms)
+ctl.setup_relays()
+"""
+
+
+def test_python_api_drives_gpio_register_with_polarity_and_audit():
+    out = run_unix(_IN_PROCESS + """
+print("boot", hex(_iotlib.sim_gpio() & 0x1c0))
+ctl.switch({"a": True}, "op")
+print("a_on", hex(_iotlib.sim_gpio() & 0x1c0))
+ctl.switch({"a": False, "b": True}, "op")
+print("b_on", hex(_iotlib.sim_gpio() & 0x1c0))
+try:
+    ctl.switch({"a": True}, "op")
+except ValueError as e:
+    print("refused", type(e).__name__)
+print("after", hex(_iotlib.sim_gpio() & 0x1c0))
+print("audit", [e[0] for e in trail.events], trail.events[0][1]["changes"])
+""")
+    assert "boot 0x80" in out       # b is active-low: OFF drives GPIO7 high
+    assert "a_on 0xc0" in out
+    assert "b_on 0x0" in out
+    assert "refused InterlockError" in out and "after 0x0" in out
+    assert "audit ['relay_command', 'relay_command', 'relay_command_refused'] {'a': 'HIGH'}" \
+        in out
+
+
+def test_python_api_max_on_time_task_and_alarm():
+    out = run_unix(_IN_PROCESS + """
+async def go():
+    ctl.start_guard()
+    ctl.switch({"c": True}, "op")
+    await asyncio.sleep_ms(600)
+    print("mid", ctl.read()["c"])
+    await asyncio.sleep_ms(700)
+    print("end", ctl.read()["c"], ctl.auto_off)
+    ctl.stop_guard()
+asyncio.run(go())
+print("alarms", alarms.alarms)
+print("audit", [e[0] for e in trail.events])
+""")
+    assert "mid HIGH" in out and "end LOW 1" in out
+    assert "'type': 'relay_max_on_time'" in out and "'relay': 'c'" in out
+    assert "relay_max_on_time" in out.split("audit", 1)[1]
+
+
+def test_hot_reload_applies_and_vetoes_pins_outside_board_mask():
+    out = run_unix(_IN_PROCESS + """
+ctl.switch({"a": True}, "op")
+for pin in (23, 29, 25):
+    try:
+        ctl.on_config({"relays"}, {"relays": {"x": {"pin": pin}}, "interlocks": []})
+        print("accepted", pin)
+    except ValueError as e:
+        print("vetoed", e)
+print("kept", sorted(ctl.read().items()), hex(_iotlib.sim_gpio() & 0x1c0))
+ctl.on_config({"relays", "interlocks"}, {"relays": {"fan": {"pin": 10, "safe_state": "HIGH"},
+              "lamp": {"pin": 11}}, "interlocks": [["fan", "lamp"]]})
+print("new", sorted(ctl.read().items()), hex(_iotlib.sim_gpio() & 0xfc0))
+try:
+    ctl.on_config({"interlocks"}, {"relays": {}, "interlocks": [["fan", "ghost"]]})
+except ValueError as e:
+    print("vetoed", e)
+ctl.on_config({"rate_limit"}, {"rate_limit": {"per_token_rps": 2, "per_address_rps": 3, "burst": 4}})
+print("limits", ctl.limits.by_token.rate, ctl.limits.by_address.rate, ctl.limits.by_token.burst)
+""")
+    assert "vetoed relays.x.pin: GPIO 23 is not allowed on this board" in out
+    assert "accepted" not in out
+    assert "kept [('a', 'HIGH'), ('b', 'LOW'), ('c', 'LOW')] 0xc0" in out
+    # the old pins stay at their OFF level (GPIO7 is active-low: high), fan is on
+    assert "new [('fan', 'HIGH'), ('lamp', 'LOW')] 0x480" in out
+    assert "vetoed interlocks: unknown relay ghost" in out
+    assert "limits 2 3 4" in out
+
+
+def test_config_veto_phase_state_reports_and_desired_state_restore():
+    out = run_unix(_IN_PROCESS + """
+class State:
+    def __init__(self): self.reported, self.handlers = {}, []
+    def report(self, values=None, **kw): self.reported.update(values or {})
+    def on_desired(self, handler): self.handlers.append(handler)
+
+print("veto", ctl.veto_config({"relays"}, {"relays": {"x": {"pin": 24}}, "interlocks": []}))
+print("veto_ok", ctl.veto_config({"relays"}, {"relays": {"x": {"pin": 12}}, "interlocks": []}))
+print("untouched", sorted(ctl.read()))
+state = State()
+ctl.state, ctl.restore_desired = state, True
+asyncio.run(ctl.start())
+ctl.stop_guard()
+state.handlers[0]({"relays": {"a": "HIGH", "c": "LOW"}})
+print("restored", sorted(ctl.read().items()), state.reported)
+try:
+    state.handlers[0]({"relays": {"a": "HIGH", "b": "HIGH"}})
+except ValueError as e:
+    print("refused", e)
+""")
+    assert "veto relays.x.pin: GPIO 24 is not allowed on this board" in out
+    assert "veto_ok None" in out and "untouched ['a', 'b', 'c']" in out
+    restored = [line for line in out.splitlines() if line.startswith("restored")][0]
+    assert restored.startswith("restored [('a', 'HIGH'), ('b', 'LOW'), ('c', 'LOW')] {'relays'")
+    for pair in ("'a': 'HIGH'", "'b': 'LOW'", "'c': 'LOW'"):
+        assert pair in restored  # the reported state followed the command
+    assert "refused interlock: a and b cannot both be on" in out

@@ -1,0 +1,207 @@
+"""SensorsController on the unix build: the `websockets` package as the client."""
+import asyncio
+import json
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+import websockets
+
+from conftest import run_unix
+from test_role_device import auth, make_token, role_device  # noqa: F401
+
+FIELDS = {"temp_sim": {"source": "sim", "rate_hz": 50},
+          "slow": {"source": "sim", "rate_hz": 2},
+          "volts": {"source": "adc0", "rate_hz": 10}}
+
+
+@pytest.fixture
+def sensors(role_device):
+    return role_device("sensors", fields=FIELDS, max_clients=3, client_rps=2, client_burst=3)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+async def subscribe(ws, *fields):
+    await ws.send(json.dumps({"subscribe": list(fields)}))
+    while True:
+        msg = json.loads(await ws.recv())
+        if "subscribed" in msg:
+            return msg
+
+
+def test_no_token_is_refused_before_the_upgrade(sensors):
+    async def go():
+        for url, status in ((sensors.ws_url, 401),
+                            (sensors.ws_url + "?token=garbage", 401),
+                            (sensors.ws_url + "?token=" + make_token(tenant="other"), 403),
+                            (sensors.ws_url + "?token=" + make_token(role="nobody"), 403)):
+            with pytest.raises(websockets.InvalidStatus) as exc:
+                async with websockets.connect(url):
+                    pass
+            assert exc.value.response.status_code == status, url
+            assert json.loads(exc.value.response.body)["error"] in ("unauthorized", "forbidden")
+    run(go())
+
+
+def test_frames_received_with_token_in_query_or_header(sensors):
+    async def go():
+        url = sensors.ws_url + "?token=" + make_token(role="viewer")
+        async with websockets.connect(url) as ws:
+            reply = await subscribe(ws, "temp_sim")
+            assert reply["subscribed"] == ["temp_sim"] and set(reply["fields"]) == set(FIELDS)
+            frames = [json.loads(await ws.recv()) for _ in range(10)]
+        assert all(f["field"] == "temp_sim" for f in frames)
+        assert all(15 <= f["value"] <= 25 for f in frames)
+        assert [f["ts"] for f in frames] == sorted(f["ts"] for f in frames)
+        async with websockets.connect(sensors.ws_url, additional_headers=auth()) as ws:
+            await subscribe(ws, "slow", "temp_sim")
+            seen = set()
+            while seen != {"slow", "temp_sim"}:
+                seen.add(json.loads(await ws.recv())["field"])
+            await ws.send(json.dumps({"unsubscribe": ["temp_sim"]}))
+            reply = await subscribe(ws)  # an empty subscribe returns the current set
+            assert reply["subscribed"] == ["slow"]
+    run(go())
+
+
+def test_bad_messages_get_json_errors(sensors):
+    async def go():
+        async with websockets.connect(sensors.ws_url, additional_headers=auth()) as ws:
+            await ws.send("not json")
+            assert json.loads(await ws.recv())["error"] == "bad_request"
+            await asyncio.sleep(0.6)
+            await ws.send(json.dumps({"subscribe": ["nope"]}))
+            assert json.loads(await ws.recv()) == {"error": "not_found",
+                                                   "detail": "unknown field nope"}
+    run(go())
+
+
+def test_per_client_rate_limit_enforced(sensors):
+    async def go():
+        async with websockets.connect(sensors.ws_url, additional_headers=auth()) as ws:
+            for _ in range(8):
+                await ws.send(json.dumps({"fields": None}))
+            replies = [json.loads(await ws.recv()) for _ in range(8)]
+            ok = [r for r in replies if "subscribed" in r]
+            limited = [r for r in replies if r.get("error") == "rate_limited"]
+            assert len(ok) == 3 and len(limited) == 5  # burst 3
+            assert limited[0]["retry_after"] >= 1
+            await asyncio.sleep(1.1)  # 2 messages per second refill
+            await ws.send(json.dumps({"fields": None}))
+            assert "subscribed" in json.loads(await ws.recv())
+    run(go())
+
+
+def test_max_clients_then_503(sensors):
+    async def go():
+        conns = [await websockets.connect(sensors.ws_url, additional_headers=auth())
+                 for _ in range(3)]
+        with pytest.raises(websockets.InvalidStatus) as exc:
+            async with websockets.connect(sensors.ws_url, additional_headers=auth()):
+                pass
+        assert exc.value.response.status_code == 503
+        await conns[0].close()
+        await asyncio.sleep(0.2)
+        async with websockets.connect(sensors.ws_url, additional_headers=auth()) as ws:
+            await subscribe(ws, "slow")
+        for c in conns[1:]:
+            await c.close()
+    run(go())
+    assert sensors.metric("iot_ws_refused_total") == 1
+
+
+def test_ping_pong_and_clean_close(sensors):
+    async def go():
+        ws = await websockets.connect(sensors.ws_url, additional_headers=auth())
+        latency = await ws.ping()
+        await asyncio.wait_for(latency, 5)
+        await ws.close()
+        assert ws.close_code == 1000
+        await asyncio.sleep(0.2)
+    run(go())
+    assert sensors.metric("iot_ws_clients") == 0
+
+
+def test_slow_client_does_not_stall_a_fast_one(role_device):
+    d = role_device("sensors", fields={"fast": {"source": "sim", "rate_hz": 100}},
+                    queue_size=8, ws_sndbuf=2048)
+
+    async def go():
+        # the slow client: tiny receive buffer and it never reads
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        raw.connect(("127.0.0.1", d.port))
+        slow = await websockets.connect(d.ws_url, sock=raw, additional_headers=auth(),
+                                        max_queue=1, ping_interval=None)
+        await subscribe(slow, "fast")
+        slow.transport.pause_reading()
+        fast = await websockets.connect(d.ws_url, additional_headers=auth())
+        await subscribe(fast, "fast")
+        await fast.recv()
+        sampled = await asyncio.to_thread(d.metric, "iot_sensor_samples_total")
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < 4:
+            json.loads(await fast.recv())
+            n += 1
+        sampled = await asyncio.to_thread(d.metric, "iot_sensor_samples_total") - sampled
+        await fast.close()
+        slow.transport.abort()
+        return n, sampled
+    n, sampled = run(go())
+    # the fast client got (all but the frames still in flight) every sample the device took
+    # in those 4 s, while the slow client's queue overflowed
+    assert sampled > 200 and n >= sampled - 10, (n, sampled)
+    assert d.metric("iot_ws_dropped_frames_total") > 0  # the slow one lost frames, counted
+    assert httpx.get(d.url + "/health/livez").status_code == 200
+
+
+def test_rest_latest_values_health_and_metrics_with_curl(sensors):
+    time.sleep(0.3)
+    out = subprocess.run(["curl", "-s", "-H", "Authorization: Bearer " + make_token(),
+                          sensors.url + "/sensors"], capture_output=True, text=True,
+                         timeout=10).stdout
+    body = json.loads(out)
+    assert set(body["fields"]) == set(FIELDS) and body["clients"] == 0
+    for path in ("/health/livez", "/health/readyz", "/metrics"):
+        code = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                               sensors.url + path], capture_output=True, text=True).stdout
+        assert code == "200", path
+    assert sensors.metric("iot_sensor_samples_total") > 5
+    r = httpx.get(sensors.url + "/ws", headers=auth())  # no upgrade headers
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+
+
+def test_thresholds_raise_one_alarm_per_crossing_and_adc_volts():
+    out = run_unix("""
+import _iotlib
+from sensors_controller import SensorsController
+from iotlib.auth_manager import AuthManager
+
+class Alarms:
+    def __init__(self): self.alarms = []
+    def report_alarm(self, a): self.alarms.append(a)
+
+alarms = Alarms()
+ctl = SensorsController(fields={"v": {"source": "adc1", "rate_hz": 1, "threshold_high": 3.0,
+                                      "threshold_low": 0.5}},
+                        auth=AuthManager("dk", api_key="k"), alarms=alarms)
+for raw in (2048, 4000, 4000, 2048, 100, 100, 4095):
+    _iotlib.sim_adc_set(1, raw)
+    print("v", ctl.sample("v"))
+print("alarms", [(a["type"], a["field"]) for a in alarms.alarms], ctl.threshold_alarms)
+try:
+    ctl.reconfigure({"v": {"source": "adc9", "rate_hz": 1}})
+except ValueError as e:
+    print("vetoed", e)
+print("kept", list(ctl._fields))
+""")
+    assert "v 1.65" in out and "v 3.2227" in out
+    assert ("alarms [('threshold_high', 'v'), ('threshold_low', 'v'), "
+            "('threshold_high', 'v')] 3") in out
+    assert "vetoed sensors.fields.v.source" in out and "kept ['v']" in out
