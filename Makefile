@@ -1,14 +1,16 @@
 # Front door. The two commands a user needs:
 #   make        fetch dependencies, build every image (both UF2s, unix simulation, qemu)
 #   make test   build, then run every test (what .ci/run calls)
-# More: make unix | qemu | rp2, make sim, make bench, make clean.
+#   make run    build every image, then run the simulation (= make && make sim)
+#   make sim    run the simulation: fleet services + a relays and a sensors device (Ctrl-C stops)
+# More: make unix | qemu | rp2, make bench, make clean.
 # Options: VARIANTS="RELAYS SENSORS", MICROPY_DIR=/path/to/micropython, IOTLIB_WIRELESS=ON|OFF
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 export VARIANTS MICROPY_DIR IOTLIB_WIRELESS
 
-.PHONY: all build unix qemu rp2 venv test bench clean
+.PHONY: all build run unix qemu rp2 venv test sim bench clean
 
 all: build
 
@@ -20,16 +22,24 @@ unix qemu rp2:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements-test.txt $(wildcard fleet/pyproject.toml)
+# Host side: test clients, the reference fleet services and the signing tool, in one venv.
+$(VENV)/.installed: requirements-test.txt fleet/pyproject.toml tools/iot-sign/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt
-	if [ -f fleet/pyproject.toml ]; then $(PY) -m pip install -q -e 'fleet[test]'; fi
+	$(PY) -m pip install -q --disable-pip-version-check -e 'fleet[test]' -e tools/iot-sign
 	touch $@
 
 # The fleet services' suite has its own conftest, so it runs as its own pytest session.
 test: venv build
 	$(PY) -m pytest tests
-	if [ -d fleet/tests ]; then $(PY) -m pytest fleet/tests; fi
+	$(PY) -m pytest fleet/tests
+
+# The main job: every image, then the device running in simulation.
+run: build sim
+
+# The fleet services and one device of each role from the unix build, on loopback.
+sim: venv unix
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) firmware/sim.py
 
 bench: venv build
 	for b in ci/bench/*.py; do $(PY) $$b || exit 1; done
