@@ -46,7 +46,7 @@ make_port() {  # log-file make-arguments...
 build_unix() {
     echo "build: unix simulation binary" >&2
     make_port "$out/unix.log" unix VARIANT_DIR="$root/firmware/unix-sim" BUILD="$out/unix" \
-        PROG=micropython USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST="$root/manifest.py" \
+        PROG=micropython USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST="$root/firmware/unix-sim/manifest.py" \
         MICROPY_PY_BTREE=0
     echo "build: $out/unix/micropython" >&2
 }

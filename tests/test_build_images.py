@@ -9,8 +9,9 @@ import pytest
 
 from conftest import BUILD, ROOT, VARIANTS, run_rp2, run_unix, uf2
 
-FROZEN_MUST_HAVE = ("iotlib", "relays_controller", "sensors_controller", "microdot",
-                    "asyncio", "iot_boot", "main")
+FROZEN_MUST_HAVE = ("iotlib", "microdot", "asyncio", "iot_boot", "main", "_boot")
+# The variant decides which role is compiled in.
+ROLE_MODULE = {"RELAYS": "relays_controller", "SENSORS": "sensors_controller"}
 
 
 def test_unix_binary_imports_library_roles_and_c_module():
@@ -68,8 +69,10 @@ def test_picotool_info_lists_frozen_modules(variant, deps):
     assert proc.returncode == 0, proc.stderr
     listing = proc.stdout.split("frozen modules:", 1)[1].split("binary start", 1)[0]
     frozen = {name.strip() for name in re.split(r"[,\s]+", listing) if name.strip()}
-    for name in FROZEN_MUST_HAVE:
+    for name in FROZEN_MUST_HAVE + (ROLE_MODULE[variant],):
         assert name in frozen, (name, sorted(frozen))
+    other_roles = set(ROLE_MODULE.values()) - {ROLE_MODULE[variant]}
+    assert not other_roles & frozen, sorted(frozen)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -1,4 +1,5 @@
-# The rp2 images: everything every image freezes, plus the port's own boot modules
-# (_boot.py mounts the littlefs filesystem; rp2.py is the rp2 module's Python half).
+# What every rp2 image of this board freezes: the shared content plus the port's own boot
+# modules (_boot.py mounts the littlefs filesystem; rp2.py is the rp2 module's Python half).
+# The variant manifests add their role.
 freeze("$(PORT_DIR)/modules")
 include("../../manifest.py")

@@ -29,6 +29,7 @@ endif()
 # Bluetooth stays off: the devices talk Wi-Fi only, and btstack costs about 100 KB of flash.
 set(MICROPY_PY_BLUETOOTH OFF)
 
+# The variant picks its manifest (one role each); this is the role-less fallback.
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
 set(USER_C_MODULES ${IOTLIB_ROOT}/c_modules/micropython.cmake)
 

@@ -1,0 +1,3 @@
+# SENSORS image: the board's content and the sensor role only.
+include("manifest.py")
+module("sensors_controller.py", base_path="../../modules")
