@@ -5,6 +5,7 @@
 #include "py/runtime.h"
 #include "py/objstr.h"
 #include "backend.h"
+#include "iotlib.h"
 
 #ifndef IOTLIB_VERSION
 #define IOTLIB_VERSION "0.0.0"
@@ -35,6 +36,13 @@ static MP_DEFINE_CONST_FUN_OBJ_0(iotlib_build_info_obj, iotlib_build_info);
 static const mp_rom_map_elem_t iotlib_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__iotlib) },
     { MP_ROM_QSTR(MP_QSTR_build_info), MP_ROM_PTR(&iotlib_build_info_obj) },
+    { MP_ROM_QSTR(MP_QSTR_RelayBank), MP_ROM_PTR(&iotlib_relay_bank_type) },
+    { MP_ROM_QSTR(MP_QSTR_BOARD_GPIO_MASK), MP_ROM_INT(IOTLIB_PICO_W_GPIO_MASK) },
+    { MP_ROM_QSTR(MP_QSTR_adc_burst), MP_ROM_PTR(&iotlib_adc_burst_obj) },
+    { MP_ROM_QSTR(MP_QSTR_frame_into), MP_ROM_PTR(&iotlib_frame_into_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sim_gpio), MP_ROM_PTR(&iotlib_sim_gpio_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sim_adc_set), MP_ROM_PTR(&iotlib_sim_adc_set_obj) },
+    { MP_ROM_QSTR(MP_QSTR_sim_adc_feed), MP_ROM_PTR(&iotlib_sim_adc_feed_obj) },
 };
 static MP_DEFINE_CONST_DICT(iotlib_module_globals, iotlib_module_globals_table);
 
