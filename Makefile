@@ -41,8 +41,10 @@ run: build sim
 sim: venv unix
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) firmware/sim.py
 
+# Side-by-side ratios (C vs Python, our servers vs a baseline), printed; not timed tests.
+BENCHES := ci/bench/bench_hotpath.py ci/bench/bench_relays_api.py ci/bench/fleet_load.py
 bench: venv build
-	for b in ci/bench/*.py; do $(PY) $$b || exit 1; done
+	for b in $(BENCHES); do PATH=$(abspath $(VENV))/bin:$$PATH $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf build
