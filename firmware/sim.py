@@ -4,15 +4,17 @@
 
 1. starts `fleet-server` on 127.0.0.1 (SQLite database in the sim folder);
 2. provisions one relays and one sensors device with `fleet-admin provision` and sets
-   their configuration (`fleet-admin config-set`);
-3. starts both devices from the unix build, each from its own folder with a device.json,
-   exactly as iot_boot reads it on a device;
+   their configuration in the fleet (`fleet-admin config-set`);
+3. starts both devices from the unix build, each from its own folder with a device.json
+   holding only its credentials, the discovery URL and its port (what provisioning
+   flashes): the device registers with the fleet and takes its configuration from it;
 4. prints the URLs and a ready-made admin token (`fleet-admin token`), plus curl lines;
 5. Ctrl-C (or SIGTERM) stops everything it started.
 
---no-fleet skips 1, 2 and 4's fleet token: devices get locally made keys and the token is
-signed here (HS256, the same claims the fleet issues), for when the fleet package is not
-installed. Only loopback addresses are used.
+--no-fleet skips 1, 2 and 4's fleet token: devices get locally made keys, their
+configuration in device.json (they keep retrying registration, and serve meanwhile) and the
+token is signed here (HS256, the same claims the fleet issues), for when the fleet package
+is not installed. Only loopback addresses are used.
 """
 import argparse
 import base64
@@ -70,6 +72,17 @@ def wait_http(url, proc, what, timeout=15):
     raise SystemExit("%s did not answer on %s" % (what, url))
 
 
+def wait_ready(url, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return True
+        except Exception:  # 503 until registered and configured
+            time.sleep(0.2)
+    return False
+
+
 def admin(db, *args):
     out = subprocess.run([tool("fleet-admin"), "--db", str(db)] + list(args),
                          capture_output=True, text=True, timeout=30)
@@ -91,20 +104,24 @@ def local_token(api_key, role="admin", ttl=24 * 3600):
     return (head + b"." + body + b"." + sig).decode()
 
 
-def device_settings(identity, config, port, sd_url):
-    """device.json for one device: its identity plus the config sections it starts with
-    (the ConfigManager keeps them current from the fleet once it is wired in)."""
+def device_settings(identity, port, sd_url, config=None):
+    """device.json for one device: its credentials, discovery and port. The configuration
+    comes from the fleet; only --no-fleet runs (config given) carry it here."""
     settings = {"device_id": identity["device_id"], "device_key": identity["device_key"],
                 "api_key": identity["api_key"], "tenant": identity["tenant"],
                 "namespace": identity["namespace"], "role": identity["role"],
                 "service_discovery_url": sd_url, "host": "127.0.0.1", "port": port,
-                "rate_limit": config["rate_limit"]}
+                "config_poll_s": 5, "state_poll_s": 5}
     if identity["role"] == "relays":
-        settings["relays"] = config["relays"]
-        settings["interlocks"] = config["interlocks"]
-    else:
-        settings["fields"] = config["sensors"]["fields"]
-        settings["max_clients"] = config["sensors"]["max_clients"]
+        settings["restore_desired"] = True
+    if config is not None:
+        settings["rate_limit"] = config["rate_limit"]
+        if identity["role"] == "relays":
+            settings["relays"] = config["relays"]
+            settings["interlocks"] = config["interlocks"]
+        else:
+            settings["fields"] = config["sensors"]["fields"]
+            settings["max_clients"] = config["sensors"]["max_clients"]
     return settings
 
 
@@ -128,7 +145,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     fleet_port, relays_port, sensors_port = a.base_port, a.base_port + 1, a.base_port + 2
     fleet_url = "http://127.0.0.1:%d" % fleet_port
-    sd_url = fleet_url + "/api/devices"
+    sd_url = fleet_url + "/api"
     procs = []
 
     def stop(*_):
@@ -143,6 +160,7 @@ def main():
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # Ctrl-C, even when started with SIGINT ignored
     try:
         if use_fleet:
             db = work / "fleet.sqlite"
@@ -178,7 +196,7 @@ def main():
                                     (identities[1], sensors_port, SENSORS_CONFIG)):
             folder = work / ident["device_id"]
             folder.mkdir(exist_ok=True)
-            settings = device_settings(ident, config, port, sd_url)
+            settings = device_settings(ident, port, sd_url, None if use_fleet else config)
             (folder / "device.json").write_text(json.dumps(settings, indent=1))
             log = open(folder / "device.log", "a")
             env = dict(os.environ)
@@ -190,6 +208,11 @@ def main():
             wait_http(url + "/health/livez", p, ident["device_id"])
             urls[ident["role"]] = url
 
+        if use_fleet:  # registered and configured from the fleet: readyz turns 200
+            for url in urls.values():
+                ready = wait_ready(url + "/health/readyz")
+                if not ready:
+                    print("warning: %s is not ready yet (see its device.log)" % url)
         print("iotlib simulation is up (files in %s)" % work)
         if use_fleet:
             print("  fleet services : %s   (discovery %s)" % (fleet_url, sd_url))

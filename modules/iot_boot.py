@@ -4,9 +4,10 @@
 # SIM) takes it from device.json's "role". device.json (in the current directory: / on
 # the device, the device's folder in simulation) holds the provisioning:
 #   {"device_id", "device_key", "api_key", "tenant", "namespace", "role",
-#    "service_discovery_url", "host", "port", "wifi_ssid", "wifi_password",
-#    relays: "relay_pins" | "relays", "interlocks";  sensors: "fields", "max_clients", ...}
-# Every other key the controller accepts may be given too (see the controllers' docs).
+#    "service_discovery_url", "host", "port", "wifi_ssid", "wifi_password"}
+# The configuration (relays, sensors, rbac, ...) comes from the fleet's config service once
+# the device has registered (iotlib.device); any controller argument given here is the
+# starting point until then (see the controllers' docs).
 import json
 import os
 
@@ -14,8 +15,6 @@ from iotlib.buildinfo import build_info
 
 PROVISIONING_FILE = "device.json"
 ROLES = ("relays", "sensors")
-# device.json keys that are ours, not the controller's
-_BOOT_KEYS = ("role",)
 
 
 def _exists(path):
@@ -55,59 +54,47 @@ def load_settings(path=PROVISIONING_FILE):
     return settings
 
 
-def build_collaborators(settings):
-    """The managers every role shares, built once here and handed to the controller.
-
-    Fleet managers (registration, watchdog, config, state, alarms, timesync) plug in here:
-    add them to the returned dict under the controller's parameter names ("config",
-    "state", "alarms", "audit", "logger", "managers").
-    """
-    from iotlib.auth_manager import AuthManager
-    from iotlib.health import Health
-    from iotlib.metrics import Metrics, register_runtime
-
-    metrics = Metrics()
-    register_runtime(metrics)
-    health = Health()
-    auth = AuthManager(settings.get("device_key"), tenant=settings.get("tenant"),
-                       namespace=settings.get("namespace"), api_key=settings.get("api_key"))
-    roles = (settings.get("rbac") or {}).get("roles")
-    if roles:
-        auth.set_roles(roles)
-    auth.register(metrics, health)
-    return {"auth": auth, "metrics": metrics, "health": health}
+def build_device(settings, controller_class, early, version="0.0.0"):
+    """The whole device (iotlib.device.Device): core and fleet managers, the controller."""
+    from iotlib.device import Device
+    return Device(settings, controller_class, early, version)
 
 
-def make_controller(controller_class, settings):
-    kwargs = {}
-    for key, value in settings.items():
-        if key not in _BOOT_KEYS and key != "rbac":
-            kwargs[key] = value
-    kwargs.update(build_collaborators(settings))
-    return controller_class(**kwargs)
-
-
-def run():
+def prepare():
+    """Everything run() does before serving: the Device (or None when there is nothing to
+    run: a user main.py, not provisioned, an unknown role)."""
     info = build_info()
     if _exists("main.py"):  # the filesystem's own main.py, when a user installed one
         exec(open("main.py").read(), {"__name__": "__main__"})
-        return
-    controller_class = role_for_variant(info["variant"])
-    if controller_class is None and info["variant"] not in ("SIM", "NONE"):
-        return
+        return None
+    variant = info["variant"]
+    if variant not in ("RELAYS", "SENSORS", "SIM", "NONE"):
+        return None
     if not _exists(PROVISIONING_FILE):
         print("iotlib %s (%s): not provisioned, no /%s; staying at the REPL"
-              % (info["version"], info["variant"], PROVISIONING_FILE))
-        return
+              % (info["version"], variant, PROVISIONING_FILE))
+        return None
     settings = load_settings()
+    # before any application import: an installed OTA bundle goes first on sys.path
+    from iotlib.device import boot_early
+    early = boot_early(settings)
+    controller_class = role_for_variant(variant)
     if controller_class is None:  # simulation: the provisioning names the role
         controller_class = role_for_name(settings.get("role"))
         if controller_class is None:
             print("iotlib: %s: role must be one of %s" % (PROVISIONING_FILE, ", ".join(ROLES)))
-            return
-    controller = make_controller(controller_class, settings)
-    print("iotlib %s: starting %s %s on port %s"
+            return None
+    if not settings.get("role"):
+        settings["role"] = ROLES[0] if variant == "RELAYS" else ROLES[1]
+    device = build_device(settings, controller_class, early, info["version"])
+    print("iotlib %s: starting %s %s on port %s (discovery %s)"
           % (info["version"], controller_class.__name__, settings["device_id"],
-             settings.get("port", 80)))
-    import asyncio
-    asyncio.run(controller.main())
+             settings.get("port", 80), settings.get("service_discovery_url")))
+    return device
+
+
+def run():
+    device = prepare()
+    if device is not None:
+        import asyncio
+        asyncio.run(device.main())

@@ -130,7 +130,8 @@ class RelaysController:
             self.limits.configure(rate_limit)
         self.server = ApiServer(auth, self.limits, metrics=metrics, health=health, logger=logger)
         self._allowed_mask = allowed_mask
-        self._table = relay_table(relay_pins, relays)
+        # no relays given: the device waits for the fleet's configuration (no bank yet)
+        self._table = relay_table(relay_pins, relays) if (relay_pins or relays) else {}
         self._interlocks = [tuple(p) for p in interlocks]
         self.bank = None
         self._on_since = {}  # name -> ticks_ms when switched on (relays with max_on_s)
@@ -167,6 +168,8 @@ class RelaysController:
 
     def apply_safe_states(self):
         """Drive every relay to its configured safe state (one write)."""
+        if self.bank is None:
+            return
         safe = {}
         for name, spec in self._table.items():
             safe[name] = spec["safe_state"] == HIGH
@@ -176,8 +179,9 @@ class RelaysController:
     def setup_relays(self):
         """Build the bank from the current table (all OFF) and apply the safe states."""
         self._check_pins(self._table)
-        self.bank = self._new_bank(self._table, self._interlocks)
-        self.apply_safe_states()
+        if self._table:
+            self.bank = self._new_bank(self._table, self._interlocks)
+            self.apply_safe_states()
 
     def reconfigure(self, table=None, interlocks=None):
         """Swap in a new relay table and/or interlocks; ValueError leaves the old bank."""
@@ -220,7 +224,9 @@ class RelaysController:
             used |= bit
 
     def read(self):
-        """{name: "HIGH"|"LOW"} from the output register."""
+        """{name: "HIGH"|"LOW"} from the output register ({} before any relay is configured)."""
+        if self.bank is None:
+            return {}
         states = self.bank.read()
         out = {}
         for name, on in states.items():
@@ -436,7 +442,7 @@ class RelaysController:
         """Start everything and serve the API until stop()."""
         await self.start()
         if self.logger is not None:
-            self.logger.log("info", "relays api listening", port=self.port)
+            self.logger.log("INFO", "relays api listening", port=self.port)
         try:
             await self.server.serve(self.host, self.port)
         finally:

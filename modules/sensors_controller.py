@@ -182,7 +182,7 @@ class SensorsController:
                 self.sample(name)
             except Exception as exc:  # a failing source must not stop the others
                 if self.logger is not None:
-                    self.logger.log("error", "sampling failed", field=name, error=str(exc))
+                    self.logger.log("ERROR", "sampling failed", field=name, error=str(exc))
             await asyncio.sleep_ms(period_ms)
 
     def start_sampling(self):
@@ -203,6 +203,9 @@ class SensorsController:
             raise ValueError("sensors.max_clients: must be 1..16")
         self._fields = table
         self._alarmed = {}
+        for name in list(self._latest):  # a removed field's last value is no longer news
+            if name not in table:
+                del self._latest[name]
         if max_clients is not None:
             self.hub.max_clients = max_clients
         if self._tasks:

@@ -244,7 +244,8 @@ class ApiServer:
             self.started = False
 
     def stop(self):
-        self.app.shutdown()
+        if getattr(self.app, "server", None) is not None:  # never served: nothing to stop
+            self.app.shutdown()
 
 
 def _heap_after_gc():

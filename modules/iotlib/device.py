@@ -1,0 +1,340 @@
+# The device assembled from its provisioning (device.json): every manager built once with
+# its collaborators, the role's controller handed what it uses, one start/stop order.
+#
+#   early = boot_early(settings)      # BootCounter + BundleStore.boot(): before app imports
+#   device = Device(settings, RelaysController, early)
+#   await device.main()               # serve until stop()
+#
+# Boot order: relays to their safe state (the controller), network monitor, logger, auth;
+# FleetLink registers with backoff (the API serves meanwhile, from the last-known-good
+# config) and then heartbeats; once registered, discovery's URLs go to config, state,
+# alarms, OTA and time sync, and the config poller starts fetching. Optional managers
+# follow `enabled_components` (alarms, state, timesync, ota; all on by default).
+import asyncio
+import json
+import os
+
+# device.json keys the device uses itself; the rest go to the role's controller
+DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
+               "ntp_servers", "mask_fields", "max_missed", "state_poll_s")
+OPTIONAL = ("alarms", "state", "timesync", "ota")
+
+
+def discovery_base(url):
+    """".../api" from ".../api" or ".../api/devices" (both forms appear in provisioning)."""
+    url = url.rstrip("/")
+    return url[:-8] if url.endswith("/devices") else url
+
+
+def boot_early(settings, store_root=".", ota_root="ota"):
+    """What must run before any application import: count the boot, pick the OTA bundle
+    (it goes first on sys.path). Returns (store, boot_counter, bundle_store)."""
+    from iotlib.storage import Storage
+    from iotlib.boot_counter import BootCounter
+    from iotlib.bundle_store import BundleStore
+
+    store = Storage(store_root)
+    boot = BootCounter(store)
+    boot.record_boot()
+    bundles = BundleStore(ota_root)
+    bundles.boot()
+    return store, boot, bundles
+
+
+def _jitter(limit):
+    return int.from_bytes(os.urandom(2), "little") % (limit + 1) if limit > 0 else 0
+
+
+class AfterRegistration:
+    """start() returns at once; the manager starts when the device has registered (its
+    service URLs come from discovery). stop() stops either."""
+
+    def __init__(self, manager, registered, now=False):
+        self.manager = manager
+        self.registered = registered
+        self.now = now  # e.g. an OTA trial: its deadline runs whatever the fleet does
+        self._task = None
+
+    async def _run(self):
+        if not self.now:
+            await self.registered.wait()
+        await self.manager.start()
+
+    async def start(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        await self.manager.stop()
+
+
+class FleetLink:
+    """Register with capped exponential backoff (plus jitter) until discovery answers,
+    then hand over to the WatchdogManager's heartbeats. The hardware watchdog is fed from
+    the start, so a hung loop resets the device even before registration."""
+
+    def __init__(self, registration, watchdog, backoff_min_ms=1000, backoff_max_ms=60000,
+                 log=None, enabled=True):
+        self.registration = registration
+        self.enabled = enabled  # False: a standalone device (no discovery URL), WDT only
+        self.watchdog = watchdog
+        self.backoff_min_ms = backoff_min_ms
+        self.backoff_max_ms = backoff_max_ms
+        self.log = log
+        self.attempts = 0
+        self.last_error = None
+        self._task = None
+
+    async def _run(self):
+        delay = self.backoff_min_ms
+        while True:
+            self.attempts += 1
+            try:
+                await self.registration.register()
+                break
+            except Exception as e:  # unreachable, refused, timeout: retry later
+                self.last_error = str(e)
+                if self.log is not None:
+                    self.log("WARNING", "registration failed", attempt=self.attempts,
+                             error=self.last_error, retry_ms=delay)
+            await asyncio.sleep_ms(delay + _jitter(delay // 2))
+            delay = min(delay * 2, self.backoff_max_ms)
+        self.last_error = None
+        await self.watchdog.start()
+
+    async def start(self):
+        if self.watchdog.use_wdt:
+            self.watchdog.start_feeder()
+        if self._task is None and self.enabled:
+            self._task = asyncio.create_task(self._run())
+
+    async def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        await self.watchdog.stop()
+
+
+class _FleetGate:
+    """What the config poller waits on: the network up and the device registered."""
+
+    def __init__(self, network, registered):
+        self.network = network
+        self.registered = registered
+
+    async def wait_up(self):
+        await self.network.wait_up()
+        await self.registered.wait()
+
+
+class _NotRequired:
+    """Health as seen by a manager whose checks must not hold readiness back."""
+
+    def __init__(self, health):
+        self.health = health
+
+    def add_check(self, name, fn, required=True, live=False):
+        self.health.add_check(name, fn, False, live)
+
+
+def add_ota_routes(server, ota):
+    """GET /ota/state, POST /ota/commit|rollback|check (permission ota:admin)."""
+    async def run(action, request):
+        body = None
+        if request.body:
+            try:
+                body = json.loads(request.body)
+            except ValueError:
+                body = None
+        status, doc = await ota.admin(action, body)
+        return doc, status
+
+    @server.route("/ota/state", ("GET",), "ota:admin")
+    async def ota_state(request):
+        return await run("state", request)
+
+    @server.route("/ota/commit", ("POST",), "ota:admin")
+    async def ota_commit(request):
+        return await run("commit", request)
+
+    @server.route("/ota/rollback", ("POST",), "ota:admin")
+    async def ota_rollback(request):
+        return await run("rollback", request)
+
+    @server.route("/ota/check", ("POST",), "ota:admin")
+    async def ota_check(request):
+        return await run("check", request)
+
+
+def _timesync(settings, metrics):
+    """TimeSyncManager, or None on an image without a network stack (no socket module)."""
+    try:
+        from iotlib.timesync_manager import TimeSyncManager
+    except ImportError:
+        return None
+    return TimeSyncManager(settings.get("ntp_servers") or (), metrics=metrics)
+
+
+class Device:
+    """Every manager of one device, built from device.json; `controller` is the role."""
+
+    def __init__(self, settings, controller_class, early, version="0.0.0"):
+        from iotlib.metrics import Metrics, register_runtime
+        from iotlib.health import Health
+        from iotlib.logger import Logger
+        from iotlib.audit import Audit
+        from iotlib.auth_manager import AuthManager
+        from iotlib.http_client import HttpClient
+        from iotlib.network_manager import NetworkManager
+
+        self.settings = settings
+        store, self.boot, self.bundles = early
+        device_id = settings["device_id"]
+        self.registered = asyncio.Event()
+        # -- core ----------------------------------------------------------------------
+        self.metrics = metrics = Metrics()
+        register_runtime(metrics)
+        self.health = health = Health()
+        self.logger = logger = Logger(mask_fields=settings.get("mask_fields"))
+        self.audit = audit = Audit(mask_fields=settings.get("mask_fields"))
+        self.auth = auth = AuthManager(settings.get("device_key"), tenant=settings.get("tenant"),
+                                       namespace=settings.get("namespace"),
+                                       api_key=settings.get("api_key"), audit=audit)
+        roles = (settings.get("rbac") or {}).get("roles")
+        if roles:
+            auth.set_roles(roles)
+        self.http = http = HttpClient(auth=auth)  # one client (and body buffer) for all
+        self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"))
+        for m in (self.network, auth, logger, audit):
+            m.register(metrics, health)
+        boot = self.boot
+        metrics.gauge("boot_count", "Boots counted by the boot counter",
+                      read=lambda: boot.boot_count)
+        self._build_fleet(settings, device_id, store, version)
+        # -- the role ------------------------------------------------------------------
+        kwargs = {}
+        for key, value in settings.items():
+            if key not in DEVICE_KEYS:
+                kwargs[key] = value
+        if settings.get("role") != "relays":
+            kwargs.pop("restore_desired", None)  # only relays restore a desired state
+        kwargs.update({"auth": auth, "metrics": metrics, "health": health, "logger": logger,
+                       "audit": audit, "config": self.config, "state": self.state,
+                       "alarms": self.alarms,
+                       "managers": (self.network, auth, logger, self.link)})
+        self.controller = controller_class(**kwargs)
+        add_ota_routes(self.controller.server, self.ota)
+
+    def _log(self, level, msg, **fields):
+        self.logger.log(level, msg, **fields)
+
+    def _build_fleet(self, settings, device_id, store, version):
+        from iotlib.registration import Registration
+        from iotlib.watchdog_manager import WatchdogManager
+        from iotlib.config_manager import ConfigManager
+        from iotlib.state_manager import StateManager
+        from iotlib.alarm_manager import AlarmManager
+        from iotlib.ota_manager import OTAUpdateManager
+
+        auth, http, metrics, health = self.auth, self.http, self.metrics, self.health
+        # no discovery URL: a standalone device (API, config from device.json/flash only)
+        fleet = bool(settings.get("service_discovery_url"))
+        sd = discovery_base(settings.get("service_discovery_url") or "http://127.0.0.1/api")
+        role = settings.get("role") or "none"
+        self.registration = reg = Registration(
+            sd, auth, device_id, role=role,
+            firmware_version=self.bundles.running_version() or version,
+            address=settings.get("host") or "0.0.0.0", port=settings.get("port", 80),
+            capabilities=[role], http=http)
+        self.timesync = ntp = _timesync(settings, metrics)
+        import time
+
+        def clock():
+            return (ntp.time() if ntp is not None else None) or time.time()
+        self.alarms = alarms = AlarmManager(None, auth, device_id, http=http, store=store,
+                                            clock=clock, metrics=metrics)
+        if ntp is not None:
+            ntp.alarms = alarms
+        self.state = StateManager(None, auth, device_id, http=http, store=store, alarms=alarms,
+                                  poll_ms=int(settings.get("state_poll_s", 30) * 1000))
+        self.watchdog = WatchdogManager(sd, auth, device_id, registration=reg, http=http,
+                                        max_missed=settings.get("max_missed", 5),
+                                        use_wdt=settings.get("use_wdt", True), boot=self.boot,
+                                        alarms=alarms, health=health, metrics=metrics,
+                                        network=self.network)
+        self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet)
+        self.config = config = ConfigManager(
+            sd, auth, device_id, http=http, store=store,
+            interval_s=settings.get("config_poll_s", 30), audit=self.audit, logger=self.logger,
+            network=_FleetGate(self.network, self.registered))
+        # standalone, device.json is the configuration: a fleet config is not required
+        config.register(metrics, health if fleet else _NotRequired(health))
+        config.subscribe(auth.on_config, None, ("rbac",))
+        config.subscribe(self.logger.on_config, None, ("log_level", "mask_fields"))
+        if ntp is not None:
+            config.subscribe(ntp.on_config, None, ("ntp_servers",))
+        config.subscribe(self._on_heartbeat_config, None, ("heartbeat_s",))
+        self.ota = ota = OTAUpdateManager(http, self.bundles, device_id, sd, version,
+                                          health=health, metrics=metrics, audit=self.audit,
+                                          alarm=self._ota_alarm)
+        now = ota.on_trial()  # the trial deadline runs whether or not the fleet answers
+        self.components = {"alarms": alarms,
+                           "state": AfterRegistration(self.state, self.registered),
+                           "ota": AfterRegistration(ota, self.registered, now)}
+        if ntp is not None:
+            self.components["timesync"] = AfterRegistration(ntp, self.registered)
+        for name in OPTIONAL:
+            if name in self.components:
+                config.bind_component(name, self.components[name], True)
+        reg.on_registered(self._on_registered)
+        link = self.link
+        metrics.counter("registration_attempts_total", "Registration attempts since boot",
+                        read=lambda: link.attempts)
+        if fleet:
+            health.add_check("registered", lambda: (reg.registered, "registered"
+                                                    if reg.registered
+                                                    else self.link.last_error or "not yet"))
+
+    def _on_heartbeat_config(self, changed, config):
+        self.watchdog.heartbeat_s = config.get("heartbeat_s")
+
+    def _ota_alarm(self, type_, severity, detail):
+        self.alarms.report_alarm({"type": type_, "severity": severity, "source": "ota",
+                                  "message": detail})
+
+    def _on_registered(self, reply):
+        """Discovery's answer: hand each service its URL (they may move on re-registration)."""
+        services = self.registration.services
+        url = services.get("config")
+        if url:
+            self.config.base_url = url.rstrip("/")
+        url = services.get("state")
+        if url:
+            self.state.url = url.rstrip("/")
+            self.state.reconnected()
+        url = services.get("alarms")
+        if url:
+            self.alarms.url = url.rstrip("/")
+            self.alarms.flush_soon()
+        url = services.get("updates")
+        if url:
+            self.ota.updates_url = url.rstrip("/")
+        if self.timesync is not None:
+            self.timesync.set_servers(self.registration.ntp_servers)
+        self.registered.set()
+        self._log("INFO", "registered", services=",".join(services))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def main(self):
+        """Install the loop's exception handler, start everything and serve until stop()."""
+        self.alarms.install()
+        await self.controller.main()
+
+    async def stop(self):
+        await self.controller.stop()
+        for c in self.components.values():
+            await c.stop()
