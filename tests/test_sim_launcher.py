@@ -1,0 +1,80 @@
+"""`make sim` as a user runs it: the launcher's printed token and curl lines work as printed."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from conftest import BUILD, ROOT
+
+
+def free_port_block(count=3):
+    """A base port with `count` free consecutive ports after it."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + count < 65535 and all(_port_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _port_free(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def curl(*args):
+    proc = subprocess.run(["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}", *args],
+                          capture_output=True, text=True, timeout=20)
+    body, _, status = proc.stdout.rpartition("\n")
+    return int(status), body
+
+
+def test_sim_prints_working_urls_and_token_and_stops_cleanly(tmp_path):
+    base = free_port_block()
+    env = dict(os.environ, IOTLIB_BUILD=str(BUILD),
+               PATH="%s:%s" % (os.path.dirname(sys.executable), os.environ["PATH"]))
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "firmware" / "sim.py"), "--base-port", str(base),
+         "--dir", str(tmp_path), "--for-seconds", "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        printed = []
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            printed.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        text = "".join(printed)
+        assert "Ctrl-C stops everything" in text, text
+        token = re.search(r"export TOKEN=(\S+)", text).group(1)
+        relays = "http://127.0.0.1:%d" % (base + 1)
+        assert relays in text
+
+        status, body = curl("-H", "Authorization: Bearer " + token, relays + "/gpio")
+        assert status == 200, body
+        assert json.loads(body)["relays"]["relay1"] == "LOW"  # safe state at boot
+
+        status, body = curl("-H", "Authorization: Bearer " + token, "-d", '{"state": "HIGH"}',
+                            relays + "/gpio/relay1")
+        assert status == 200, body
+        assert json.loads(body)["state"] == "HIGH"
+
+        status, body = curl(relays + "/gpio")  # no token
+        assert status == 401 and json.loads(body)["error"]
+
+        status, body = curl("http://127.0.0.1:%d/health/readyz" % (base + 2))
+        assert status == 200, body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    for port in (base, base + 1, base + 2):
+        assert _port_free(port), "port %d still served after Ctrl-C" % port
