@@ -17,9 +17,10 @@ import asyncio
 import json
 import time
 
-from iotlib.api_server import ApiServer, error
+from iotlib.api_server import error
 from iotlib.buildinfo import build_info
-from iotlib.rate_limit import RequestLimits
+from iotlib.role_base import RoleController
+from iotlib.task import BackgroundTask
 
 ROLE = "relays"
 HIGH = "HIGH"
@@ -70,7 +71,7 @@ def relay_table(relay_pins=None, relays=None):
     return table
 
 
-class RelaysController:
+class RelaysController(RoleController):
     """The relay role. Build it with its settings and optional collaborators, then
     `await controller.main()`.
 
@@ -98,6 +99,8 @@ class RelaysController:
                   async start() runs before serving and stop() on shutdown.
     """
 
+    LISTENING = "relays api listening"
+
     def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
                  service_discovery_url=None, relay_pins=None, relays=None, interlocks=(),
                  tenant=None, namespace=None, api_key=None, host="0.0.0.0", port=80,
@@ -105,37 +108,19 @@ class RelaysController:
                  logger=None, audit=None, state=None, alarms=None, metrics=None, health=None,
                  managers=(), restore_desired=False):
         self.restore_desired = restore_desired
-        self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
-                         "service_discovery_url": service_discovery_url,
-                         "tenant": tenant, "namespace": namespace}
-        self.device_id = device_id
-        self.host = host
-        self.port = port
-        self.network = network
-        if network is None and wifi_ssid:
-            from iotlib.network_manager import NetworkManager
-            self.network = NetworkManager(wifi_ssid, wifi_password)
-        if auth is None:
-            from iotlib.auth_manager import AuthManager
-            auth = AuthManager(device_key, tenant=tenant, namespace=namespace, api_key=api_key)
-        self.auth = auth
-        self.config = config
-        self.logger = logger
-        self.audit = audit
-        self.state = state
-        self.alarms = alarms
-        self.managers = list(managers)
-        self.limits = RequestLimits()
-        if rate_limit:
-            self.limits.configure(rate_limit)
-        self.server = ApiServer(auth, self.limits, metrics=metrics, health=health, logger=logger)
+        RoleController.__init__(
+            self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
+            device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
+            namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
+            network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
+            alarms=alarms, metrics=metrics, health=health, managers=managers)
         self._allowed_mask = allowed_mask
         # no relays given: the device waits for the fleet's configuration (no bank yet)
         self._table = relay_table(relay_pins, relays) if (relay_pins or relays) else {}
         self._interlocks = [tuple(p) for p in interlocks]
         self.bank = None
         self._on_since = {}  # name -> ticks_ms when switched on (relays with max_on_s)
-        self._guard_task = None
+        self._guard_task = BackgroundTask()
         self.commands = 0
         self.auto_off = 0
         self._add_routes()
@@ -308,13 +293,10 @@ class RelaysController:
                 self.check_on_time()
 
     def start_guard(self):
-        if self._guard_task is None:
-            self._guard_task = asyncio.create_task(self._guard())
+        self._guard_task.start(self._guard)
 
     def stop_guard(self):
-        if self._guard_task is not None:
-            self._guard_task.cancel()
-            self._guard_task = None
+        self._guard_task.stop()
 
     # -- configuration hot reload ------------------------------------------------------
 
@@ -351,8 +333,7 @@ class RelaysController:
         if "relays" in changed or "interlocks" in changed:
             table, interlocks = self._planned(changed, config)
             self.reconfigure(table=table, interlocks=interlocks)
-        if "rate_limit" in changed and config.get("rate_limit"):
-            self.limits.configure(config["rate_limit"])
+        self._apply_rate_limit(changed, config)
 
     # -- REST API ------------------------------------------------------------------------
 
@@ -421,32 +402,15 @@ class RelaysController:
             await self.network.connect()
         if self.state is not None and self.restore_desired:
             self.state.on_desired(self.apply_desired)
-        for m in self.managers:
-            await m.start()
-        if self.config is not None:
-            self.config.subscribe(self.on_config, self.veto_config,
-                                  ("relays", "interlocks", "rate_limit"))
-            await self.config.start()
+        await self._start_managers(("relays", "interlocks", "rate_limit"))
+
+    def _halt(self):
+        self.stop_guard()
 
     async def stop(self):
-        self.server.stop()
-        self.stop_guard()
-        if self.config is not None:
-            await self.config.stop()
-        for m in self.managers:
-            await m.stop()
+        await RoleController.stop(self)
         if self.bank is not None:
             self.apply_safe_states()
-
-    async def main(self):
-        """Start everything and serve the API until stop()."""
-        await self.start()
-        if self.logger is not None:
-            self.logger.log("INFO", "relays api listening", port=self.port)
-        try:
-            await self.server.serve(self.host, self.port)
-        finally:
-            self.stop_guard()
 
 
 def _json_body(request):

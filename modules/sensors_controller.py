@@ -17,9 +17,10 @@ import math
 import time
 from array import array
 
-from iotlib.api_server import ApiServer, error
+from iotlib.api_server import error
 from iotlib.buildinfo import build_info
-from iotlib.rate_limit import RateLimiter, RequestLimits
+from iotlib.rate_limit import RateLimiter
+from iotlib.role_base import RoleController
 from iotlib.ws_stream import Hub
 
 ROLE = "sensors"
@@ -49,7 +50,7 @@ def field_table(fields):
     return table
 
 
-class SensorsController:
+class SensorsController(RoleController):
     """The sensor role. Build it with its settings and optional collaborators, then
     `await controller.main()`.
 
@@ -72,36 +73,17 @@ class SensorsController:
                  host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, network=None,
                  auth=None, config=None, logger=None, audit=None, alarms=None, state=None,
                  metrics=None, health=None, sampler=None, managers=()):
-        self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
-                         "service_discovery_url": service_discovery_url,
-                         "tenant": tenant, "namespace": namespace}
-        self.device_id = device_id
-        self.host = host
-        self.port = port
-        self.network = network
-        if network is None and wifi_ssid:
-            from iotlib.network_manager import NetworkManager
-            self.network = NetworkManager(wifi_ssid, wifi_password)
-        if auth is None:
-            from iotlib.auth_manager import AuthManager
-            auth = AuthManager(device_key, tenant=tenant, namespace=namespace, api_key=api_key)
-        self.auth = auth
-        self.config = config
-        self.logger = logger
-        self.audit = audit
-        self.alarms = alarms
-        self.state = state
+        RoleController.__init__(
+            self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
+            device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
+            namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
+            network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
+            alarms=alarms, metrics=metrics, health=health, managers=managers)
         self.sampler = sampler
-        self.managers = list(managers)
         self.ws_sndbuf = ws_sndbuf
-        self.limits = RequestLimits()
-        if rate_limit:
-            self.limits.configure(rate_limit)
         self.client_rps = client_rps
         self.client_burst = client_burst
         self.hub = Hub(max_clients, queue_size)
-        self.server = ApiServer(auth, self.limits, metrics=metrics, health=health,
-                                logger=logger)
         self._fields = field_table(fields or DEFAULT_FIELDS)
         self._latest = {}  # name -> (value, ts)
         self._alarmed = {}  # name -> "high" | "low" while outside the band
@@ -226,8 +208,7 @@ class SensorsController:
         if "sensors" in changed and config.get("sensors"):
             section = config["sensors"]
             self.reconfigure(section.get("fields"), section.get("max_clients"))
-        if "rate_limit" in changed and config.get("rate_limit"):
-            self.limits.configure(config["rate_limit"])
+        self._apply_rate_limit(changed, config)
 
     # -- the stream --------------------------------------------------------------------
 
@@ -336,25 +317,8 @@ class SensorsController:
     async def start(self):
         if self.network is not None:
             await self.network.connect()
-        for m in self.managers:
-            await m.start()
-        if self.config is not None:
-            self.config.subscribe(self.on_config, self.veto_config, ("sensors", "rate_limit"))
-            await self.config.start()
+        await self._start_managers(("sensors", "rate_limit"))
         self.start_sampling()
 
-    async def stop(self):
-        self.server.stop()
+    def _halt(self):
         self.stop_sampling()
-        if self.config is not None:
-            await self.config.stop()
-        for m in self.managers:
-            await m.stop()
-
-    async def main(self):
-        """Start sampling and serve the API and stream until stop()."""
-        await self.start()
-        try:
-            await self.server.serve(self.host, self.port)
-        finally:
-            self.stop_sampling()

@@ -10,26 +10,9 @@ import pytest
 
 from conftest import uf2
 
-# What the rp2 port's own _boot.py does (our manifest does not freeze it, nor rp2.py, hence
-# _rp2): mount the flash filesystem, mkfs only on the first boot of a blank flash.
-MOUNT = """
-import os, vfs, _rp2
-try:
-    os.stat("/fleetmgr")
-except OSError:
-    bdev = _rp2.Flash()
-    try:
-        fs = vfs.VfsLfs2(bdev, progsize=256)
-    except OSError:
-        vfs.VfsLfs2.mkfs(bdev, progsize=256)
-        fs = vfs.VfsLfs2(bdev, progsize=256)
-    try:
-        vfs.mount(fs, "/")
-    except OSError:
-        pass
-"""
-
-STALL = MOUNT + """
+# The image's frozen _boot.py (the rp2 port's) mounts littlefs at / on every boot, the
+# one after the watchdog reset too.
+STALL = """
 import asyncio, machine
 from iotlib.storage import Storage
 from iotlib.boot_counter import BootCounter
@@ -55,7 +38,7 @@ async def main():
 asyncio.run(main())
 """
 
-AFTER = MOUNT + """
+AFTER = """
 import machine
 from iotlib.storage import Storage
 from iotlib.boot_counter import BootCounter

@@ -4,28 +4,8 @@ import re
 
 from conftest import run_rp2
 
-# Our frozen manifest does not include the rp2 port's _boot.py, so nothing mounts the flash
-# filesystem at boot; mount it the way _boot.py does (reported to the lead).
-MOUNT = """
-import os, vfs
-if not os.listdir("/"):
-    try:
-        import rp2
-    except ImportError:
-        import _rp2 as rp2
-    bdev = rp2.Flash()
-    try:
-        fs = vfs.VfsLfs2(bdev, progsize=256)
-    except OSError:
-        vfs.VfsLfs2.mkfs(bdev, progsize=256)
-        fs = vfs.VfsLfs2(bdev, progsize=256)
-    try:
-        vfs.mount(fs, "/")
-    except OSError:
-        pass
-"""
-
-START = MOUNT + """
+# The image's frozen _boot.py (the rp2 port's) has mounted littlefs at / already.
+START = """
 import gc, asyncio
 gc.collect()
 before = gc.mem_free()

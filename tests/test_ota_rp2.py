@@ -22,15 +22,8 @@ def test_verify_and_bundle_install_on_the_rp2040(tmp_path):
                                     statement("bundle", "1.1.0", None, len(blob), m["sha256"]),
                                     ec.ECDSA(hashes.SHA256())) is None
     code = """
-import _iotota, binascii, hashlib, os, sys, time, _rp2, vfs
-# the image does not mount its filesystem yet (no _boot.py frozen): mount as the port's _boot.py does
-bdev = _rp2.Flash()
-try:
-    fs = vfs.VfsLfs2(bdev, progsize=256)
-except OSError:
-    vfs.VfsLfs2.mkfs(bdev, progsize=256)
-    fs = vfs.VfsLfs2(bdev, progsize=256)
-vfs.mount(fs, "/")
+import _iotota, binascii, hashlib, os, sys, time
+# littlefs is at / already: the image's frozen _boot.py mounts it
 u = binascii.unhexlify
 key, digest, sig, blob = u(%r), u(%r), u(%r), u(%r)
 t = time.ticks_ms()

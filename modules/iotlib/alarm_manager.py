@@ -12,6 +12,8 @@
 import asyncio
 import time
 
+from iotlib.task import BackgroundTask
+
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -37,7 +39,7 @@ class AlarmManager:
         self.clock = clock      # callable -> unix seconds (e.g. TimeSyncManager.time)
         self.log = log
         self.sent = 0
-        self._task = None
+        self._task = BackgroundTask()
         self._wake = asyncio.Event()
         data = store.read_json(name) if store is not None else None
         data = data or {}
@@ -168,13 +170,10 @@ class AlarmManager:
         self._wake.set()
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self.send_loop())
+        self._task.start(self.send_loop)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
 
     # ---- exceptions escaping tasks --------------------------------------------------------
 

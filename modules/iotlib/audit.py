@@ -8,7 +8,7 @@ import os
 from iotlib import jsonlog
 from iotlib.clock import Clock
 from iotlib.logger import flatten
-from iotlib.storage import makedirs, remove
+from iotlib.storage import exists, makedirs, remove
 
 GENESIS = "0" * 64
 
@@ -74,7 +74,7 @@ class Audit:
     def verify(self):
         """(ok, reason): the chain from the first kept line to the head file is intact."""
         # without a rotated file the first line must start the chain
-        prev = None if _exists(self.path + ".1") else GENESIS
+        prev = None if exists(self.path + ".1") else GENESIS
         number = 0
         for path in (self.path + ".1", self.path):
             try:
@@ -110,11 +110,3 @@ class Audit:
         for path in (self.path, self.path + ".1", self.head_path):
             remove(path)
         self._prev = GENESIS
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False

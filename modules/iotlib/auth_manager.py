@@ -12,6 +12,7 @@ import os
 from iotlib import jwt
 from iotlib.clock import Clock
 from iotlib.config_schema import DEFAULT_ROLES
+from iotlib.task import BackgroundTask
 
 
 def _read_key_file(path):
@@ -51,7 +52,7 @@ class AuthManager:
         self._key_sig = None
         self._token = None
         self._token_expires = 0
-        self._task = None
+        self._task = BackgroundTask()
         self.failures = None  # metric counter, set in register()
         if key_file:
             self.reload_key()
@@ -169,13 +170,10 @@ class AuthManager:
                                                  else "missing"), required=True)
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        self._task.start(self._run)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
 
     async def _run(self):
         # watch the key file and keep the device token fresh

@@ -13,6 +13,8 @@ import os
 import struct
 import sys
 
+from iotlib.storage import makedirs
+
 MAGIC = b"IOTB"
 FLAG_ZLIB = 1
 INDEX = ".bundle.json"
@@ -22,22 +24,6 @@ _DIR = 0x4000
 
 class BundleError(ValueError):
     pass
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _makedirs(path):
-    part = ""
-    for name in path.split("/"):
-        part = part + "/" + name if part or path.startswith("/") else name
-        if name and not _exists(part):
-            os.mkdir(part)
 
 
 def _rmtree(path):
@@ -105,7 +91,7 @@ class BundleStore:
         return {}
 
     def _save(self, st):
-        _makedirs(self.root)
+        makedirs(self.root)
         tmp = self.root + "/state.tmp"
         with open(tmp, "w") as f:
             json.dump(st, f)
@@ -195,7 +181,7 @@ class BundleStore:
             st.pop("previous_version", None)
             self._save(st)
         _rmtree(dest)
-        _makedirs(dest)
+        makedirs(dest)
         try:
             files = self._unpack(path, dest)
         except Exception:
@@ -234,7 +220,7 @@ class BundleStore:
                     raise BundleError("bundle unpacks to more than %d bytes" % self.max_unpacked)
                 target = dest + "/" + name
                 if "/" in name:
-                    _makedirs(target.rsplit("/", 1)[0])
+                    makedirs(target.rsplit("/", 1)[0])
                 with open(target, "wb") as out:
                     left = size
                     mv = memoryview(buf)

@@ -7,6 +7,7 @@ import asyncio
 from iotlib.config_schema import validate_device_config
 from iotlib.schema import SchemaError
 from iotlib.storage import Storage
+from iotlib.task import BackgroundTask
 
 LKG_FILE = "config.json"
 
@@ -44,7 +45,7 @@ class ConfigManager:
         self.fetches = 0
         self._subscribers = []  # (on_change, veto, sections)
         self._components = {}
-        self._task = None
+        self._task = BackgroundTask()
         self._version_metric = None
         self._rejected_metric = None
 
@@ -205,13 +206,10 @@ class ConfigManager:
             await asyncio.sleep(self.interval_s)
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self.fetch_config_loop())
+        self._task.start(self.fetch_config_loop)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
 
     def register(self, metrics, health):
         self._version_metric = metrics.gauge("config_version", "Version of the running config")

@@ -14,6 +14,8 @@ import asyncio
 import json
 import os
 
+from iotlib.task import BackgroundTask
+
 # device.json keys the device uses itself; the rest go to the role's controller
 DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
                "ntp_servers", "mask_fields", "max_missed", "state_poll_s")
@@ -53,7 +55,7 @@ class AfterRegistration:
         self.manager = manager
         self.registered = registered
         self.now = now  # e.g. an OTA trial: its deadline runs whatever the fleet does
-        self._task = None
+        self._task = BackgroundTask()
 
     async def _run(self):
         if not self.now:
@@ -61,13 +63,10 @@ class AfterRegistration:
         await self.manager.start()
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        self._task.start(self._run)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
         await self.manager.stop()
 
 
@@ -86,7 +85,7 @@ class FleetLink:
         self.log = log
         self.attempts = 0
         self.last_error = None
-        self._task = None
+        self._task = BackgroundTask()
 
     async def _run(self):
         delay = self.backoff_min_ms
@@ -108,13 +107,11 @@ class FleetLink:
     async def start(self):
         if self.watchdog.use_wdt:
             self.watchdog.start_feeder()
-        if self._task is None and self.enabled:
-            self._task = asyncio.create_task(self._run())
+        if self.enabled:
+            self._task.start(self._run)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
         await self.watchdog.stop()
 
 

@@ -7,7 +7,8 @@ import os
 
 from iotlib import jsonlog
 from iotlib.clock import Clock
-from iotlib.storage import makedirs, remove
+from iotlib.storage import exists, makedirs, remove
+from iotlib.task import BackgroundTask
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 MASK = "***"
@@ -49,7 +50,7 @@ class Logger:
         self._ring = bytearray(ring_bytes)
         self._line = bytearray(line_bytes)
         self._used = 0
-        self._task = None
+        self._task = BackgroundTask()
         self.lines = 0
         self.dropped = 0
         self.write_errors = 0
@@ -171,7 +172,7 @@ class Logger:
     def files(self):
         """The log files on flash, newest first."""
         names = [self.path] + ["%s.%d" % (self.path, i) for i in range(1, self.keep + 1)]
-        return [n for n in names if self._size(n) or _exists(n)]
+        return [n for n in names if self._size(n) or exists(n)]
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -185,24 +186,13 @@ class Logger:
                          required=False)
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        self._task.start(self._run)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
         self.flush()
 
     async def _run(self):
         while True:
             await asyncio.sleep_ms(self.flush_ms)
             self.flush()
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False

@@ -5,6 +5,7 @@ import asyncio
 import os
 
 from iotlib.link_wlan import default_link
+from iotlib.task import BackgroundTask
 
 
 async def tcp_probe(host, port, timeout_ms, settle_ms=50):
@@ -51,7 +52,7 @@ class NetworkManager:
         self.reconnects = 0
         self.last_delay_ms = 0
         self._listeners = []
-        self._task = None
+        self._task = BackgroundTask()
         self._reconnect_metric = None
 
     # ---- state ------------------------------------------------------------------------------
@@ -125,13 +126,10 @@ class NetworkManager:
             await self.connect()
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self.monitor())
+        self._task.start(self.monitor)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
 
     # ---- health and metrics -----------------------------------------------------------------
 

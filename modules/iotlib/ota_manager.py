@@ -15,7 +15,8 @@ import json
 import os
 import time
 
-from iotlib.bundle_store import _makedirs
+from iotlib.storage import makedirs
+from iotlib.task import BackgroundTask
 
 STATEMENT_TAG = "iotota-v1"
 IDLE, CHECKING, DOWNLOADING, INSTALLING, INSTALLED, TRIAL, ERROR = (
@@ -82,7 +83,7 @@ class OTAUpdateManager:
         self.total = 0
         self.resumed_from = 0
         self._booted_ms = time.ticks_ms()
-        self._task = None
+        self._task = BackgroundTask()
         self._busy = False
         self._refused = self._installs = self._rollbacks = None
         if metrics is not None:
@@ -142,12 +143,10 @@ class OTAUpdateManager:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self):
-        self._task = asyncio.create_task(self._run())
+        self._task.start(self._run)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()
 
     async def _run(self):
         if self.on_trial():
@@ -306,7 +305,7 @@ class OTAUpdateManager:
     async def _download(self, m):
         """Range-resumable download into work/download.part, hashed as it streams."""
         part, meta = self.work + "/download.part", self.work + "/download.json"
-        _makedirs(self.work)
+        makedirs(self.work)
         h = hashlib.sha256()
         offset = 0
         try:

@@ -12,6 +12,8 @@
 #   desired_version is handed to the handler the role registered with on_desired().
 import asyncio
 
+from iotlib.task import BackgroundTask
+
 STATE_PATH = "%s/tenants/%s/namespaces/%s/devices/%s/state"
 
 
@@ -41,7 +43,7 @@ class StateManager:
         self.pushes = 0
         self.online = False
         self._handlers = []
-        self._task = None
+        self._task = BackgroundTask()
         self._changed = asyncio.Event()
         self._pull_now = True
 
@@ -189,10 +191,7 @@ class StateManager:
             await asyncio.sleep_ms(self.debounce_ms)   # collect a burst into one PUT
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self.sync_loop())
+        self._task.start(self.sync_loop)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()

@@ -9,6 +9,7 @@ import asyncio
 import time
 
 from iotlib import sntp
+from iotlib.task import BackgroundTask
 
 
 def _set_rtc(unix_s):
@@ -42,7 +43,7 @@ class TimeSyncManager:
         self.last_error = None
         self._synced = asyncio.Event()
         self._last = None           # (local_raw, raw_offset) at the last sync
-        self._task = None
+        self._task = BackgroundTask()
         if metrics is not None:
             metrics.gauge("time_offset_seconds", "Last measured clock offset", read=lambda: self.offset)
             metrics.gauge("time_synced", "1 once SNTP has answered", read=lambda: int(self.synced))
@@ -125,10 +126,7 @@ class TimeSyncManager:
             await asyncio.sleep(self.interval_s if ok else self.retry_s)
 
     async def start(self):
-        if self._task is None:
-            self._task = asyncio.create_task(self.sync_loop())
+        self._task.start(self.sync_loop)
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        self._task.stop()

@@ -16,6 +16,7 @@ import sys
 import time
 
 from iotlib.boot_counter import CAUSE_ESCALATION, CAUSE_WDT
+from iotlib.task import BackgroundTask
 
 RP2040_WDT_MAX_MS = 8388
 SIM_EXIT_RESET = 75
@@ -122,7 +123,8 @@ class WatchdogManager:
         self.last_actions = []
         self._watched = {}      # name -> [max_silence_ms, last_checkin_ticks]
         self._started_ms = time.ticks_ms()
-        self._tasks = []
+        self._loop_task = BackgroundTask()
+        self._feed_task = BackgroundTask()
         self._hb_missed = self._hb_sent = None
         if metrics is not None:
             self._hb_sent = metrics.counter("heartbeats_total", "Heartbeats answered", ())
@@ -262,8 +264,7 @@ class WatchdogManager:
 
     def start_feeder(self):
         """Start feeding the hardware watchdog (watchdog_loop() does it itself when use_wdt)."""
-        if not any(t[0] == "feed" for t in self._tasks):
-            self._tasks.append(("feed", asyncio.create_task(self._feed_loop())))
+        self._feed_task.start(self._feed_loop)
 
     async def watchdog_loop(self):
         """Heartbeat forever (the call shape users write); feeds the WDT from its own task."""
@@ -277,15 +278,13 @@ class WatchdogManager:
             await asyncio.sleep_ms(int(self.interval_s() * 1000))
 
     async def start(self):
-        if not any(t[0] == "loop" for t in self._tasks):
-            self._tasks.append(("loop", asyncio.create_task(self.watchdog_loop())))
+        self._loop_task.start(self.watchdog_loop)
 
     async def stop(self):
         # the hardware WDT cannot be disabled once started on RP2040: stop only when resetting
         # or on unix; the feeder goes last
-        for _, task in self._tasks:
-            task.cancel()
-        self._tasks = []
+        self._loop_task.stop()
+        self._feed_task.stop()
         self.unwatch("heartbeat")
         if self.wdt is not None and hasattr(self.wdt, "stop"):
             self.wdt.stop()

@@ -1,0 +1,79 @@
+# What the relay and sensor roles share: their settings, the default network and auth
+# managers, the collaborators, the request limits and the ApiServer, and the lifecycle
+# around the role's own work (relay guard, sampling).
+from iotlib.api_server import ApiServer
+from iotlib.rate_limit import RequestLimits
+
+
+class RoleController:
+    """Base of RelaysController and SensorsController. A subclass keeps its own constructor
+    keywords, calls RoleController.__init__ first and provides _halt() (stop its own tasks).
+    """
+
+    LISTENING = None  # logged (INFO, with the port) once main() starts serving
+
+    def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
+                 service_discovery_url=None, tenant=None, namespace=None, api_key=None,
+                 host="0.0.0.0", port=80, rate_limit=None, network=None, auth=None,
+                 config=None, logger=None, audit=None, state=None, alarms=None, metrics=None,
+                 health=None, managers=()):
+        self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
+                         "service_discovery_url": service_discovery_url,
+                         "tenant": tenant, "namespace": namespace}
+        self.device_id = device_id
+        self.host = host
+        self.port = port
+        self.network = network
+        if network is None and wifi_ssid:
+            from iotlib.network_manager import NetworkManager
+            self.network = NetworkManager(wifi_ssid, wifi_password)
+        if auth is None:
+            from iotlib.auth_manager import AuthManager
+            auth = AuthManager(device_key, tenant=tenant, namespace=namespace, api_key=api_key)
+        self.auth = auth
+        self.config = config
+        self.logger = logger
+        self.audit = audit
+        self.state = state
+        self.alarms = alarms
+        self.managers = list(managers)
+        self.limits = RequestLimits()
+        if rate_limit:
+            self.limits.configure(rate_limit)
+        self.server = ApiServer(auth, self.limits, metrics=metrics, health=health, logger=logger)
+
+    def _halt(self):
+        pass
+
+    def _apply_rate_limit(self, changed, config):
+        """The "rate_limit" config section, the same for every role (on_config calls it)."""
+        if "rate_limit" in changed and config.get("rate_limit"):
+            self.limits.configure(config["rate_limit"])
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def _start_managers(self, sections):
+        """Start the managers, then subscribe to the config `sections` and start polling."""
+        for m in self.managers:
+            await m.start()
+        if self.config is not None:
+            self.config.subscribe(self.on_config, self.veto_config, sections)
+            await self.config.start()
+
+    async def stop(self):
+        self.server.stop()
+        self._halt()
+        if self.config is not None:
+            await self.config.stop()
+        for m in self.managers:
+            await m.stop()
+
+    async def main(self):
+        """Start everything and serve the API until stop()."""
+        await self.start()
+        if self.LISTENING is not None and self.logger is not None:
+            self.logger.log("INFO", self.LISTENING, port=self.port)
+        try:
+            await self.server.serve(self.host, self.port)
+        finally:
+            self._halt()

@@ -1,0 +1,23 @@
+# One background task owned by a manager: start() creates it unless it runs, stop() cancels
+# it. Shared by every manager with an async start()/stop() lifecycle.
+import asyncio
+
+
+class BackgroundTask:
+    def __init__(self):
+        self.task = None
+
+    def start(self, coro_factory):
+        """Run coro_factory() as a task unless one is already running (a factory, so that a
+        second start() builds no coroutine)."""
+        if self.task is None:
+            self.task = asyncio.create_task(coro_factory())
+
+    def stop(self):
+        """Cancel the task, if any; start() may run it again."""
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    def running(self):
+        return self.task is not None
