@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Pack full images for the loader (firmware/loader/) and sign them for OTA.
+
+    pack_image.py sign --key tools/iot-sign/dev-key/private.pem --version 1.3.0 \\
+        [--min-version 1.2.0] --out PICO_W_IOT-RELAYS.image  build/rp2/RELAYS/firmware.bin
+        -> OUT (the image, byte for byte what goes into the application region) and OUT.json
+           (manifest: kind "image", version, size, sha256, signature, min_version), the same
+           P-256 statement scheme as `iot-sign bundle`, so fleet-admin publishes it unchanged.
+    pack_image.py factory --loader iot_loader.bin --app firmware.bin --out factory.uf2
+        -> one UF2 holding boot2 + loader at 0x10000000 and the application after it.
+    pack_image.py layout
+        -> the flash layout (from firmware/loader/layout.h) as JSON.
+
+The image is not compressed: the loader copies it sector by sector straight from the staging
+area, so a resumed copy needs no decompressor state (see docs/ota.md, "Full image swap").
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+XIP_BASE = 0x10000000
+FLASH_SIZE = 2 * 1024 * 1024
+
+
+def layout(path=os.path.join(HERE, "loader", "layout.h")) -> dict:
+    """The IOT_* numeric constants of layout.h (the loader's single source of the layout)."""
+    out = {}
+    with open(path) as fh:
+        for m in re.finditer(r"#define\s+IOT_(\w+)\s+(0x[0-9a-fA-F]+|\d+)u?\b", fh.read()):
+            out[m.group(1)] = int(m.group(2), 0)
+    return out
+
+
+L = layout()
+
+
+def check_app(app: bytes) -> None:
+    if not app or len(app) > L["APP_SIZE"]:
+        raise ValueError("application image is %d bytes; the application region holds %d"
+                         % (len(app), L["APP_SIZE"]))
+    sp, pc = struct.unpack_from("<II", app)
+    base = XIP_BASE + L["APP_OFFSET"]
+    if not (0x20000000 < sp <= 0x20042000 and base <= pc < base + len(app)):
+        raise ValueError("not linked after the loader: vector table SP %#x PC %#x (expected PC in %#x..)"
+                         % (sp, pc, base))
+
+
+def stage_header(image: bytes, version: str) -> bytes:
+    """The staging header sector the application writes after the staged bytes (loader.c
+    stage_hdr_t): magic, format 1, size, SHA-256, version, SHA-256 of those 64 bytes; the
+    last word stays 0xFFFFFFFF until the loader has installed the image."""
+    head = struct.pack("<8sII32s16s", b"IOTIMG1\0", 1, len(image), hashlib.sha256(image).digest(),
+                       version.encode()[:16])
+    assert len(head) == 64
+    head += hashlib.sha256(head).digest()
+    return head + b"\xff" * (L["FLASH_SECTOR"] - len(head))
+
+
+def factory_flash(loader: bytes, app: bytes, staged: bytes | None = None, version: str = "") -> bytearray:
+    """A whole 2 MB flash image: loader, application, optionally a staged image with its header;
+    journal and filesystem erased."""
+    if len(loader) > L["LOADER_SIZE"]:
+        raise ValueError("loader is %d bytes, its region %d" % (len(loader), L["LOADER_SIZE"]))
+    check_app(app)
+    flash = bytearray(b"\xff" * FLASH_SIZE)
+    flash[0:len(loader)] = loader
+    flash[L["APP_OFFSET"]:L["APP_OFFSET"] + len(app)] = app
+    if staged is not None:
+        stage(flash, staged, version)
+    return flash
+
+
+def stage(flash: bytearray, image: bytes, version: str) -> None:
+    """What the application does to request an install: bytes first, header last."""
+    check_app(image)
+    flash[L["STAGE_OFFSET"]:L["STAGE_OFFSET"] + L["APP_SIZE"]] = b"\xff" * L["APP_SIZE"]
+    flash[L["STAGE_OFFSET"]:L["STAGE_OFFSET"] + len(image)] = image
+    flash[L["STAGE_HDR_OFFSET"]:L["STAGE_HDR_OFFSET"] + L["FLASH_SECTOR"]] = stage_header(image, version)
+
+
+def uf2(regions, family=0xE48BFF56) -> bytes:
+    """UF2 (256-byte payloads, family RP2040) for [(flash offset, bytes), ...]."""
+    blocks = []
+    for offset, data in regions:
+        data = bytes(data) + b"\xff" * (-len(data) % 256)
+        for i in range(0, len(data), 256):
+            blocks.append((XIP_BASE + offset + i, data[i:i + 256]))
+    out = bytearray()
+    for n, (addr, payload) in enumerate(blocks):
+        out += struct.pack("<IIIIIIII", 0x0A324655, 0x9E5D5157, 0x2000, addr, 256, n, len(blocks), family)
+        out += payload + b"\0" * (476 - 256) + struct.pack("<I", 0x0AB16F30)
+    return bytes(out)
+
+
+def sign(app: bytes, key_path: str, version: str, min_version: str | None) -> dict:
+    sys.path.insert(0, os.path.join(ROOT, "tools", "iot-sign"))
+    from iot_sign.signing import load_private_key, sign_manifest
+    check_app(app)
+    return sign_manifest(load_private_key(key_path), "image", version, min_version, app)
+
+
+def _read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sign", help="sign an application image (kind image)")
+    s.add_argument("--key", required=True)
+    s.add_argument("--version", required=True)
+    s.add_argument("--min-version")
+    s.add_argument("--out", required=True, help="image file; the manifest goes to OUT.json")
+    s.add_argument("app", help="firmware.bin of an application linked after the loader")
+    f = sub.add_parser("factory", help="loader + application as one UF2 (or .bin)")
+    f.add_argument("--loader", required=True)
+    f.add_argument("--app", required=True)
+    f.add_argument("--out", required=True)
+    sub.add_parser("layout", help="print the flash layout")
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "sign":
+            app = _read(a.app)
+            manifest = sign(app, a.key, a.version, a.min_version)
+            with open(a.out, "wb") as fh:
+                fh.write(app)
+            with open(a.out + ".json", "w") as fh:
+                json.dump(manifest, fh, indent=1)
+            print(json.dumps(manifest))
+        elif a.cmd == "factory":
+            loader, app = _read(a.loader), _read(a.app)
+            factory_flash(loader, app)  # checks sizes and linking
+            with open(a.out, "wb") as fh:
+                if a.out.endswith(".bin"):
+                    fh.write(factory_flash(loader, app)[:L["APP_OFFSET"] + len(app)])
+                else:
+                    fh.write(uf2([(0, loader), (L["APP_OFFSET"], app)]))
+            print(a.out)
+        else:
+            print(json.dumps({k: hex(v) for k, v in L.items() if isinstance(v, int) and v > 16}, indent=1))
+    except (ValueError, OSError) as exc:
+        print("pack_image: error: %s" % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
