@@ -5,7 +5,7 @@
 #   MICROPY_DIR=/path           a full upstream MicroPython checkout instead of Debian's tarball
 #   IOTLIB_WIRELESS=ON|OFF      force the Wi-Fi driver on or off (default: on when MICROPY_DIR has it)
 #   IOTLIB_BUILD=/path          where the images go (default: build/ in this repo)
-#   IOTLIB_LOADER=ON|OFF        rp2: build the OTA image loader and link the application after it (default OFF)
+#   IOTLIB_LOADER=ON|OFF        rp2: build the OTA image loader and link the application after it (default ON; OFF: plain image, no loader)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -66,7 +66,7 @@ build_rp2() {
     echo "build: rp2 PICO_W_IOT variants: $VARIANTS" >&2
     cmake -S "$root" -B "$dir" -DMICROPY_DIR="$MICROPY_DIR" -DPICO_SDK_PATH="$PICO_SDK_PATH" \
         -Dpicotool_DIR="$PICOTOOL_DIR" -DIOTLIB_VARIANTS="${VARIANTS// /;}" "${wireless[@]}" \
-        -DIOTLIB_LOADER="${IOTLIB_LOADER:-OFF}" >/dev/null
+        -DIOTLIB_LOADER="${IOTLIB_LOADER:-ON}" >/dev/null
     if ! cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1; then
         grep -E "error|Error" "$dir/build.log" | head -n 20 >&2
         die "rp2 build failed, full log in $dir/build.log"

@@ -7,7 +7,8 @@
            (manifest: kind "image", version, size, sha256, signature, min_version), the same
            P-256 statement scheme as `iot-sign bundle`, so fleet-admin publishes it unchanged.
     pack_image.py factory --loader iot_loader.bin --app firmware.bin --out factory.uf2
-        -> one UF2 holding boot2 + loader at 0x10000000 and the application after it.
+        -> one UF2 holding boot2 + loader at 0x10000000 and the application after it; the
+           loader's binary-info header points at the application's table (picotool info).
     pack_image.py layout
         -> the flash layout (from firmware/loader/layout.h) as JSON.
 
@@ -62,12 +63,48 @@ def stage_header(image: bytes, version: str) -> bytes:
     return head + b"\xff" * (L["FLASH_SECTOR"] - len(head))
 
 
+BI_MARKER_START, BI_MARKER_END = 0x7188EBF2, 0xE71AA390  # pico-sdk binary_info header words
+BOOT2_SIZE = 256
+
+
+def _bi_header(data: bytes, start: int) -> int | None:
+    """Offset of the binary-info header (start marker, table start, table end, mapping table,
+    end marker) in the 256 bytes from `start` (where picotool looks for it), or None."""
+    for off in range(start, min(start + 256, len(data) - 16), 4):
+        words = struct.unpack_from("<5I", data, off)
+        if words[0] == BI_MARKER_START and words[4] == BI_MARKER_END:
+            return off
+    return None
+
+
+def link_binary_info(loader: bytes, app: bytes) -> bytes:
+    """The loader with its binary-info header pointing at the application's table.
+
+    picotool reads binary info only from the header in the 256 bytes after boot2, i.e. the
+    loader's. The application's table, strings and mapping table are at absolute XIP
+    addresses inside the application region, so copying the application's three pointers
+    into the loader's header makes `picotool info` on the factory image (or a device flashed
+    with it) show MicroPython's program information and frozen modules. The loader never
+    reads its own binary info. After an image OTA the copy is stale (the loader region is
+    never rewritten): picotool then reads the new image's region through the old pointers;
+    read `picotool info` from the image's own firmware.uf2 or ask the device (_iotlib.build_info())."""
+    lo, ao = _bi_header(loader, BOOT2_SIZE), _bi_header(app, 0)
+    if lo is None:
+        raise ValueError("no binary-info header in the loader's first 256 bytes after boot2")
+    if ao is None:  # an application without binary info: picotool shows the loader's
+        return loader
+    out = bytearray(loader)
+    out[lo + 4:lo + 16] = app[ao + 4:ao + 16]
+    return bytes(out)
+
+
 def factory_flash(loader: bytes, app: bytes, staged: bytes | None = None, version: str = "") -> bytearray:
-    """A whole 2 MB flash image: loader, application, optionally a staged image with its header;
-    journal and filesystem erased."""
+    """A whole 2 MB flash image: loader (binary info linked to the application's), application,
+    optionally a staged image with its header; journal and filesystem erased."""
     if len(loader) > L["LOADER_SIZE"]:
         raise ValueError("loader is %d bytes, its region %d" % (len(loader), L["LOADER_SIZE"]))
     check_app(app)
+    loader = link_binary_info(loader, app)
     flash = bytearray(b"\xff" * FLASH_SIZE)
     flash[0:len(loader)] = loader
     flash[L["APP_OFFSET"]:L["APP_OFFSET"] + len(app)] = app
@@ -141,7 +178,7 @@ def main(argv=None):
                 if a.out.endswith(".bin"):
                     fh.write(factory_flash(loader, app)[:L["APP_OFFSET"] + len(app)])
                 else:
-                    fh.write(uf2([(0, loader), (L["APP_OFFSET"], app)]))
+                    fh.write(uf2([(0, link_binary_info(loader, app)), (L["APP_OFFSET"], app)]))
             print(a.out)
         else:
             print(json.dumps({k: hex(v) for k, v in L.items() if isinstance(v, int) and v > 16}, indent=1))

@@ -9,20 +9,12 @@
 # the device has registered (iotlib.device); any controller argument given here is the
 # starting point until then (see the controllers' docs).
 import json
-import os
 
 from iotlib.buildinfo import build_info
+from iotlib.storage import exists
 
 PROVISIONING_FILE = "device.json"
 ROLES = ("relays", "sensors")
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def role_for_variant(variant):
@@ -64,13 +56,13 @@ def prepare():
     """Everything run() does before serving: the Device (or None when there is nothing to
     run: a user main.py, not provisioned, an unknown role)."""
     info = build_info()
-    if _exists("main.py"):  # the filesystem's own main.py, when a user installed one
+    if exists("main.py"):  # the filesystem's own main.py, when a user installed one
         exec(open("main.py").read(), {"__name__": "__main__"})
         return None
     variant = info["variant"]
     if variant not in ("RELAYS", "SENSORS", "SIM", "NONE"):
         return None
-    if not _exists(PROVISIONING_FILE):
+    if not exists(PROVISIONING_FILE):
         print("iotlib %s (%s): not provisioned, no /%s; staying at the REPL"
               % (info["version"], variant, PROVISIONING_FILE))
         return None
@@ -78,7 +70,13 @@ def prepare():
     # before any application import: an installed OTA bundle goes first on sys.path
     from iotlib.device import boot_early
     early = boot_early(settings)
-    controller_class = role_for_variant(variant)
+    if early[3].boot_mode() == "safe":  # the image never confirmed: no role code at all
+        from iotlib.safe_mode import SafeModeController
+        controller_class = SafeModeController
+        print("iotlib %s: SAFE MODE (image never confirmed): network, health and OTA only"
+              % info["version"])
+    else:
+        controller_class = role_for_variant(variant)
     if controller_class is None:  # simulation: the provisioning names the role
         controller_class = role_for_name(settings.get("role"))
         if controller_class is None:

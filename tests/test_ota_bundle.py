@@ -25,18 +25,8 @@ from iot_sign import keygen, load_private_key, pack_bundle, sign_manifest
 BIN = pathlib.Path(sys.executable).parent
 FACTORY = "1.0.0"
 
-DEVICE = r"""
-import sys, json, asyncio, binascii
-cfg = json.loads(%r)
-from iotlib.bundle_store import BundleStore
-store = BundleStore(cfg["root"], max_boots=cfg.get("max_boots", 3))
-print("BOOT", json.dumps(store.boot()))
-try:
-    import ota_app
-    app_version, healthy = ota_app.VERSION, ota_app.healthy
-except ImportError:
-    app_version, healthy = "factory", (lambda: True)
-print("APP", app_version)
+# The device side's imports, token and reset (shared with test_ota_image_unix.py).
+HARNESS = r"""
 from iotlib.http_client import HttpClient
 from iotlib.health import Health
 from iotlib.metrics import Metrics
@@ -50,26 +40,10 @@ class Auth:
 def reset():
     print("RESET")
     sys.exit(0)
+"""
 
-http = HttpClient(auth=Auth())
-health = Health()
-health.add_check("app", healthy)
-metrics = Metrics()
-mgr = OTAUpdateManager(http, store, cfg["id"], cfg["url"] + "/api", cfg.get("factory", "1.0.0"),
-                       public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
-                       audit=Audit(directory=cfg["root"] + "/logs"),
-                       alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,
-                       trial_deadline_s=cfg.get("deadline", 300), chunk=cfg.get("chunk", 4096),
-                       max_bundle=cfg.get("max_bundle", 256 * 1024))
-if cfg.get("cut_after") is not None:  # the link drops after N requests
-    real, calls = http.request, [0]
-    async def flaky(*a, **k):
-        calls[0] += 1
-        if calls[0] > cfg["cut_after"]:
-            raise OSError("link lost")
-        return await real(*a, **k)
-    http.request = flaky
-
+# Runs cfg["steps"] against `mgr` and `metrics` (shared with test_ota_image_unix.py).
+STEPS = r"""
 async def main():
     for step in cfg["steps"]:
         if step == "check":
@@ -90,6 +64,39 @@ async def main():
         print("RESULT", json.dumps(r))
 asyncio.run(main())
 """
+
+DEVICE = r"""
+import sys, json, asyncio, binascii
+cfg = json.loads(%r)
+from iotlib.bundle_store import BundleStore
+store = BundleStore(cfg["root"], max_boots=cfg.get("max_boots", 3))
+print("BOOT", json.dumps(store.boot()))
+try:
+    import ota_app
+    app_version, healthy = ota_app.VERSION, ota_app.healthy
+except ImportError:
+    app_version, healthy = "factory", (lambda: True)
+print("APP", app_version)
+""" + HARNESS + r"""
+http = HttpClient(auth=Auth())
+health = Health()
+health.add_check("app", healthy)
+metrics = Metrics()
+mgr = OTAUpdateManager(http, store, cfg["id"], cfg["url"] + "/api", cfg.get("factory", "1.0.0"),
+                       public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
+                       audit=Audit(directory=cfg["root"] + "/logs"),
+                       alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,
+                       trial_deadline_s=cfg.get("deadline", 300), chunk=cfg.get("chunk", 4096),
+                       max_bundle=cfg.get("max_bundle", 256 * 1024))
+if cfg.get("cut_after") is not None:  # the link drops after N requests
+    real, calls = http.request, [0]
+    async def flaky(*a, **k):
+        calls[0] += 1
+        if calls[0] > cfg["cut_after"]:
+            raise OSError("link lost")
+        return await real(*a, **k)
+    http.request = flaky
+""" + STEPS
 
 
 def _device_env():

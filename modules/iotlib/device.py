@@ -1,7 +1,7 @@
 # The device assembled from its provisioning (device.json): every manager built once with
 # its collaborators, the role's controller handed what it uses, one start/stop order.
 #
-#   early = boot_early(settings)      # BootCounter + BundleStore.boot(): before app imports
+#   early = boot_early(settings)      # BootCounter + BundleStore.boot() + the image stage
 #   device = Device(settings, RelaysController, early)
 #   await device.main()               # serve until stop()
 #
@@ -10,6 +10,9 @@
 # config) and then heartbeats; once registered, discovery's URLs go to config, state,
 # alarms, OTA and time sync, and the config poller starts fetching. Optional managers
 # follow `enabled_components` (alarms, state, timesync, ota; all on by default).
+# Safe mode (the loader's boot mode "safe", controller iotlib.safe_mode.SafeModeController):
+# network, health, registration/heartbeats, alarms and OTA only, no config poller, no state,
+# and a critical `safe_mode` alarm.
 import asyncio
 import json
 import os
@@ -30,17 +33,19 @@ def discovery_base(url):
 
 def boot_early(settings, store_root=".", ota_root="ota"):
     """What must run before any application import: count the boot, pick the OTA bundle
-    (it goes first on sys.path). Returns (store, boot_counter, bundle_store)."""
+    (it goes first on sys.path), open the image stage (its boot mode says normal, trial or
+    safe). Returns (store, boot_counter, bundle_store, image_stage)."""
     from iotlib.storage import Storage
     from iotlib.boot_counter import BootCounter
     from iotlib.bundle_store import BundleStore
+    from iotlib.image_stage import open_stage
 
     store = Storage(store_root)
     boot = BootCounter(store)
     boot.record_boot()
     bundles = BundleStore(ota_root)
     bundles.boot()
-    return store, boot, bundles
+    return store, boot, bundles, open_stage(ota_root + "/image")
 
 
 def _jitter(limit):
@@ -188,7 +193,8 @@ class Device:
         from iotlib.network_manager import NetworkManager
 
         self.settings = settings
-        store, self.boot, self.bundles = early
+        store, self.boot, self.bundles, self.image = early
+        self.safe_mode = getattr(controller_class, "SAFE_MODE", False)
         device_id = settings["device_id"]
         self.registered = asyncio.Event()
         # -- core ----------------------------------------------------------------------
@@ -222,6 +228,8 @@ class Device:
                        "audit": audit, "config": self.config, "state": self.state,
                        "alarms": self.alarms,
                        "managers": (self.network, auth, logger, self.link)})
+        if self.safe_mode:  # no config poller: alarms and OTA start with the managers
+            kwargs["managers"] += (self.alarms, self.components["ota"])
         self.controller = controller_class(**kwargs)
         add_ota_routes(self.controller.server, self.ota)
 
@@ -276,7 +284,7 @@ class Device:
         config.subscribe(self._on_heartbeat_config, None, ("heartbeat_s",))
         self.ota = ota = OTAUpdateManager(http, self.bundles, device_id, sd, version,
                                           health=health, metrics=metrics, audit=self.audit,
-                                          alarm=self._ota_alarm)
+                                          alarm=self._ota_alarm, image=self.image)
         now = ota.on_trial()  # the trial deadline runs whether or not the fleet answers
         self.components = {"alarms": alarms,
                            "state": AfterRegistration(self.state, self.registered),
@@ -329,7 +337,19 @@ class Device:
     async def main(self):
         """Install the loop's exception handler, start everything and serve until stop()."""
         self.alarms.install()
+        self.report_safe_mode()
         await self.controller.main()
+
+    def report_safe_mode(self):
+        """In safe mode: log it and raise the critical `safe_mode` alarm (sent once the
+        device has registered)."""
+        if not self.safe_mode:
+            return
+        detail = "image %s never confirmed; safe mode: network, health, OTA only" % (
+            self.ota.current_version())
+        self._log("ERROR", "safe mode", image=self.ota.current_version())
+        self.alarms.report_alarm({"type": "safe_mode", "severity": "critical", "source": "ota",
+                                  "message": detail})
 
     async def stop(self):
         await self.controller.stop()

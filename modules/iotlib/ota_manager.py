@@ -3,6 +3,9 @@
 # stream, checks the signature in C (_iotota.verify_p256), installs into the inactive
 # slot of a BundleStore and reboots into a trial; the trial ends with commit() once health
 # and readiness pass, or with a rollback at the deadline (boot count: BundleStore.boot()).
+# Full images (kind "image", with an `image` stage: iotlib.image_stage) stream sector by
+# sector into the loader's staging area, are committed there and installed by the loader
+# at the reset; the new image boots in "trial" mode and confirms itself through commit().
 #
 # Signed statement (must match tools/iot-sign, iot_sign/signing.py):
 #   "iotota-v1\n<kind>\n<version>\n<min_version or empty>\n<size>\n<sha256 hex>"
@@ -57,7 +60,7 @@ class OTAUpdateManager:
     def __init__(self, http, store, device_id, updates_url, factory_version, public_key=None,
                  health=None, metrics=None, audit=None, alarm=None, reset=None,
                  poll_s=3600, trial_deadline_s=300, auto_commit=False, max_bundle=256 * 1024,
-                 chunk=4096, work_dir=None, verify=None):
+                 chunk=4096, work_dir=None, verify=None, image=None):
         self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
         self.store = store                # iotlib.bundle_store.BundleStore, boot() already called
         self.device_id = device_id
@@ -77,6 +80,7 @@ class OTAUpdateManager:
         self.chunk = chunk
         self.work = work_dir or store.root
         self._verify = verify or _default_verify
+        self.image = image                # iotlib.image_stage stage, or None: bundles only
         self.state = TRIAL if store.boot_state()["trial"] else IDLE
         self.error = None
         self.done = 0
@@ -104,8 +108,15 @@ class OTAUpdateManager:
                 "percent": (100 * self.done // self.total) if self.total else 0,
                 "resumed_from": self.resumed_from, "error": self.error}
 
+    def image_mode(self):
+        """The loader's boot mode for this image: normal, trial, safe, none (no loader)."""
+        return self.image.boot_mode() if self.image is not None else "none"
+
+    def image_trial(self):
+        return self.image_mode() == "trial"
+
     def on_trial(self):
-        return self.store.boot_state()["trial"]
+        return self.store.boot_state()["trial"] or self.image_trial()
 
     def current_version(self):
         return self.store.running_version() or self.factory_version
@@ -113,6 +124,10 @@ class OTAUpdateManager:
     def boot_state(self):
         """What OTA.GetBootState answers: the running bundle, trial, boots, deadline, progress."""
         bs = self.store.boot_state()
+        mode = self.image_mode()
+        bs["image_mode"] = mode
+        bs["image_trial_boots"] = self.image.trial_boots() if mode == "trial" else 0
+        bs["trial"] = bs["trial"] or mode == "trial"
         bs["factory_version"] = self.factory_version
         bs["running_version"] = self.current_version()
         left = None
@@ -166,8 +181,11 @@ class OTAUpdateManager:
                 self.commit()
                 break
             if time.ticks_diff(time.ticks_ms(), self._booted_ms) >= deadline_ms:
-                self.rollback("deadline: not committed within %d s" % self.trial_deadline_s,
-                              reboot=True)
+                reason = "deadline: not committed within %d s" % self.trial_deadline_s
+                if self.image_trial():
+                    self._image_trial_failed(reason)
+                else:
+                    self.rollback(reason, reboot=True)
                 break
             await asyncio.sleep(tick_s)
 
@@ -178,14 +196,33 @@ class OTAUpdateManager:
 
     # ---- admin operations ---------------------------------------------------------------
 
-    def commit(self):
-        """Commit the bundle on trial, only while health and readiness pass."""
+    def _image_trial_failed(self, reason):
+        """No older image to go back to: reset uncommitted; the loader counts the trial boot
+        and boots the image in safe mode after the last one."""
+        self._record("ota.trial_failed", kind="image", reason=reason, version=self.current_version(),
+                     boots=self.image.trial_boots())
+        if self.alarm is not None:
+            self.alarm("ota_trial_failed", "warning", "image: %s" % reason)
+        self.reset()
+
+    def commit(self, reboot=True):
+        """Commit the bundle (or image) on trial, only while health and readiness pass. An
+        image is confirmed to the loader, which records it at the reset that follows
+        (reboot=False: the caller resets)."""
         if not self.on_trial():
             return {"ok": False, "reason": "not_on_trial"}
         ok, checks = self._ready()
         if not ok:
             self._record("ota.commit_refused", version=self.current_version(), checks=checks)
             return {"ok": False, "reason": "not_ready", "checks": checks}
+        if self.image_trial() and not self.store.boot_state()["trial"]:
+            self.image.confirm()
+            self.state = IDLE
+            self._record("ota.committed", kind="image", version=self.current_version())
+            if reboot:
+                self.reset()
+            return {"ok": True, "version": self.current_version(), "kind": "image",
+                    "reboot_required": True}
         self.store.commit()
         self.state = IDLE
         self._record("ota.committed", version=self.current_version())
@@ -193,6 +230,10 @@ class OTAUpdateManager:
 
     def rollback(self, reason="admin", reboot=False):
         """Back to the previous bundle (or the factory code) from the next boot."""
+        if self.image_trial() and not self.store.boot_state()["trial"]:
+            return {"ok": False, "reason": "image_trial",
+                    "detail": "an image on trial has no previous image: it is confirmed, or "
+                              "reset unconfirmed 3 times it boots in safe mode"}
         before = self.current_version()
         after = self.store.rollback(reason) or self.factory_version
         self.state = IDLE
@@ -211,7 +252,9 @@ class OTAUpdateManager:
         if action == "state":
             return 200, self.boot_state()
         if action == "commit":
-            r = self.commit()
+            r = self.commit(reboot=False)
+            if r.get("reboot_required"):  # answer first, then reset into the confirmed image
+                asyncio.create_task(self._reset_soon())
             return (200 if r["ok"] else 409), r
         if action == "rollback":
             return 200, self.rollback((body or {}).get("reason", "admin"))
@@ -219,6 +262,10 @@ class OTAUpdateManager:
             r = await self.check(reboot=False)
             return 200, r
         return 404, {"error": "unknown OTA action %r" % action}
+
+    async def _reset_soon(self, ms=500):
+        await asyncio.sleep_ms(ms)
+        self.reset()
 
     # ---- update path --------------------------------------------------------------------
 
@@ -243,10 +290,14 @@ class OTAUpdateManager:
         self._busy = True
         try:
             self._accept(manifest)
-            path = await self._download(manifest)
-            self.state = INSTALLING
-            slot = self.store.install(path, manifest["version"])
-            self._remove_download()
+            if manifest["kind"] == "image":
+                await self._stage_image(manifest)
+                slot = "image"
+            else:
+                path = await self._download(manifest)
+                self.state = INSTALLING
+                slot = self.store.install(path, manifest["version"])
+                self._remove_download()
         except Refused as e:
             return self._refuse(e.args[0], e.args[1], manifest)
         except ValueError as e:  # a bundle that does not unpack
@@ -273,8 +324,14 @@ class OTAUpdateManager:
         if self.on_trial():
             # the other slot holds the rollback target: never overwrite it during a trial
             raise Refused("on_trial", "commit or roll back the running bundle first")
-        if m["kind"] != "bundle":
-            raise Refused("unsupported_kind", "kind %r (image swap not in this build)" % m["kind"])
+        if m["kind"] == "image":
+            if self.image is None:
+                raise Refused("unsupported_kind", "kind 'image' (no image stage in this build)")
+            limit = self.image.APP_SIZE
+        elif m["kind"] == "bundle":
+            limit = self.max_bundle
+        else:
+            raise Refused("unsupported_kind", "kind %r" % m["kind"])
         current = version_key(self.current_version())
         new = version_key(m["version"])
         if new <= current:
@@ -283,8 +340,8 @@ class OTAUpdateManager:
             raise Refused("min_version", "needs %s, running %s" % (m["min_version"], self.current_version()))
         if m["version"] == self.store.state().get("failed_version"):
             raise Refused("rolled_back", "%s failed its trial on this device" % m["version"])
-        if not isinstance(m["size"], int) or m["size"] <= 0 or m["size"] > self.max_bundle:
-            raise Refused("oversized", "size %r, limit %d" % (m["size"], self.max_bundle))
+        if not isinstance(m["size"], int) or m["size"] <= 0 or m["size"] > limit:
+            raise Refused("oversized", "size %r, limit %d" % (m["size"], limit))
         try:
             sig = binascii.unhexlify(m["signature"])
             digest = hashlib.sha256(statement(m["kind"], m["version"], m.get("min_version"),
@@ -301,6 +358,46 @@ class OTAUpdateManager:
                 os.remove(self.work + "/" + name)
             except OSError:
                 pass
+
+    def _artefact_url(self, m):
+        url = m["url"]
+        if url.startswith("/"):  # relative to the updates service's host
+            scheme, _, rest = self.updates_url.partition("://")
+            url = scheme + "://" + rest.split("/", 1)[0] + url
+        return url
+
+    async def _stage_image(self, m):
+        """Download an image sector by sector (Range) straight into the staging area, hashed
+        as it streams; the stage re-hashes what it holds before it writes the header. Each
+        HTTP body (HttpClient's preallocated buffer) is written as it is: no copy."""
+        stage, sector = self.image, self.image.SECTOR_SIZE
+        url = self._artefact_url(m)
+        h = hashlib.sha256()
+        stage.begin()
+        self.state, self.total, self.done, self.resumed_from = DOWNLOADING, m["size"], 0, 0
+        offset = 0
+        while offset < m["size"]:
+            end = min(offset + sector, m["size"]) - 1
+            r = await self.http.request("GET", url, headers={"Range": "bytes=%d-%d" % (offset, end)})
+            if r.status == 200 and offset == 0 and len(r.body) == m["size"]:
+                pass  # no Range support, and the whole image fits one sector
+            elif r.status != 206:
+                raise Refused("download", "HTTP %d at byte %d" % (r.status, offset))
+            if len(r.body) != end + 1 - offset:
+                raise Refused("oversized" if len(r.body) > end + 1 - offset else "download",
+                              "artefact is not %d bytes" % m["size"])
+            h.update(r.body)
+            stage.write(offset // sector, r.body)
+            offset += len(r.body)
+            self.done = offset
+        digest = h.digest()
+        if binascii.hexlify(digest).decode() != m["sha256"]:
+            stage.begin()  # drop what was staged
+            raise Refused("bad_hash", "downloaded bytes do not match the signed sha256")
+        self.state = INSTALLING
+        if not stage.commit(m["size"], digest, m["version"]):
+            stage.begin()
+            raise Refused("bad_hash", "staged bytes do not match the signed sha256")
 
     async def _download(self, m):
         """Range-resumable download into work/download.part, hashed as it streams."""
@@ -333,10 +430,7 @@ class OTAUpdateManager:
                 json.dump({"sha256": m["sha256"], "version": m["version"]}, f)
             open(part, "wb").close()
         self.state, self.total, self.done, self.resumed_from = DOWNLOADING, m["size"], offset, offset
-        url = m["url"]
-        if url.startswith("/"):  # relative to the updates service's host
-            scheme, _, rest = self.updates_url.partition("://")
-            url = scheme + "://" + rest.split("/", 1)[0] + url
+        url = self._artefact_url(m)
         with open(part, "ab") as out:
             while offset < m["size"]:
                 end = min(offset + self.chunk, m["size"]) - 1

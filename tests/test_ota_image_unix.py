@@ -1,0 +1,152 @@
+"""Full-image updates through OTAUpdateManager on the unix build, against the real fleet-server.
+
+The image is a real application image (the RELAYS build's firmware.bin, linked after the
+loader) signed with `firmware/pack_image.py sign` and published with fleet-admin. The unix
+build has no loader: its image stage (iotlib.image_stage.FileStage) keeps the staged bytes
+and the header in files, so these tests cover download -> verify -> stage -> commit -> reset
+and the refusals; the swap itself is tested in rp2040py (test_ota_image.py, test_ota_image_rp2.py).
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BUILD, ROOT, run_unix
+from iot_sign import keygen, load_private_key, sign_manifest
+from test_ota_bundle import HARNESS, STEPS, Fleet, _device_env
+
+APP_SIZE = 0x92000
+
+DEVICE = r"""
+import sys, json, asyncio, binascii
+cfg = json.loads(%r)
+from iotlib.bundle_store import BundleStore
+from iotlib.image_stage import FileStage
+""" + HARNESS + r"""
+store = BundleStore(cfg["root"])
+store.boot()
+stage = FileStage(cfg["root"] + "/image")
+metrics = Metrics()
+health = Health()
+health.add_check("app", lambda: (cfg.get("healthy", True), "app"))
+mgr = OTAUpdateManager(HttpClient(auth=Auth()), store, cfg["id"], cfg["url"] + "/api", "1.0.0",
+                       public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
+                       audit=Audit(directory=cfg["root"] + "/logs"), image=stage,
+                       alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,
+                       trial_deadline_s=cfg.get("deadline", 300))
+
+""" + STEPS
+
+
+class ImageFleet(Fleet):
+    def boot(self, *steps, **cfg):
+        cfg = dict({"root": str(self.root), "url": self.url, "token": self.token, "id": self.device_id,
+                    "key": open(self.key["public.raw"], "rb").read().hex(), "steps": list(steps)}, **cfg)
+        out = run_unix(DEVICE % json.dumps(cfg), timeout=60, env=_device_env(), cwd=str(self.tmp))
+        return [json.loads(l[7:]) for l in out.splitlines() if l.startswith("RESULT ")], out
+
+    def sign_image(self, app, version, min_version=None):
+        """With the CLI, as a release would: firmware/pack_image.py sign."""
+        out = self.tmp / ("image-%s" % version)
+        cmd = [sys.executable, str(ROOT / "firmware" / "pack_image.py"), "sign", "--key",
+               self.key["private.pem"], "--version", version, "--out", str(out), str(app)]
+        if min_version:
+            cmd[-1:-1] = ["--min-version", min_version]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+        return out.read_bytes(), json.loads(out.with_name(out.name + ".json").read_text())
+
+    def staged(self):
+        p = self.root / "image" / "header.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def set_mode(self, mode):
+        (self.root / "image").mkdir(parents=True, exist_ok=True)
+        (self.root / "image" / "boot_mode").write_text(mode)
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    f = ImageFleet(tmp_path)
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def app():
+    path = BUILD / "rp2" / "RELAYS" / "firmware.bin"
+    if not path.exists():
+        pytest.fail("%s is missing: build it with `firmware/build.sh rp2`" % path)
+    return path
+
+
+def test_image_downloads_verifies_and_stages_then_resets(fleet, app):
+    blob, m = fleet.sign_image(app, "1.1.0", min_version="1.0.0")
+    assert m["kind"] == "image" and m["size"] == len(blob) <= APP_SIZE
+    fleet.publish(blob, m)
+    res, out = fleet.boot("check")
+    assert "RESET" in out, out
+    staged = fleet.staged()
+    assert staged == {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest(), "version": "1.1.0"}
+    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob
+    assert "ota.installed" in fleet.audit() and '"slot":"image"' in fleet.audit()
+    assert not (fleet.root / "a").exists() and not (fleet.root / "download.part").exists()
+
+
+def test_image_refusals_stage_nothing(fleet, app, tmp_path):
+    blob, m = fleet.sign_image(app, "1.1.0")
+    unsigned = fleet.publish(blob, dict(m, signature="00"))
+    other = keygen(str(tmp_path / "attacker"))
+    wrong = dict(fleet.publish(blob, sign_manifest(load_private_key(other["private.pem"]), "image",
+                                                   "1.2.0", None, blob)))
+    evil = blob[:-4] + b"evil"  # tampered after signing: the signature covers the old hash
+    tampered = fleet.publish(evil, dict(m, version="1.3.0", sha256=hashlib.sha256(evil).hexdigest()))
+    big = os.urandom(APP_SIZE + 4096)  # signed, but larger than the application region
+    oversized = fleet.publish(big, sign_manifest(load_private_key(fleet.key["private.pem"]), "image",
+                                                 "1.4.0", None, big))
+    old = fleet.publish(*fleet.sign_image(app, "0.9.0"))
+    needs = fleet.publish(*fleet.sign_image(app, "1.5.0", min_version="1.2.0"))
+    res, out = fleet.boot(unsigned, wrong, tampered, oversized, old, needs, "metrics")
+    assert [r.get("reason") for r in res[:6]] == [
+        "unsigned", "bad_signature", "bad_signature", "oversized", "downgrade", "min_version"], res
+    assert str(APP_SIZE) in res[3]["detail"]
+    assert out.count("ALARM") == 6 and "RESET" not in out
+    assert "iot_ota_download_bytes 0" in res[6]["text"]  # all refused before downloading
+    assert fleet.audit().count("ota.refused") == 6
+    assert fleet.staged() is None
+
+
+def test_image_bytes_that_do_not_match_the_signed_hash_are_not_staged(fleet, app):
+    blob, m = fleet.sign_image(app, "1.1.0")
+    fleet.publish(blob, m)
+    other = blob[:1000] + bytes(255 - b for b in blob[1000:1010]) + blob[1010:]
+    decoy = fleet.publish(other, dict(m, sha256=hashlib.sha256(other).hexdigest()))
+    res, out = fleet.boot(dict(m, url=decoy["url"]))
+    assert res[0]["reason"] == "bad_hash" and "ALARM" in out and "RESET" not in out
+    assert fleet.staged() is None
+
+
+def test_image_trial_confirms_through_commit_and_reports_boot_mode(fleet):
+    fleet.set_mode("trial")  # what the loader reports after a swap (simulated: no loader)
+    offer = {"kind": "image", "version": "2.0.0", "size": 10, "sha256": "00", "signature": "00",
+             "url": "/api/artifacts/x"}
+    res, out = fleet.boot("state", "rollback", offer, "commit", healthy=False)
+    assert res[0]["image_mode"] == "trial" and res[0]["image_trial_boots"] == 1 and res[0]["trial"]
+    assert res[1]["reason"] == "image_trial"
+    assert res[2]["reason"] == "on_trial"
+    assert res[3]["reason"] == "not_ready" and "RESET" not in out
+    res, out = fleet.boot("commit")
+    assert res == [] and "RESET" in out  # confirmed, then the reset that the loader records
+    assert (fleet.root / "image" / "boot_mode").read_text() == "normal"
+    assert "ota.committed" in fleet.audit()
+    res, out = fleet.boot("state")
+    assert res[0]["image_mode"] == "normal" and not res[0]["trial"]
+
+
+def test_image_trial_that_never_gets_healthy_resets_at_the_deadline(fleet):
+    fleet.set_mode("trial")
+    res, out = fleet.boot("trial", healthy=False, deadline=1)
+    assert "RESET" in out and "ota_trial_failed" in out
+    assert "ota.trial_failed" in fleet.audit()
