@@ -42,6 +42,18 @@ def reset():
     sys.exit(0)
 """
 
+# cfg["cut_after"]: `http` loses the link after N requests (shared with test_ota_image_unix.py).
+CUT_LINK = r"""
+if cfg.get("cut_after") is not None:
+    real, calls = http.request, [0]
+    async def flaky(*a, **k):
+        calls[0] += 1
+        if calls[0] > cfg["cut_after"]:
+            raise OSError("link lost")
+        return await real(*a, **k)
+    http.request = flaky
+"""
+
 # Runs cfg["steps"] against `mgr` and `metrics` (shared with test_ota_image_unix.py).
 STEPS = r"""
 async def main():
@@ -88,15 +100,7 @@ mgr = OTAUpdateManager(http, store, cfg["id"], cfg["url"] + "/api", cfg.get("fac
                        alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,
                        trial_deadline_s=cfg.get("deadline", 300), chunk=cfg.get("chunk", 4096),
                        max_bundle=cfg.get("max_bundle", 256 * 1024))
-if cfg.get("cut_after") is not None:  # the link drops after N requests
-    real, calls = http.request, [0]
-    async def flaky(*a, **k):
-        calls[0] += 1
-        if calls[0] > cfg["cut_after"]:
-            raise OSError("link lost")
-        return await real(*a, **k)
-    http.request = flaky
-""" + STEPS
+""" + CUT_LINK + STEPS
 
 
 def _device_env():

@@ -84,11 +84,14 @@ def test_micropython_image_swap(tmp_path):
                 "import _iotimage, machine\n"
                 "_iotimage.stage_write(%d, b'probe')\n"
                 "print(bytes(machine.mem8[%d + i] for i in range(6)))\n"
+                "b = bytearray(16)\n"  # stage_read: what a resumed download re-hashes
+                "print(_iotimage.stage_read(%d, memoryview(b)[:8]), bytes(b[:8]),"
+                " _iotimage.stage_read(0, b), bytes(b).hex())\n"
                 "print(_iotimage.stage_commit(%d, b'\\0' * 32, 'x'))\n"   # wrong hash: refused
                 "t = __import__('time').ticks_ms()\n"
                 "print(_iotimage.stage_commit(%d, bytes.fromhex('%s'), '1.1.0'))\n"
                 "print('commit_ms', __import__('time').ticks_diff(__import__('time').ticks_ms(), t))\n"
-            ) % (last, probe, len(new), len(new), hashlib.sha256(new).hexdigest()), timeout=300)
+            ) % (last, probe, last, len(new), len(new), hashlib.sha256(new).hexdigest()), timeout=300)
             t = time.monotonic()
             await _reset(device, "import machine; machine.reset()")
             trial = await _run(device, "import _iotimage, sys\n"
@@ -104,7 +107,8 @@ def test_micropython_image_swap(tmp_path):
     print("\nstage/commit:\n%s\nswap of %d bytes + boot: %.1f s in the emulator" % (staged, len(new), swap_s))
     assert before.split()[:2] == ["normal", "PICO_W_IOT-RELAYS"], before
     lines = staged.split("\n")
-    assert lines[0] == "b'probe\\xff'" and lines[1] == "False" and lines[2] == "True", staged
+    assert lines[0] == "b'probe\\xff'" and lines[2] == "False" and lines[3] == "True", staged
+    assert lines[1] == "8 b'probe\\xff\\xff\\xff' 16 " + new[:16].hex(), staged
     assert trial.split() == ["trial", "PICO_W_IOT-SENSORS", "1"], trial
     assert after.split() == ["normal", "PICO_W_IOT-SENSORS"], after
 

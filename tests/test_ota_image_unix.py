@@ -16,7 +16,7 @@ import pytest
 
 from conftest import BUILD, ROOT, run_unix
 from iot_sign import keygen, load_private_key, sign_manifest
-from test_ota_bundle import HARNESS, STEPS, Fleet, _device_env
+from test_ota_bundle import CUT_LINK, HARNESS, STEPS, Fleet, _device_env
 
 APP_SIZE = 0x92000
 
@@ -32,13 +32,13 @@ stage = FileStage(cfg["root"] + "/image")
 metrics = Metrics()
 health = Health()
 health.add_check("app", lambda: (cfg.get("healthy", True), "app"))
-mgr = OTAUpdateManager(HttpClient(auth=Auth()), store, cfg["id"], cfg["url"] + "/api", "1.0.0",
+http = HttpClient(auth=Auth())
+mgr = OTAUpdateManager(http, store, cfg["id"], cfg["url"] + "/api", "1.0.0",
                        public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
                        audit=Audit(directory=cfg["root"] + "/logs"), image=stage,
                        alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,
                        trial_deadline_s=cfg.get("deadline", 300))
-
-""" + STEPS
+""" + CUT_LINK + STEPS
 
 
 class ImageFleet(Fleet):
@@ -60,6 +60,18 @@ class ImageFleet(Fleet):
 
     def staged(self):
         p = self.root / "image" / "header.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def ranges(self):
+        """The Range headers the fleet-server logged, in order (its JSON access log)."""
+        out = []
+        for line in (self.tmp / "server.log").read_text().splitlines():
+            if line.startswith("{") and '"range"' in line:
+                out.append(json.loads(line)["range"])
+        return out
+
+    def progress(self):
+        p = self.root / "image.json"
         return json.loads(p.read_text()) if p.exists() else None
 
     def set_mode(self, mode):
@@ -150,3 +162,53 @@ def test_image_trial_that_never_gets_healthy_resets_at_the_deadline(fleet):
     res, out = fleet.boot("trial", healthy=False, deadline=1)
     assert "RESET" in out and "ota_trial_failed" in out
     assert "ota.trial_failed" in fleet.audit()
+
+
+def test_image_download_resumes_with_range_after_the_link_drops(fleet, app):
+    blob, m = fleet.sign_image(app, "1.1.0")
+    fleet.publish(blob, m)
+    # poll + 3 sectors, then the link is lost
+    res, out = fleet.boot("check", cut_after=4)
+    assert res[0]["reason"] == "interrupted" and "RESET" not in out
+    assert fleet.progress() == {"sha256": m["sha256"], "version": "1.1.0", "done": 3}
+    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob[:3 * 4096]
+    assert fleet.ranges() == ["bytes=0-4095", "bytes=4096-8191", "bytes=8192-12287"]
+    # the next boot re-hashes the 3 staged sectors and asks for the 4th
+    res, out = fleet.boot("check")
+    assert "RESET" in out, out
+    assert fleet.ranges()[3] == "bytes=12288-16383" and "bytes=0-4095" not in fleet.ranges()[3:]
+    assert len(fleet.ranges()) == (len(blob) + 4095) // 4096
+    assert fleet.staged() == {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
+                              "version": "1.1.0"}
+    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob
+    assert fleet.progress() is None  # staged: nothing left to resume
+
+
+def test_image_resume_still_checks_the_hash_and_drops_a_corrupted_stage(fleet, app):
+    blob, m = fleet.sign_image(app, "1.1.0")
+    fleet.publish(blob, m)
+    fleet.boot("check", cut_after=3)
+    stage = fleet.root / "image" / "stage.bin"
+    data = bytearray(stage.read_bytes())
+    data[5000] ^= 0xFF  # a staged sector changed behind the record's back
+    stage.write_bytes(bytes(data))
+    res, out = fleet.boot("check")
+    assert res[0]["reason"] == "bad_hash" and "RESET" not in out
+    assert fleet.staged() is None and fleet.progress() is None
+    res, out = fleet.boot("check")  # starts over from byte 0, and stages the image
+    assert "RESET" in out and fleet.ranges()[-((len(blob) + 4095) // 4096)] == "bytes=0-4095"
+    assert stage.read_bytes() == blob
+
+
+def test_image_partial_stage_of_another_version_is_discarded(fleet, app):
+    old, m_old = fleet.sign_image(app, "1.1.0")
+    fleet.publish(old, m_old)
+    fleet.boot("check", cut_after=3)
+    assert fleet.progress()["version"] == "1.1.0"
+    blob, m = fleet.sign_image(app, "1.2.0")  # the same bytes, signed as a newer version
+    fleet.publish(blob, m)
+    res, out = fleet.boot("check")
+    assert "RESET" in out, out
+    assert fleet.ranges()[2] == "bytes=0-4095"  # not resumed from the 1.1.0 partial
+    assert fleet.staged()["version"] == "1.2.0"
+    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob

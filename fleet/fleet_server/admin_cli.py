@@ -18,7 +18,7 @@ from .storage import AlreadyExists, SqliteStorage, Storage
 from .update_manifest import PublishManifest, artifact_name, check_file_matches
 
 DEVICE_ROLES = ("relays", "sensors")
-ACTIONS = ("reboot", "refresh_token")
+ACTIONS = ("reboot", "refresh_token", "check_update")
 
 
 class CliError(Exception):

@@ -30,8 +30,11 @@ def install_metrics(app: FastAPI) -> None:
         status = str(response.status_code)
         requests.labels(request.method, template, status).inc()
         latency.labels(request.method, template, status).observe(elapsed)
-        log.info("request", extra={"method": request.method, "path": request.url.path,
-                                   "status": response.status_code, "ms": round(elapsed * 1000, 2)})
+        fields = {"method": request.method, "path": request.url.path,
+                  "status": response.status_code, "ms": round(elapsed * 1000, 2)}
+        if "range" in request.headers:  # shows where a resumed download picked up
+            fields["range"] = request.headers["range"]
+        log.info("request", extra=fields)
         return response
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics (text format)",

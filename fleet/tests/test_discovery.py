@@ -96,8 +96,9 @@ def test_heartbeat_is_stored_and_delivers_queued_actions_once(server, device):
         assert res.status_code == 200 and res.json() == {"ok": True, "actions": []}
         admin_json(server.db, "action", "--id", device.id, "reboot")
         admin_json(server.db, "action", "--id", device.id, "refresh_token")
-        assert c.post(f"/api/devices/{device.id}/heartbeat", json=beat).json()["actions"] == ["reboot",
-                                                                                                "refresh_token"]
+        admin_json(server.db, "action", "--id", device.id, "check_update")
+        assert c.post(f"/api/devices/{device.id}/heartbeat", json=beat).json()["actions"] == [
+            "reboot", "refresh_token", "check_update"]
         assert c.post(f"/api/devices/{device.id}/heartbeat", json=beat).json()["actions"] == []
     stored = admin_json(server.db, "heartbeat", "--id", device.id)["heartbeat"]
     assert stored["uptime_s"] == 12 and stored["free_heap"] == 81234 and stored["boot_count"] == 3

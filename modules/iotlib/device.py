@@ -285,6 +285,8 @@ class Device:
         self.ota = ota = OTAUpdateManager(http, self.bundles, device_id, sd, version,
                                           health=health, metrics=metrics, audit=self.audit,
                                           alarm=self._ota_alarm, image=self.image)
+        # discovery's "check_update" checks now instead of at the next poll
+        self.watchdog.on_action("check_update", self._push_update_check)
         now = ota.on_trial()  # the trial deadline runs whether or not the fleet answers
         self.components = {"alarms": alarms,
                            "state": AfterRegistration(self.state, self.registered),
@@ -305,6 +307,11 @@ class Device:
 
     def _on_heartbeat_config(self, changed, config):
         self.watchdog.heartbeat_s = config.get("heartbeat_s")
+
+    def _push_update_check(self):
+        if self.safe_mode or getattr(self.components["ota"], "_component_running", False):
+            return self.ota.check_now()  # a coroutine: the watchdog runs it as a task
+        self._log("INFO", "check_update ignored: OTA is disabled")
 
     def _ota_alarm(self, type_, severity, detail):
         self.alarms.report_alarm({"type": type_, "severity": severity, "source": "ota",

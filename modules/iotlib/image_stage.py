@@ -3,6 +3,8 @@
 #
 #   stage = image_stage.open_stage()   # _iotimage on rp2 (loader build), FileStage elsewhere
 #   stage.begin(); stage.write(i, chunk) ...; stage.commit(size, sha256_bytes, version) -> bool
+#   stage.read(i, buf) -> n  (sector i back into buf: a resumed download re-hashes it)
+#   stage.buffer()           the stage's one sector-sized buffer, reused by read and commit
 #   stage.boot_mode() -> "normal" | "trial" | "safe" | "none";  stage.trial_boots();  stage.confirm()
 #   stage.APP_SIZE, stage.SECTOR_SIZE
 #
@@ -59,13 +61,29 @@ class FileStage:
             f.seek(index * SECTOR_SIZE)
             f.write(data)
 
+    def read(self, index, buf):
+        """Up to one sector of staged bytes into buf; the count (short past the end)."""
+        if not 0 <= index < APP_SIZE // SECTOR_SIZE:
+            raise ValueError("sector %d outside the staging area" % index)
+        if len(buf) > SECTOR_SIZE:
+            buf = memoryview(buf)[:SECTOR_SIZE]
+        try:
+            with open(self._path("stage.bin"), "rb") as f:
+                f.seek(index * SECTOR_SIZE)
+                return f.readinto(buf) or 0
+        except OSError:
+            return 0
+
+    def buffer(self):
+        if self._buf is None:
+            self._buf = bytearray(SECTOR_SIZE)
+        return self._buf
+
     def commit(self, size, sha256, version):
         """Hash the staged bytes; if they match, write the header (what the loader installs)."""
         if not 0 < size <= APP_SIZE:
             return False
-        if self._buf is None:
-            self._buf = bytearray(SECTOR_SIZE)
-        buf, h, left = self._buf, hashlib.sha256(), size
+        buf, h, left = self.buffer(), hashlib.sha256(), size
         try:
             with open(self._path("stage.bin"), "rb") as f:
                 while left:
@@ -100,6 +118,7 @@ class LoaderStage:
         self._m = mod
         self.APP_SIZE = mod.APP_SIZE
         self.SECTOR_SIZE = mod.SECTOR_SIZE
+        self._buf = None
 
     def boot_mode(self):
         return self._m.boot_mode()
@@ -115,6 +134,14 @@ class LoaderStage:
 
     def write(self, index, data):
         self._m.stage_write(index, data)
+
+    def read(self, index, buf):
+        return self._m.stage_read(index, buf)
+
+    def buffer(self):
+        if self._buf is None:  # only a resumed download needs it
+            self._buf = bytearray(self.SECTOR_SIZE)
+        return self._buf
 
     def commit(self, size, sha256, version):
         return self._m.stage_commit(size, sha256, version)

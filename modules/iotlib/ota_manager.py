@@ -1,11 +1,13 @@
-# OTAUpdateManager: polls the updates service (or takes a pushed manifest), refuses what it
-# must not run, downloads application bundles in resumable Range chunks hashed as they
-# stream, checks the signature in C (_iotota.verify_p256), installs into the inactive
-# slot of a BundleStore and reboots into a trial; the trial ends with commit() once health
-# and readiness pass, or with a rollback at the deadline (boot count: BundleStore.boot()).
+# OTAUpdateManager: polls the updates service (and checks at once when discovery pushes
+# "check_update": check_now()), refuses what it must not run, downloads application bundles
+# in resumable Range chunks hashed as they stream, checks the signature in C
+# (_iotota.verify_p256), installs into the inactive slot of a BundleStore and reboots into a
+# trial; the trial ends with commit() once health and readiness pass, or with a rollback at
+# the deadline (boot count: BundleStore.boot()).
 # Full images (kind "image", with an `image` stage: iotlib.image_stage) stream sector by
-# sector into the loader's staging area, are committed there and installed by the loader
-# at the reset; the new image boots in "trial" mode and confirms itself through commit().
+# sector into the loader's staging area (resumable too: image.json records the progress),
+# are committed there and installed by the loader at the reset; the new image boots in
+# "trial" mode and confirms itself through commit().
 #
 # Signed statement (must match tools/iot-sign, iot_sign/signing.py):
 #   "iotota-v1\n<kind>\n<version>\n<min_version or empty>\n<size>\n<sha256 hex>"
@@ -18,7 +20,7 @@ import json
 import os
 import time
 
-from iotlib.storage import makedirs
+from iotlib.storage import Storage, makedirs
 from iotlib.task import BackgroundTask
 
 STATEMENT_TAG = "iotota-v1"
@@ -51,7 +53,7 @@ def _default_reset():
     try:
         import machine
         machine.reset()
-    except ImportError:  # unix simulation: a new process is the next boot
+    except (ImportError, AttributeError):  # unix (no machine.reset): a new process is the next boot
         import sys
         sys.exit(0)
 
@@ -79,6 +81,7 @@ class OTAUpdateManager:
         self.max_bundle = max_bundle
         self.chunk = chunk
         self.work = work_dir or store.root
+        self._progress = Storage(self.work)  # image.json: a resumable image download
         self._verify = verify or _default_verify
         self.image = image                # iotlib.image_stage stage, or None: bundles only
         self.state = TRIAL if store.boot_state()["trial"] else IDLE
@@ -167,11 +170,15 @@ class OTAUpdateManager:
         if self.on_trial():
             await self.run_trial()
         while True:
-            try:
-                await self.check()
-            except Exception as e:  # the poller must survive a bad network day
-                self.state, self.error = ERROR, "check failed: %s" % e
+            await self.check_now()
             await asyncio.sleep(self.poll_s)
+
+    async def check_now(self):
+        """check() that never raises: the poller, and a push from discovery ("check_update")."""
+        try:
+            return await self.check()
+        except Exception as e:  # the poller must survive a bad network day
+            self.state, self.error = ERROR, "check failed: %s" % e
 
     async def run_trial(self, tick_s=1):
         """Wait for commit (explicit, or automatic once ready); roll back at the deadline."""
@@ -369,13 +376,28 @@ class OTAUpdateManager:
     async def _stage_image(self, m):
         """Download an image sector by sector (Range) straight into the staging area, hashed
         as it streams; the stage re-hashes what it holds before it writes the header. Each
-        HTTP body (HttpClient's preallocated buffer) is written as it is: no copy."""
+        HTTP body (HttpClient's preallocated buffer) is written as it is: no copy.
+        Resumable: image.json records which artefact is being staged and how many sectors
+        are done, so after a lost link or a reboot the sectors already staged are read back
+        to rebuild the hash and the download goes on from the next one."""
         stage, sector = self.image, self.image.SECTOR_SIZE
         url = self._artefact_url(m)
-        h = hashlib.sha256()
-        stage.begin()
-        self.state, self.total, self.done, self.resumed_from = DOWNLOADING, m["size"], 0, 0
-        offset = 0
+        h, done = hashlib.sha256(), self._resume_stage(m)
+        if done:
+            buf = memoryview(stage.buffer())
+            for i in range(done):
+                n = min(sector, m["size"] - i * sector)
+                if stage.read(i, buf[:n]) != n:  # the stage lost them: start again
+                    h, done = hashlib.sha256(), 0
+                    break
+                h.update(buf[:n])
+                await asyncio.sleep_ms(0)  # a whole image takes a while: let the WDT feeder run
+        if not done:
+            stage.begin()
+            self._progress.write_json("image.json", {"sha256": m["sha256"],
+                                                     "version": m["version"], "done": 0})
+        offset = min(done * sector, m["size"])
+        self.state, self.total, self.done, self.resumed_from = DOWNLOADING, m["size"], offset, offset
         while offset < m["size"]:
             end = min(offset + sector, m["size"]) - 1
             r = await self.http.request("GET", url, headers={"Range": "bytes=%d-%d" % (offset, end)})
@@ -390,14 +412,33 @@ class OTAUpdateManager:
             stage.write(offset // sector, r.body)
             offset += len(r.body)
             self.done = offset
+            # after the write: a reboot in between redoes this sector, never skips it
+            self._progress.write_json("image.json", {"sha256": m["sha256"], "version": m["version"],
+                                                     "done": (offset + sector - 1) // sector})
         digest = h.digest()
         if binascii.hexlify(digest).decode() != m["sha256"]:
-            stage.begin()  # drop what was staged
+            self._drop_stage()
             raise Refused("bad_hash", "downloaded bytes do not match the signed sha256")
         self.state = INSTALLING
         if not stage.commit(m["size"], digest, m["version"]):
-            stage.begin()
+            self._drop_stage()
             raise Refused("bad_hash", "staged bytes do not match the signed sha256")
+        self._progress.remove("image.json")
+
+    def _resume_stage(self, m):
+        """Sectors of this artefact already staged (0: none, or a partial of another one)."""
+        rec = self._progress.read_json("image.json") or {}
+        done = rec.get("done", 0)
+        if rec.get("sha256") != m["sha256"] or rec.get("version") != m["version"]:
+            return 0
+        sector = self.image.SECTOR_SIZE
+        if not isinstance(done, int) or not 0 <= done <= (m["size"] + sector - 1) // sector:
+            return 0
+        return done
+
+    def _drop_stage(self):
+        self.image.begin()  # never resume from bytes that hash wrong
+        self._progress.remove("image.json")
 
     async def _download(self, m):
         """Range-resumable download into work/download.part, hashed as it streams."""

@@ -1,9 +1,10 @@
 # WatchdogManager: heartbeats to service discovery and the hardware watchdog.
 #
 # - Heartbeats (uptime, free heap, health, boot count) every heartbeat_s; the reply may order
-#   "reboot" or "refresh_token". Missed heartbeats are counted; escalation follows the count:
-#   alarm_after -> an alarm; every miss after that -> reconnect (network) and re-register;
-#   max_missed -> reset.
+#   "reboot" or "refresh_token", or an action registered with on_action(name, fn) (device.py:
+#   "check_update" -> OTAUpdateManager.check_now()). Missed heartbeats are counted;
+#   escalation follows the count: alarm_after -> an alarm; every miss after that ->
+#   reconnect (network) and re-register; max_missed -> reset.
 # - machine.WDT (RP2040: at most 8388 ms) is fed by a small task, and only while every watched
 #   loop has checked in recently: a hung event loop cannot run the feeder, and a stuck loop
 #   stops checking in, so either way the hardware resets the device.
@@ -122,6 +123,7 @@ class WatchdogManager:
         self.heartbeats = 0
         self.last_actions = []
         self._watched = {}      # name -> [max_silence_ms, last_checkin_ticks]
+        self._handlers = {}     # action name -> fn() for actions other managers own
         self._started_ms = time.ticks_ms()
         self._loop_task = BackgroundTask()
         self._feed_task = BackgroundTask()
@@ -164,6 +166,11 @@ class WatchdogManager:
             await asyncio.sleep_ms(self.feed_ms)
 
     # ---- heartbeats -----------------------------------------------------------------------
+
+    def on_action(self, name, fn):
+        """Run fn() when a heartbeat reply orders `name`. A coroutine it returns runs as its
+        own task: a long job (an OTA download) must not hold up heartbeats or the WDT."""
+        self._handlers[name] = fn
 
     def _say(self, *args):
         if self.log is not None:
@@ -219,6 +226,15 @@ class WatchdogManager:
                 self._say("watchdog: refresh failed", e)
         elif action == "reboot":
             self._reset("requested")
+        elif action in self._handlers:
+            try:
+                r = self._handlers[action]()
+                if hasattr(r, "send"):
+                    asyncio.create_task(r)
+            except Exception as e:
+                self._say("watchdog: action failed", action, e)
+        else:
+            self._say("watchdog: no handler for", action)
 
     def _missed(self, error):
         self.missed += 1

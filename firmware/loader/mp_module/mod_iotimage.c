@@ -7,6 +7,8 @@
 //                                recorded at the next reset (call machine.reset() after it)
 //   stage_begin()                drop any staged image (erases the staging header)
 //   stage_write(index, data)     erase staging sector `index` and program up to 4096 bytes
+//   stage_read(index, buf) -> n  copy up to 4096 bytes of staging sector `index` into buf
+//                                (XIP read: how a resumed download re-hashes what it staged)
 //   stage_commit(size, sha256, version) -> bool
 //                                hash the staged bytes; if they match, write the header the
 //                                loader installs from at the next reset
@@ -92,6 +94,19 @@ static mp_obj_t iotimage_stage_write(mp_obj_t index_in, mp_obj_t data_in) {
 }
 static MP_DEFINE_CONST_FUN_OBJ_2(iotimage_stage_write_obj, iotimage_stage_write);
 
+static mp_obj_t iotimage_stage_read(mp_obj_t index_in, mp_obj_t buf_in) {
+    mp_int_t index = mp_obj_get_int(index_in);
+    mp_buffer_info_t b;
+    mp_get_buffer_raise(buf_in, &b, MP_BUFFER_WRITE);
+    if (index < 0 || (uint32_t)index >= IOT_APP_SIZE / IOT_FLASH_SECTOR) {
+        mp_raise_ValueError(MP_ERROR_TEXT("staging sector out of range"));
+    }
+    size_t n = b.len < IOT_FLASH_SECTOR ? b.len : IOT_FLASH_SECTOR;
+    memcpy(b.buf, (const uint8_t *)(XIP_BASE + IOT_STAGE_OFFSET + index * IOT_FLASH_SECTOR), n);
+    return MP_OBJ_NEW_SMALL_INT(n);
+}
+static MP_DEFINE_CONST_FUN_OBJ_2(iotimage_stage_read_obj, iotimage_stage_read);
+
 static mp_obj_t iotimage_stage_commit(mp_obj_t size_in, mp_obj_t sha_in, mp_obj_t version_in) {
     mp_int_t size = mp_obj_get_int(size_in);
     mp_buffer_info_t sha;
@@ -137,6 +152,7 @@ static const mp_rom_map_elem_t iotimage_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_confirm), MP_ROM_PTR(&iotimage_confirm_obj) },
     { MP_ROM_QSTR(MP_QSTR_stage_begin), MP_ROM_PTR(&iotimage_stage_begin_obj) },
     { MP_ROM_QSTR(MP_QSTR_stage_write), MP_ROM_PTR(&iotimage_stage_write_obj) },
+    { MP_ROM_QSTR(MP_QSTR_stage_read), MP_ROM_PTR(&iotimage_stage_read_obj) },
     { MP_ROM_QSTR(MP_QSTR_stage_commit), MP_ROM_PTR(&iotimage_stage_commit_obj) },
     { MP_ROM_QSTR(MP_QSTR_APP_SIZE), MP_ROM_INT(IOT_APP_SIZE) },
     { MP_ROM_QSTR(MP_QSTR_SECTOR_SIZE), MP_ROM_INT(IOT_FLASH_SECTOR) },

@@ -53,7 +53,7 @@ class HeartbeatIn(BaseModel):
 
 class HeartbeatOut(BaseModel):
     ok: bool = True
-    actions: list[Literal["reboot", "refresh_token"]]
+    actions: list[Literal["reboot", "refresh_token", "check_update"]]
 
 
 def _base_url(request: Request, ctx: AppContext) -> str:

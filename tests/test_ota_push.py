@@ -1,0 +1,86 @@
+"""OTA pushed from discovery: `fleet-admin action --id D check_update` makes a whole unix
+device (iot_boot, device.py's wiring) ask the updates service with its next heartbeat, long
+before its OTA poll (OTAUpdateManager's poll_s, 3600 s on the device) comes round.
+"""
+import json
+import time
+
+import httpx
+
+from conftest import ROOT
+from iot_sign import load_private_key, pack_bundle, sign_manifest
+from test_fleetmgr_helpers import Fleet
+from test_role_device import RoleDevice
+
+DEV_KEY = ROOT / "tools" / "iot-sign" / "dev-key" / "private.pem"  # the key the build trusts
+DEVICE_ID = "push-1"
+
+
+def requests(fleet, path):
+    """The fleet-server's access-log records for one path, in order."""
+    out = []
+    for line in (fleet.tmp / "fleet-server.log").read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("msg") == "request" and rec.get("path") == path:
+            out.append(rec)
+    return out
+
+
+def wait_for(what, fn, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("%s: not within %ss" % (what, timeout))
+
+
+def test_check_update_pushed_with_a_heartbeat_installs_without_waiting_for_the_poll(tmp_path):
+    fleet = Fleet(tmp_path, {"ntp_servers": ["127.0.0.1:9"]})
+    creds = fleet.provision(DEVICE_ID, "acme", "plant1", "relays")
+    (tmp_path / "config.json").write_text(json.dumps({"heartbeat_s": 5}))
+    fleet.admin("config-set", "--id", DEVICE_ID, "--file", str(tmp_path / "config.json"))
+    fleet.start()
+    settings = dict(device_id=DEVICE_ID, device_key=creds["device_key"], api_key=creds["api_key"],
+                    tenant="acme", namespace="plant1", service_discovery_url=fleet.url + "/devices")
+    dev = RoleDevice(tmp_path, "relays", **settings)
+    update = "/api/devices/%s/update" % DEVICE_ID
+    beats = "/api/devices/%s/heartbeat" % DEVICE_ID
+    try:
+        dev.start()
+        wait_for("the check at boot", lambda: requests(fleet, update))  # 204: nothing yet
+        files = {"ota_push_app.py": b"VERSION = '99.0.0'\n"}
+        blob = pack_bundle(files)
+        manifest = sign_manifest(load_private_key(str(DEV_KEY)), "bundle", "99.0.0", None, blob)
+        (tmp_path / "b.bin").write_bytes(blob)
+        (tmp_path / "b.json").write_text(json.dumps(manifest))
+        fleet.admin("publish", "--tenant", "acme", "--file", str(tmp_path / "b.bin"),
+                    "--manifest", str(tmp_path / "b.json"))
+        # heartbeats go on, but nothing asks for updates: the poll is an hour away
+        seen = len(requests(fleet, beats))
+        wait_for("two more heartbeats", lambda: len(requests(fleet, beats)) >= seen + 2, timeout=30)
+        assert len(requests(fleet, update)) == 1
+
+        fleet.admin("action", "--id", DEVICE_ID, "check_update")
+        pushed = time.time()
+        assert dev.proc.wait(30) == 0, dev.output()  # installed, then the (simulated) reset
+        assert time.time() - pushed < 15  # one heartbeat (5 s) and the download
+        checks = requests(fleet, update)
+        assert [r["status"] for r in checks] == [204, 200], checks
+        assert "Traceback" not in dev.output(), dev.output()
+        dev._out.close()
+
+        # the next boot runs the pushed bundle, on trial
+        dev.start()
+        admin = fleet.admin("token", "--tenant", "acme", "--namespace", "plant1", "--role", "admin")
+        r = httpx.get(dev.url + "/ota/state", headers={"Authorization": "Bearer " + admin["token"]},
+                      timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.json()["running_version"] == "99.0.0" and r.json()["trial"], r.json()
+    finally:
+        dev.stop()
+        fleet.stop()
