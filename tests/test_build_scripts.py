@@ -74,3 +74,19 @@ def test_upstream_checkout_without_mbedtls_names_the_submodule(tmp_path, deps):
     proc = run([FETCH_SH], MICROPY_DIR=str(tree))
     assert proc.returncode != 0
     assert "git submodule update --init lib/mbedtls" in proc.stderr
+
+
+def test_release_build_refuses_the_development_ota_key():
+    proc = run([BUILD_SH, "unix"], IOTLIB_RELEASE="1")
+    assert proc.returncode != 0
+    assert error_lines(proc) == ["build: error: IOTLIB_RELEASE is set but the images would "
+                                 "trust the development OTA key: set IOTLIB_OTA_KEY"]
+
+
+def test_ota_key_that_is_not_a_p256_public_key_is_refused(tmp_path):
+    bad = tmp_path / "public.raw"
+    bad.write_bytes(b"\x04" + bytes(10))
+    proc = run([BUILD_SH, "unix"], IOTLIB_OTA_KEY=str(bad))
+    assert proc.returncode != 0
+    [line] = error_lines(proc)
+    assert "is not a raw P-256 public key" in line
