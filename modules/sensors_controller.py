@@ -10,7 +10,9 @@
 # Fields: {"source": "adc0".."adc3" | "temp" | "sim", "rate_hz", "threshold_high",
 # "threshold_low"}. A threshold crossing raises one alarm (AlarmManager) until the value
 # is back inside the band. Slow clients lose their oldest frames (counted), never stall
-# the sampler or the other clients (see iotlib.ws_stream).
+# the sampler or the other clients (see iotlib.ws_stream). The server pings every client
+# every `ping_s` seconds; one that has not answered within `pong_timeout_s` is closed
+# (code 1011) and counted.
 import asyncio
 import json
 import math
@@ -29,6 +31,8 @@ _VOLTS_PER_COUNT = 3.3 / 4096
 _BURST = 16  # ADC samples averaged per reading
 _CLOSE_NORMAL = b"\x03\xe8"  # close code 1000
 _CLOSE_OVERLOAD = b"\x03\xf5"  # close code 1013 (try again later)
+_CLOSE_TIMEOUT = b"\x03\xf3"  # close code 1011: no pong to our ping in time
+_PONG = 10  # WebSocket opcode
 DEFAULT_FIELDS = {"sim": {"source": "sim", "rate_hz": 5}}
 
 
@@ -58,7 +62,9 @@ class SensorsController(RoleController):
     fields (the sensors.fields section), max_clients, queue_size (frames per client),
     client_rps / client_burst (messages a client may send), tenant, namespace, api_key,
     host, port, rate_limit, ws_sndbuf (socket send buffer for stream clients; the sim sets
-    it small so a slow reader backs up as it does over lwIP on the device).
+    it small so a slow reader backs up as it does over lwIP on the device), ping_s
+    (server ping interval, 0 = none; default 20) and pong_timeout_s (a client that has not
+    answered a ping within it is closed; default 10, at most ping_s).
 
     Collaborators (optional, None-checked where used): network, auth, config
     (on_config(changed, config) subscribed; the "sensors" and "rate_limit" sections),
@@ -69,7 +75,7 @@ class SensorsController(RoleController):
 
     def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
                  service_discovery_url=None, fields=None, max_clients=4, queue_size=8,
-                 client_rps=5, client_burst=10, tenant=None, namespace=None, api_key=None,
+                 client_rps=5, client_burst=10, ping_s=20, pong_timeout_s=10, tenant=None, namespace=None, api_key=None,
                  host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, network=None,
                  auth=None, config=None, logger=None, audit=None, alarms=None, state=None,
                  metrics=None, health=None, sampler=None, managers=()):
@@ -84,6 +90,11 @@ class SensorsController(RoleController):
         self.client_rps = client_rps
         self.client_burst = client_burst
         self.hub = Hub(max_clients, queue_size)
+        if ping_s and not 0 < pong_timeout_s <= ping_s:
+            raise ValueError("pong_timeout_s: must be > 0 and <= ping_s")
+        self.ping_ms = int(ping_s * 1000)
+        self.pong_timeout_ms = int(pong_timeout_s * 1000)
+        self._keepalive_task = None
         self._fields = field_table(fields or DEFAULT_FIELDS)
         self._latest = {}  # name -> (value, ts)
         self._alarmed = {}  # name -> "high" | "low" while outside the band
@@ -97,6 +108,10 @@ class SensorsController(RoleController):
                 read=self.hub.dropped_total)
         m.gauge("ws_refused_total", "Stream connections refused (max clients)",
                 read=lambda: self.hub.refused)
+        m.gauge("ws_pings_total", "Keepalive pings sent to stream clients",
+                read=lambda: self.hub.pings)
+        m.gauge("ws_ping_timeouts_total", "Stream clients closed for not answering a ping",
+                read=lambda: self.hub.ping_timeouts)
         m.gauge("sensor_samples_total", "Samples taken", read=lambda: self.samples)
         m.gauge("sensor_threshold_alarms_total", "Threshold crossings",
                 read=lambda: self.threshold_alarms)
@@ -178,6 +193,28 @@ class SensorsController(RoleController):
             t.cancel()
         self._tasks = []
 
+    # -- keepalive -------------------------------------------------------------------
+
+    async def _keepalive(self):
+        # one task for every client: ping, wait the timeout, close the silent ones, wait
+        # out the rest of the interval. A pong (any time) clears the client's ping.
+        rest = self.ping_ms - self.pong_timeout_ms
+        while True:
+            await asyncio.sleep_ms(rest)
+            self.hub.ping(time.ticks_ms())
+            await asyncio.sleep_ms(self.pong_timeout_ms)
+            self.hub.expire(time.ticks_ms(), self.pong_timeout_ms)
+
+    def start_keepalive(self):
+        self.stop_keepalive()
+        if self.ping_ms:
+            self._keepalive_task = asyncio.create_task(self._keepalive())
+
+    def stop_keepalive(self):
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            self._keepalive_task = None
+
     def reconfigure(self, fields=None, max_clients=None):
         """New fields and/or client limit; ValueError keeps the running configuration."""
         table = self._fields if fields is None else field_table(fields)
@@ -250,6 +287,15 @@ class SensorsController(RoleController):
             await ws.send(_CLOSE_OVERLOAD, ws.CLOSE)
             return
         limiter = RateLimiter(self.client_rps, self.client_burst, max_keys=1)
+        client.task = asyncio.current_task()
+        # microdot (pinned) swallows pongs in receive(): note them for the keepalive
+        process = ws._process_websocket_frame
+
+        def frame(opcode, payload):
+            if opcode == _PONG:
+                client.pong()
+            return process(opcode, payload)
+        ws._process_websocket_frame = frame
         sender = asyncio.create_task(self._pump(client))
         code = _CLOSE_NORMAL
         try:
@@ -265,13 +311,20 @@ class SensorsController(RoleController):
             pass  # the client closed
         except OSError:
             code = None  # the socket is gone
+        except asyncio.CancelledError:
+            if not client.timed_out:
+                raise  # the server is stopping
+            code = _CLOSE_TIMEOUT
         finally:
             sender.cancel()
             self.hub.remove(client)
             if code is not None and not ws.closed:
                 ws.closed = True
                 try:
-                    await ws.send(code, ws.CLOSE)
+                    if client.timed_out:  # its socket may be stalled: do not wait on it
+                        await asyncio.wait_for_ms(ws.send(code, ws.CLOSE), 1000)
+                    else:
+                        await ws.send(code, ws.CLOSE)
                 except Exception:
                     pass
 
@@ -319,6 +372,8 @@ class SensorsController(RoleController):
             await self.network.connect()
         await self._start_managers(("sensors", "rate_limit"))
         self.start_sampling()
+        self.start_keepalive()
 
     def _halt(self):
         self.stop_sampling()
+        self.stop_keepalive()

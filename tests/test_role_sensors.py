@@ -205,3 +205,123 @@ print("kept", list(ctl._fields))
     assert ("alarms [('threshold_high', 'v'), ('threshold_low', 'v'), "
             "('threshold_high', 'v')] 3") in out
     assert "vetoed sensors.fields.v.source" in out and "kept ['v']" in out
+
+
+def _raw_ws(port, token):
+    """A WebSocket client on a plain socket (it never answers pings by itself)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % token).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def _read_frame(s):
+    def exactly(n):
+        data = b""
+        while len(data) < n:
+            chunk = s.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+    b0, b1 = exactly(2)
+    n = b1 & 0x7f
+    if n == 126:
+        n = int.from_bytes(exactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(exactly(8), "big")
+    return b0 & 0x0f, exactly(n)
+
+
+def _send_frame(s, opcode, payload):
+    mask = b"\x01\x02\x03\x04"
+    s.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask
+              + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def test_server_pings_and_closes_a_client_that_does_not_answer(role_device):
+    d = role_device("sensors", fields={"slow": {"source": "sim", "rate_hz": 2}},
+                    ping_s=1, pong_timeout_s=0.5)
+    silent = _raw_ws(d.port, make_token())
+    answering = _raw_ws(d.port, make_token())
+    t0 = time.monotonic()
+    assert _read_frame(silent) == (9, b"ka")  # the server's ping; never answered
+    opcode, payload = _read_frame(answering)
+    assert opcode == 9
+    _send_frame(answering, 10, payload)  # pong
+    opcode, payload = _read_frame(silent)  # closed for the missing pong, code 1011
+    assert (opcode, payload[:2]) == (8, b"\x03\xf3")
+    assert time.monotonic() - t0 < 3
+    with pytest.raises(EOFError):
+        _read_frame(silent)
+    silent.close()
+    # the client that answers stays: more pings come, it answers, it is still served
+    for _ in range(2):
+        opcode, payload = _read_frame(answering)
+        assert opcode == 9
+        _send_frame(answering, 10, payload)
+    _send_frame(answering, 1, b'{"fields": null}')
+    opcode, payload = _read_frame(answering)
+    assert opcode == 1 and "subscribed" in json.loads(payload)
+    assert d.metric("iot_ws_ping_timeouts_total") == 1
+    assert d.metric("iot_ws_clients") == 1
+    assert d.metric("iot_ws_pings_total") >= 4
+    answering.close()
+
+
+def test_websockets_client_answers_server_pings_and_stays(role_device):
+    d = role_device("sensors", fields={"slow": {"source": "sim", "rate_hz": 2}},
+                    ping_s=0.5, pong_timeout_s=0.25)
+
+    async def go():
+        async with websockets.connect(d.ws_url, additional_headers=auth(),
+                                      ping_interval=None) as ws:
+            await subscribe(ws, "slow")
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 2.5:  # 5 pings, each answered by websockets
+                assert json.loads(await ws.recv())["field"] == "slow"
+            assert await asyncio.to_thread(d.metric, "iot_ws_clients") == 1
+    run(go())
+    assert d.metric("iot_ws_pings_total") >= 4
+    assert d.metric("iot_ws_ping_timeouts_total") == 0
+
+
+def test_keepalive_rounds_do_not_grow_the_heap():
+    out = run_unix("""
+import gc, asyncio, time
+from iotlib.ws_stream import Hub
+
+class Ws:
+    closed = False
+    def __init__(self): self.sent = 0
+    async def send(self, data, opcode=None): self.sent += 1
+
+hub = Hub(4, 8)
+clients = [hub.add(Ws(), "a") for _ in range(4)]
+tasks = [asyncio.create_task(c.pump()) for c in clients]
+
+async def rounds(n):
+    for _ in range(n):
+        hub.ping(time.ticks_ms())
+        await asyncio.sleep_ms(0)
+        for c in clients:
+            c.pong()
+        hub.expire(time.ticks_ms(), 1000)
+
+async def main():
+    await rounds(20)
+    gc.collect(); before = gc.mem_alloc()
+    await rounds(500)
+    gc.collect()
+    print("grown", gc.mem_alloc() - before, "sent", [c.ws.sent for c in clients],
+          "pings", hub.pings, "timeouts", hub.ping_timeouts)
+asyncio.run(main())
+""")
+    grown = int(out.split("grown ")[1].split()[0])
+    assert grown <= 0, out  # nothing kept per ping: 500 rounds x 4 clients
+    assert "sent [520, 520, 520, 520]" in out and "pings 2080 timeouts 0" in out, out
