@@ -7,6 +7,8 @@
 #include "py/runtime.h"
 #include "py/objstr.h"
 #include "py/objint.h"
+#include "py/objarray.h"
+#include "py/formatfloat.h"
 #include "iotlib.h"
 
 // A bounded printer: counts every byte, stores only what fits, never past the end.
@@ -25,14 +27,21 @@ static void jw_strn(void *data, const char *s, size_t n) {
     w->len += n;
 }
 
-static void jw_lit(json_writer_t *w, const char *s) {
-    jw_strn(w, s, strlen(s));
+// One byte, without the memcpy call (separators and quotes: several per field).
+static inline void jw_byte(json_writer_t *w, char c) {
+    if (w->len < w->cap) {
+        w->buf[w->len] = (byte)c;
+    }
+    w->len++;
 }
+
+// String literals: their length is known at compile time, no strlen.
+#define jw_lit(w, s) jw_strn((w), (s), sizeof(s) - 1)
 
 static void jw_str(json_writer_t *w, mp_obj_t str) {
     static const char hex[] = "0123456789abcdef";
     GET_STR_DATA_LEN(str, s, n);
-    jw_strn(w, "\"", 1);
+    jw_byte(w, '"');
     size_t run = 0; // bytes not yet written that need no escape: copied in one go
     for (size_t i = 0; i < n; i++) {
         byte c = s[i];
@@ -61,7 +70,7 @@ static void jw_str(json_writer_t *w, mp_obj_t str) {
         jw_strn(w, esc, esc_len);
     }
     jw_strn(w, (const char *)s + n - run, run);
-    jw_strn(w, "\"", 1);
+    jw_byte(w, '"');
 }
 
 // Timestamps are past the small-int range on 32-bit ports: format any int that fits a
@@ -92,13 +101,44 @@ static void jw_int(json_writer_t *w, mp_int_t i) {
     jw_strn(w, p, digits + sizeof(digits) - p);
 }
 
+#if MICROPY_PY_BUILTINS_FLOAT
+// A finite float exactly as repr() prints it (py/objfloat.c float_print: the same
+// mp_format_float call and precision, then ".0" when there is no '.' or exponent), but
+// straight into a stack buffer: no print-helper dispatch, no strlen, one scan.
+static void jw_float(json_writer_t *w, mp_float_t f) {
+    #if MICROPY_FLOAT_IMPL == MICROPY_FLOAT_IMPL_FLOAT
+    char buf[16];
+    #if MICROPY_OBJ_REPR == MICROPY_OBJ_REPR_C
+    const int precision = 6;
+    #else
+    const int precision = 7;
+    #endif
+    #else
+    char buf[32];
+    const int precision = 16;
+    #endif
+    int n = mp_format_float(f, buf, sizeof(buf), 'g', precision, '\0');
+    jw_strn(w, buf, n);
+    for (int i = 0; i < n; i++) {
+        if (buf[i] == '.' || buf[i] == 'e') {
+            return;
+        }
+    }
+    jw_lit(w, ".0");
+}
+#endif
+
 static void jw_value(json_writer_t *w, mp_obj_t v) {
     if (mp_obj_is_str(v)) {
         jw_str(w, v);
     } else if (v == mp_const_none) {
         jw_lit(w, "null");
     } else if (mp_obj_is_bool(v)) {
-        jw_lit(w, v == mp_const_true ? "true" : "false");
+        if (v == mp_const_true) {
+            jw_lit(w, "true");
+        } else {
+            jw_lit(w, "false");
+        }
     } else if (mp_obj_is_int(v)) {
         mp_int_t i;
         if (int_fits_word(v, &i)) {
@@ -112,7 +152,7 @@ static void jw_value(json_writer_t *w, mp_obj_t v) {
         if (isnan(f) || isinf(f)) {
             jw_lit(w, "null"); // JSON has no NaN or Infinity
         } else {
-            mp_obj_print_helper(&w->print, v, PRINT_REPR);
+            jw_float(w, f);
         }
     #endif
     } else {
@@ -130,7 +170,12 @@ static bool is_masked(mp_obj_t mask_keys, mp_obj_t key) {
         mp_obj_t *items;
         mp_obj_get_array(mask_keys, &n, &items);
         for (size_t i = 0; i < n; i++) {
-            if (items[i] == key || mp_obj_equal(items[i], key)) {
+            mp_obj_t k = items[i];
+            if (k == key) {
+                return true;
+            }
+            // Two interned names that are not the same object differ: no call needed.
+            if (!(mp_obj_is_qstr(k) && mp_obj_is_qstr(key)) && mp_obj_equal(k, key)) {
                 return true;
             }
         }
@@ -142,7 +187,14 @@ static bool is_masked(mp_obj_t mask_keys, mp_obj_t key) {
 // frame_into(buf, ts, level, msg, fields[, mask_keys]) -> int bytes written
 static mp_obj_t iotlib_frame_into(size_t n_args, const mp_obj_t *args) {
     mp_buffer_info_t bi;
-    mp_get_buffer_raise(args[0], &bi, MP_BUFFER_WRITE);
+    if (mp_obj_is_type(args[0], &mp_type_bytearray)) {
+        // The usual buffer: read its storage directly, skipping the buffer protocol call.
+        mp_obj_array_t *ba = MP_OBJ_TO_PTR(args[0]);
+        bi.buf = ba->items;
+        bi.len = ba->len;
+    } else {
+        mp_get_buffer_raise(args[0], &bi, MP_BUFFER_WRITE);
+    }
     mp_obj_t fields = args[4];
     mp_obj_t mask_keys = n_args > 5 ? args[5] : mp_const_none;
     if (fields != mp_const_none && !mp_obj_is_type(fields, &mp_type_dict)) {
@@ -167,9 +219,9 @@ static mp_obj_t iotlib_frame_into(size_t n_args, const mp_obj_t *args) {
             if (!mp_obj_is_str(key)) {
                 mp_raise_TypeError(MP_ERROR_TEXT("log field keys must be str"));
             }
-            jw_strn(&w, ",", 1);
+            jw_byte(&w, ',');
             jw_str(&w, key);
-            jw_strn(&w, ":", 1);
+            jw_byte(&w, ':');
             if (is_masked(mask_keys, key)) {
                 jw_lit(&w, "\"***\"");
             } else {

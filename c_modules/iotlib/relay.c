@@ -38,6 +38,25 @@ static inline uint32_t relay_pin_bit(relay_bank_obj_t *self, mp_obj_t name) {
     return 1u << MP_OBJ_SMALL_INT_VALUE(e->value);
 }
 
+// The write path's lookup: the pointer scan starts just after the previous hit, so a
+// changes dict built from the bank's names in bank order (all_off, apply_safe, a dict
+// comprehension over bank.names) finds each name on the first compare.
+static inline uint32_t relay_pin_bit_from(relay_bank_obj_t *self, mp_obj_t name, size_t *cursor) {
+    size_t n = self->n_relays;
+    size_t i = *cursor;
+    for (size_t k = 0; k < n; k++) {
+        if (i >= n) {
+            i = 0;
+        }
+        if (self->keys[i] == name) {
+            *cursor = i + 1;
+            return 1u << self->pins[i];
+        }
+        i++;
+    }
+    return relay_pin_bit(self, name);
+}
+
 // RelayBank(pins, active_low, interlocks, allowed_mask, interlock_error)
 static mp_obj_t relay_bank_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
     const mp_obj_t *args) {
@@ -126,9 +145,10 @@ static mp_obj_t relay_bank_write(mp_obj_t self_in, mp_obj_t changes) {
     }
     mp_map_t *map = mp_obj_dict_get_map(changes);
     uint32_t turn_on = 0, turn_off = 0;
+    size_t cursor = 0;
     for (size_t i = 0; i < map->alloc; i++) {
         if (mp_map_slot_is_filled(map, i)) {
-            uint32_t bit = relay_pin_bit(self, map->table[i].key);
+            uint32_t bit = relay_pin_bit_from(self, map->table[i].key, &cursor);
             mp_obj_t v = map->table[i].value;
             // True/False need no call; anything else goes through its truth value.
             if (v == mp_const_true || (v != mp_const_false && mp_obj_is_true(v))) {

@@ -20,6 +20,17 @@ def report(name, total_us, n):
     print("%s %.2f" % (name, total_us / n))
 
 
+# ---- the loops' own cost: empty loops of the same shapes, measured in this run ---------
+# The host subtracts them for the net figures (the raw ones stay as they are).
+t = ticks_us()
+for i in range(N // 2):
+    pass
+report("loop_half_us", ticks_diff(ticks_us(), t), N)  # relay loops: N // 2 turns, 2 ops each
+t = ticks_us()
+for i in range(N):
+    pass
+report("loop_full_us", ticks_diff(ticks_us(), t), N)  # JSON loops: N turns, 1 op each
+
 # ---- relays: 8 pins, every batch flips all of them -----------------------------------
 PINS = {"r%d" % i: 2 + i for i in range(8)}
 ON = {n: True for n in PINS}
