@@ -23,22 +23,8 @@ apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourcePar
           -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache"
           -o "Dir::Cache::archives=$apt_dir/archives" -o APT::Sandbox::User=root
           -o Debug::NoLocking=1)
-# The mirror the machine's own apt uses (deb822 .sources or one-line .list), so users behind
-# their own mirror are served; DEBIAN_MIRROR overrides, deb.debian.org is the last resort.
-debian_mirror() {
-    [ -z "${DEBIAN_MIRROR:-}" ] || { echo "$DEBIAN_MIRROR"; return; }
-    local uri
-    uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-          | awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) { print $i; break } }' \
-          | grep -E '/debian/?$' | head -n1 || true)
-    [ -n "$uri" ] || uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
-          | awk '$1 == "URIs:" { for (i = 2; i <= NF; i++) print $i }' \
-          | grep -E '/debian/?$' | head -n1 || true)
-    echo "${uri:-http://deb.debian.org/debian}"
-}
-
 apt_ready() {
-    local mirror; mirror=$(debian_mirror)
+    local mirror; mirror=$("$here/debian_mirror.sh")
     [ "$(cat "$apt_dir/lists/.updated" 2>/dev/null)" = "$mirror" ] && return 0
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/cache"
     printf 'deb %s %s main\ndeb-src %s %s main\n' "$mirror" "$DEBIAN_SUITE" \
@@ -167,30 +153,6 @@ picotool_dir=$(dirname "$picotool_bin")
 # ---- the radio: cyw43-driver and lwIP into a Wi-Fi tree of their own ----
 # The Debian tree stays as Debian ships it (the radio-less build uses it); the Wi-Fi tree is a
 # hard-linked copy of it with the two libraries unpacked into lib/, where ports/rp2 expects them.
-wifi_sources=${IOTLIB_WIFI_SOURCES:-$(cd "$here/../.." && pwd)/shared/deps}
-fetch_pinned() {  # name commit snapshot sha256 git-url destination
-    local name=$1 commit=$2 snapshot=$3 want=$4 url=$5 dest=$6 file sha tmp
-    [ -f "$dest/.unpacked-$commit" ] && return 0
-    file=$wifi_sources/$snapshot
-    rm -rf "$dest"; mkdir -p "$dest"
-    if [ -f "$file" ]; then
-        sha=$(sha256sum "$file" | cut -d' ' -f1)
-        [ "$sha" = "$want" ] || die "$file: SHA-256 mismatch (got $sha, pinned $want); nothing was unpacked"
-        say "unpack $snapshot (SHA-256 verified)"
-        tar -xzf "$file" -C "$dest" --strip-components=1 || die "unpacking $file failed"
-    else
-        say "no $snapshot in $wifi_sources: cloning $name at $commit from $url"
-        tmp=$(mktemp -d)
-        git -C "$tmp" init -q && git -C "$tmp" fetch -q --depth 1 "$url" "$commit" \
-            && git -C "$tmp" checkout -q FETCH_HEAD \
-            || { rm -rf "$tmp"; die "could not fetch $name $commit from $url (set IOTLIB_WIFI_SOURCES to a folder holding $snapshot)"; }
-        [ "$(git -C "$tmp" rev-parse HEAD)" = "$commit" ] || { rm -rf "$tmp"; die "$url gave another commit than $commit"; }
-        git -C "$tmp" archive HEAD | tar -x -C "$dest"
-        rm -rf "$tmp"
-    fi
-    touch "$dest/.unpacked-$commit"
-}
-
 wifi_dir=
 if [ "$upstream" = 1 ]; then
     # A full checkout brings its own submodules (or the board says what is missing).
@@ -199,14 +161,13 @@ elif [ "${IOTLIB_WIRELESS:-ON}" != OFF ]; then
     wifi_dir=$cache/micropython-$MICROPY_VERSION-wifi
     if [ ! -f "$wifi_dir/.tree-ready" ]; then
         say "make the Wi-Fi tree (hard links to $MICROPY_DIR)"
-        rm -rf "$wifi_dir"; cp -al "$MICROPY_DIR" "$wifi_dir"
+        rm -rf "$wifi_dir"; mkdir -p "$wifi_dir"
+        cp -al "$MICROPY_DIR/." "$wifi_dir/" || die "could not make $wifi_dir"
+        rm -rf "$wifi_dir/lib/cyw43-driver" "$wifi_dir/lib/lwip"  # the tarball's empty submodule folders
         touch "$wifi_dir/.tree-ready"
     fi
-    fetch_pinned cyw43-driver "$CYW43_DRIVER_COMMIT" "$CYW43_DRIVER_SNAPSHOT" "$CYW43_DRIVER_SHA256" \
-        "$CYW43_DRIVER_GIT" "$wifi_dir/lib/cyw43-driver"
-    fetch_pinned lwip "$LWIP_COMMIT" "$LWIP_SNAPSHOT" "$LWIP_SHA256" "$LWIP_GIT" "$wifi_dir/lib/lwip"
+    "$here/fetch_wifi.sh" "$wifi_dir"
 fi
-
 cat <<EOF
 MICROPY_DIR=$MICROPY_DIR
 MICROPY_WIFI_DIR=$wifi_dir
