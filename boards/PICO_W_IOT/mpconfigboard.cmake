@@ -33,6 +33,11 @@ set(MICROPY_PY_BLUETOOTH OFF)
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
 set(USER_C_MODULES ${IOTLIB_ROOT}/c_modules/micropython.cmake)
 
+# The filesystem is the end of flash from the loader's layout (IOT_FS_SIZE), with or without
+# the loader, so switching IOTLIB_LOADER keeps the files.
+include(${IOTLIB_ROOT}/firmware/loader/layout.cmake)
+list(APPEND MICROPY_DEF_BOARD MICROPY_HW_FLASH_STORAGE_BYTES=${IOT_FS_SIZE})
+
 file(READ ${IOTLIB_ROOT}/firmware/VERSION IOTLIB_VERSION)
 string(STRIP "${IOTLIB_VERSION}" IOTLIB_VERSION)
 list(APPEND MICROPY_DEF_BOARD IOTLIB_VERSION="${IOTLIB_VERSION}")
@@ -43,7 +48,7 @@ list(APPEND MICROPY_DEF_BOARD IOTLIB_VERSION="${IOTLIB_VERSION}")
 # CMakeLists (deferred: the port sets its own script after including this file).
 if(IOTLIB_LOADER)
     list(APPEND USER_C_MODULES ${IOTLIB_ROOT}/firmware/loader/mp_module/micropython.cmake)  # _iotimage
-    include(${IOTLIB_ROOT}/firmware/loader/after_loader.cmake)
+    include(${IOTLIB_ROOT}/firmware/loader/after_loader.cmake)  # (includes layout.cmake again: harmless)
     function(_iotlib_link_after_loader)
         iot_link_after_loader(${MICROPY_TARGET} ${MICROPY_PORT_DIR}/memmap_mp_rp2040.ld)
     endfunction()
