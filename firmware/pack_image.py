@@ -84,18 +84,6 @@ def stage_file(image: bytes, version: str) -> bytes:
     return stage_header(image, stream, version) + stream
 
 
-def read_stage_header(data: bytes) -> dict:
-    """The header fields of a staged file (ValueError if it is not one)."""
-    if len(data) < L["STAGE_HDR_SIZE"]:
-        raise ValueError("%d bytes: shorter than a staging header" % len(data))
-    magic, fmt, size, stream, window, sha, version, _ = struct.unpack_from("<8sIIII32s16s24s", data)
-    if magic != L["STAGE_MAGIC"].encode() + b"\0" or fmt != L["STAGE_FORMAT"] \
-            or hashlib.sha256(data[:96]).digest() != data[96:128]:
-        raise ValueError("not a format-%d staged image header" % L["STAGE_FORMAT"])
-    return {"image_size": size, "stream_size": stream, "window": window, "sha256": sha.hex(),
-            "version": version.rstrip(b"\0").decode()}
-
-
 FS_CONFIG = {"block_size": 4096, "prog_size": 256, "read_size": 32, "lookahead_size": 32,
              "disk_version": 0x00020000}  # as the port mounts it (_boot.py: progsize=256)
 
