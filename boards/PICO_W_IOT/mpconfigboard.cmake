@@ -47,7 +47,7 @@ string(STRIP "${IOTLIB_VERSION}" IOTLIB_VERSION)
 list(APPEND MICROPY_DEF_BOARD IOTLIB_VERSION="${IOTLIB_VERSION}")
 
 # --- OTA image loader (issue 7; firmware/loader/, docs/ota.md "Full image swap") -----------
-# IOTLIB_LOADER=ON links the application at 0x10006000, after boot2 + loader + journal, without
+# IOTLIB_LOADER=ON links the application at IOT_APP_ORIGIN, after boot2 + loader + journal, without
 # its own boot2. The linker script is derived from the port's at the end of ports/rp2's
 # CMakeLists (deferred: the port sets its own script after including this file).
 if(IOTLIB_LOADER)
