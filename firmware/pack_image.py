@@ -3,17 +3,20 @@
 
     pack_image.py sign --key tools/iot-sign/dev-key/private.pem --version 1.3.0 \\
         [--min-version 1.2.0] --out PICO_W_IOT-RELAYS.image  build/rp2/RELAYS/firmware.bin
-        -> OUT (the image, byte for byte what goes into the application region) and OUT.json
-           (manifest: kind "image", version, size, sha256, signature, min_version), the same
-           P-256 statement scheme as `iot-sign bundle`, so fleet-admin publishes it unchanged.
+        -> OUT, the staged file the device writes to its littlefs and the loader installs from
+           (format 2: a 128-byte header, then the image as a raw deflate stream), and OUT.json
+           (manifest: kind "image", version, size, sha256 and signature of OUT, min_version),
+           the same P-256 statement scheme as `iot-sign bundle`, so fleet-admin publishes it
+           unchanged. The header (inside the signed bytes) carries the image's size and SHA-256.
     pack_image.py factory --loader iot_loader.bin --app firmware.bin --out factory.uf2
         -> one UF2 holding boot2 + loader at 0x10000000 and the application after it; the
            loader's binary-info header points at the application's table (picotool info).
     pack_image.py layout
         -> the flash layout (from firmware/loader/layout.h) as JSON.
 
-The image is not compressed: the loader copies it sector by sector straight from the staging
-area, so a resumed copy needs no decompressor state (see docs/ota.md, "Full image swap").
+The loader inflates the stream twice (verify, then copy) and, after a power cut, again from
+its start, skipping the sectors it had copied: no inflater state is ever stored (docs/ota.md,
+"Full image swap").
 """
 import argparse
 import hashlib
@@ -22,6 +25,7 @@ import os
 import re
 import struct
 import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -33,8 +37,11 @@ def layout(path=os.path.join(HERE, "loader", "layout.h")) -> dict:
     """The IOT_* numeric constants of layout.h (the loader's single source of the layout)."""
     out = {}
     with open(path) as fh:
-        for m in re.finditer(r"#define\s+IOT_(\w+)\s+(0x[0-9a-fA-F]+|\d+)u?\b", fh.read()):
-            out[m.group(1)] = int(m.group(2), 0)
+        text = fh.read()
+    for m in re.finditer(r"#define\s+IOT_(\w+)\s+(0x[0-9a-fA-F]+|\d+)u?\b", text):
+        out[m.group(1)] = int(m.group(2), 0)
+    for m in re.finditer(r'#define\s+IOT_(\w+)\s+"([^"]*)"', text):
+        out[m.group(1)] = m.group(2)
     return out
 
 
@@ -52,15 +59,77 @@ def check_app(app: bytes) -> None:
                          % (sp, pc, base))
 
 
-def stage_header(image: bytes, version: str) -> bytes:
-    """The staging header sector the application writes after the staged bytes (loader.c
-    stage_hdr_t): magic, format 1, size, SHA-256, version, SHA-256 of those 64 bytes; the
-    last word stays 0xFFFFFFFF until the loader has installed the image."""
-    head = struct.pack("<8sII32s16s", b"IOTIMG1\0", 1, len(image), hashlib.sha256(image).digest(),
-                       version.encode()[:16])
-    assert len(head) == 64
+def compress(image: bytes) -> bytes:
+    """The image as a raw deflate stream (no zlib header: the staging header has the hash)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    return c.compress(image) + c.flush()
+
+
+def stage_header(image: bytes, stream: bytes, version: str) -> bytes:
+    """The staged file's header (loader stage_file.h iot_stage_hdr_t): magic, format 2, image
+    size, stream size, window, SHA-256 of the image, version, zero padding, SHA-256 of the 96
+    bytes before it."""
+    head = struct.pack("<8sIIII32s16s24s", L["STAGE_MAGIC"].encode() + b"\0", L["STAGE_FORMAT"], len(image),
+                       len(stream), L["STAGE_WINDOW"], hashlib.sha256(image).digest(),
+                       version.encode()[:16], b"\0" * 24)
     head += hashlib.sha256(head).digest()
-    return head + b"\xff" * (L["FLASH_SECTOR"] - len(head))
+    assert len(head) == L["STAGE_HDR_SIZE"]
+    return head
+
+
+def stage_file(image: bytes, version: str) -> bytes:
+    """What the device stages (IOT_STAGE_PATH in its littlefs) and the fleet serves."""
+    check_app(image)
+    stream = compress(image)
+    return stage_header(image, stream, version) + stream
+
+
+FS_CONFIG = {"block_size": 4096, "prog_size": 256, "read_size": 32, "lookahead_size": 32,
+             "disk_version": 0x00020000}  # as the port mounts it (_boot.py: progsize=256)
+
+
+def fs_update(flash: bytearray, files: dict) -> None:
+    """Write (bytes) or delete (None) files in the littlefs of a 2 MB flash image, formatting
+    it first if there is none: what the application does through its filesystem."""
+    from littlefs import LittleFS, LittleFSError, UserContext
+    region = slice(L["FS_OFFSET"], L["FS_OFFSET"] + L["FS_SIZE"])
+    ctx = UserContext(buffer=bytearray(flash[region]))
+    count = L["FS_SIZE"] // L["FLASH_SECTOR"]
+    try:
+        fs = LittleFS(context=ctx, block_count=count, **FS_CONFIG)
+    except LittleFSError:
+        fs = LittleFS(context=ctx, block_count=count, mount=False, **FS_CONFIG)
+        fs.format()
+        fs.mount()
+    for path, data in files.items():
+        parent = os.path.dirname(path)
+        if parent:
+            try:
+                fs.makedirs(parent, exist_ok=True)
+            except LittleFSError:
+                pass
+        if data is None:
+            try:
+                fs.remove(path)
+            except LittleFSError:
+                pass
+        else:
+            with fs.open(path, "wb") as fh:
+                fh.write(data)
+    fs.unmount()
+    flash[region] = ctx.buffer
+
+
+def fs_read(flash: bytes, path: str) -> bytes | None:
+    """A file of the flash image's littlefs, or None."""
+    from littlefs import LittleFS, LittleFSError, UserContext
+    ctx = UserContext(buffer=bytearray(flash[L["FS_OFFSET"]:L["FS_OFFSET"] + L["FS_SIZE"]]))
+    try:
+        fs = LittleFS(context=ctx, block_count=L["FS_SIZE"] // L["FLASH_SECTOR"], **FS_CONFIG)
+        with fs.open(path, "rb") as fh:
+            return fh.read()
+    except LittleFSError:
+        return None
 
 
 BI_MARKER_START, BI_MARKER_END = 0x7188EBF2, 0xE71AA390  # pico-sdk binary_info header words
@@ -100,7 +169,8 @@ def link_binary_info(loader: bytes, app: bytes) -> bytes:
 
 def factory_flash(loader: bytes, app: bytes, staged: bytes | None = None, version: str = "") -> bytearray:
     """A whole 2 MB flash image: loader (binary info linked to the application's), application,
-    optionally a staged image with its header; journal and filesystem erased."""
+    optionally a staged image in the filesystem; journal erased (and the filesystem, unless
+    an image is staged)."""
     if len(loader) > L["LOADER_SIZE"]:
         raise ValueError("loader is %d bytes, its region %d" % (len(loader), L["LOADER_SIZE"]))
     check_app(app)
@@ -113,12 +183,12 @@ def factory_flash(loader: bytes, app: bytes, staged: bytes | None = None, versio
     return flash
 
 
-def stage(flash: bytearray, image: bytes, version: str) -> None:
-    """What the application does to request an install: bytes first, header last."""
-    check_app(image)
-    flash[L["STAGE_OFFSET"]:L["STAGE_OFFSET"] + L["APP_SIZE"]] = b"\xff" * L["APP_SIZE"]
-    flash[L["STAGE_OFFSET"]:L["STAGE_OFFSET"] + len(image)] = image
-    flash[L["STAGE_HDR_OFFSET"]:L["STAGE_HDR_OFFSET"] + L["FLASH_SECTOR"]] = stage_header(image, version)
+def stage(flash: bytearray, image: bytes | None, version: str = "", data: bytes | None = None) -> bytes:
+    """What the application does to request an install: the staged file in its littlefs
+    (`data` as given, else made from `image`). Returns the file's bytes."""
+    data = stage_file(image, version) if data is None else data
+    fs_update(flash, {L["STAGE_PATH"]: data})
+    return data
 
 
 def uf2(regions, family=0xE48BFF56) -> bytes:
@@ -135,11 +205,12 @@ def uf2(regions, family=0xE48BFF56) -> bytes:
     return bytes(out)
 
 
-def sign(app: bytes, key_path: str, version: str, min_version: str | None) -> dict:
+def sign(app: bytes, key_path: str, version: str, min_version: str | None) -> tuple[bytes, dict]:
+    """(the staged file, its manifest)."""
     sys.path.insert(0, os.path.join(ROOT, "tools", "iot-sign"))
     from iot_sign.signing import load_private_key, sign_manifest
-    check_app(app)
-    return sign_manifest(load_private_key(key_path), "image", version, min_version, app)
+    data = stage_file(app, version)
+    return data, sign_manifest(load_private_key(key_path), "image", version, min_version, data)
 
 
 def _read(path):
@@ -164,10 +235,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         if a.cmd == "sign":
-            app = _read(a.app)
-            manifest = sign(app, a.key, a.version, a.min_version)
+            data, manifest = sign(_read(a.app), a.key, a.version, a.min_version)
             with open(a.out, "wb") as fh:
-                fh.write(app)
+                fh.write(data)
             with open(a.out + ".json", "w") as fh:
                 json.dump(manifest, fh, indent=1)
             print(json.dumps(manifest))
@@ -181,7 +251,7 @@ def main(argv=None):
                     fh.write(uf2([(0, link_binary_info(loader, app)), (L["APP_OFFSET"], app)]))
             print(a.out)
         else:
-            print(json.dumps({k: hex(v) for k, v in L.items() if isinstance(v, int) and v > 16}, indent=1))
+            print(json.dumps({k: hex(v) if isinstance(v, int) and v > 16 else v for k, v in L.items()}, indent=1))
     except (ValueError, OSError) as exc:
         print("pack_image: error: %s" % exc, file=sys.stderr)
         return 1

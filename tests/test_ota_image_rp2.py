@@ -1,8 +1,13 @@
-"""The MicroPython image behind the loader, in rp2040py: boot, stage through `_iotimage`, swap
-RELAYS for SENSORS, trial, confirm. Needs the loader build:
+"""The Wi-Fi MicroPython image behind the loader, in rp2040py (plain `pico` board: the loader
+and the REPL need no radio):
+  * the device's own Python (OTAUpdateManager) refuses an image the filesystem has no room for,
+    then downloads a staged file into littlefs; the loader reads that MicroPython-written file
+    and installs it (a small test application, so that the source and the download both fit);
+  * the Wi-Fi SENSORS image staged in littlefs replaces RELAYS at power-on: trial boots are
+    counted, the staged file is deleted after the first one, commit() confirms, normal after;
+  * safe mode: iot_boot builds the SafeModeController device.
 
-    IOTLIB_LOADER=ON IOTLIB_BUILD=/tmp/b firmware/build.sh rp2
-    IOTLIB_BUILD=/tmp/b .venv/bin/python -m pytest tests/test_ota_image_rp2.py -q -s
+    firmware/build.sh rp2 && .venv/bin/python -m pytest tests/test_ota_image_rp2.py -q -s
 """
 import asyncio
 import hashlib
@@ -24,10 +29,26 @@ WD_SCRATCH0 = 0x40058000 + 0x0C
 def _need_loader_build():
     loader = BUILD / "rp2" / "loader" / "iot_loader.bin"
     if not loader.exists():
-        pytest.fail("%s is missing: build with `IOTLIB_LOADER=ON firmware/build.sh rp2`" % loader)
+        pytest.fail("%s is missing: build with `firmware/build.sh rp2`" % loader)
     return {"loader": loader.read_bytes(),
+            "testapp_v2": (BUILD / "rp2" / "loader" / "testapp_v2.bin").read_bytes(),
             "RELAYS": (BUILD / "rp2" / "RELAYS" / "firmware.bin").read_bytes(),
             "SENSORS": (BUILD / "rp2" / "SENSORS" / "firmware.bin").read_bytes()}
+
+
+def _device(tmp_path, flash):
+    """A MicroPython device booting this 2 MB flash (loader, application, our littlefs)."""
+    import dataclasses
+    from rp2040py.boards import BOARDS, FlashLayout, resolve_firmware
+    from rp2040py.device import MicroPythonDevice
+    uf2, fs = tmp_path / "device.uf2", tmp_path / "fs.img"
+    uf2.write_bytes(P.uf2([(0, flash[:L["FS_OFFSET"]])]))
+    fs.write_bytes(bytes(flash[L["FS_OFFSET"]:]))
+    board = resolve_firmware(BOARDS["pico"], "micropython", str(uf2))
+    board = dataclasses.replace(board, layout=FlashLayout(
+        fs_start=L["FS_OFFSET"], fs_blockcount=L["FS_SIZE"] // L["FLASH_SECTOR"],
+        fs_blocksize=L["FLASH_SECTOR"], prog_start=None))
+    return MicroPythonDevice(board=board, filesystem=str(fs))
 
 
 async def _run(device, code, timeout=120):
@@ -61,64 +82,12 @@ async def _reset(device, code, timeout=60):
     await asyncio.sleep(0.1)
 
 
-def test_micropython_image_swap(tmp_path):
-    from rp2040py.boards import BOARDS, resolve_firmware
-    from rp2040py.device import MicroPythonDevice
-
-    img = _need_loader_build()
-    new = img["SENSORS"]
-    flash = P.factory_flash(img["loader"], img["RELAYS"])
-    # The download's end state: the image's bytes in the staging area, no header yet.
-    flash[L["STAGE_OFFSET"]:L["STAGE_OFFSET"] + len(new)] = new
-    uf2 = tmp_path / "device.uf2"
-    uf2.write_bytes(P.uf2([(0, flash[:L["FS_OFFSET"]])]))
-    last = L["APP_SIZE"] // L["FLASH_SECTOR"] - 1
-    probe = 0x10000000 + L["STAGE_OFFSET"] + last * L["FLASH_SECTOR"]
-
-    async def run():
-        board = resolve_firmware(BOARDS["pico"], "micropython", str(uf2))
-        async with MicroPythonDevice(board=board) as device:
-            before = await _run(device, "import _iotimage, sys\n"
-                                "print(_iotimage.boot_mode(), sys.implementation._build, _iotimage.APP_SIZE)")
-            staged = await _run(device, (
-                "import _iotimage, machine\n"
-                "_iotimage.stage_write(%d, b'probe')\n"
-                "print(bytes(machine.mem8[%d + i] for i in range(6)))\n"
-                "b = bytearray(16)\n"  # stage_read: what a resumed download re-hashes
-                "print(_iotimage.stage_read(%d, memoryview(b)[:8]), bytes(b[:8]),"
-                " _iotimage.stage_read(0, b), bytes(b).hex())\n"
-                "print(_iotimage.stage_commit(%d, b'\\0' * 32, 'x'))\n"   # wrong hash: refused
-                "t = __import__('time').ticks_ms()\n"
-                "print(_iotimage.stage_commit(%d, bytes.fromhex('%s'), '1.1.0'))\n"
-                "print('commit_ms', __import__('time').ticks_diff(__import__('time').ticks_ms(), t))\n"
-            ) % (last, probe, last, len(new), len(new), hashlib.sha256(new).hexdigest()), timeout=300)
-            t = time.monotonic()
-            await _reset(device, "import machine; machine.reset()")
-            trial = await _run(device, "import _iotimage, sys\n"
-                               "print(_iotimage.boot_mode(), sys.implementation._build, _iotimage.trial_boots())",
-                               timeout=300)
-            swap_s = time.monotonic() - t
-            await _reset(device, "import _iotimage, machine; _iotimage.confirm(); machine.reset()")
-            after = await _run(device, "import _iotimage, sys\n"
-                               "print(_iotimage.boot_mode(), sys.implementation._build)")
-            return before, staged, trial, after, swap_s
-
-    before, staged, trial, after, swap_s = asyncio.run(run())
-    print("\nstage/commit:\n%s\nswap of %d bytes + boot: %.1f s in the emulator" % (staged, len(new), swap_s))
-    assert before.split()[:2] == ["normal", "PICO_W_IOT-RELAYS"], before
-    lines = staged.split("\n")
-    assert lines[0] == "b'probe\\xff'" and lines[2] == "False" and lines[3] == "True", staged
-    assert lines[1] == "8 b'probe\\xff\\xff\\xff' 16 " + new[:16].hex(), staged
-    assert trial.split() == ["trial", "PICO_W_IOT-SENSORS", "1"], trial
-    assert after.split() == ["normal", "PICO_W_IOT-SENSORS"], after
-
-
-# The device's own Python path: OTAUpdateManager with the real `_iotimage` stage. The
-# artefact and its signed manifest sit in littlefs (a stand-in for the updates service: this
-# image has no network stack); the fake HTTP client answers Range requests from that file
+# The device's own Python path: OTAUpdateManager with the real stage. The artefact and its
+# signed manifest sit in littlefs (a stand-in for the updates service: the radio is not
+# emulated on this board); the stand-in HTTP client answers Range requests from that file
 # into one preallocated 4 KB buffer, the way HttpClient reuses its body buffer.
 _STAGE_VIA_PYTHON = """
-import json, machine
+import json, machine, os
 from iotlib.bundle_store import BundleStore
 from iotlib.image_stage import open_stage
 from iotlib.ota_manager import OTAUpdateManager
@@ -137,28 +106,74 @@ class FileHttp:
         n = self.f.readinto(memoryview(self.buf)[:b + 1 - a])
         return Response(206, memoryview(self.buf)[:n])
 
-m = json.load(open("/sensors.image.json"))
 stage = open_stage()
-print("stage", type(stage).__name__, stage.boot_mode(), stage.APP_SIZE)
-mgr = OTAUpdateManager(FileHttp("/sensors.image"), BundleStore("/ota"), "emu-1", "http://fleet/api",
-                       "1.0.0", image=stage, reset=machine.reset)
+mgr = OTAUpdateManager(FileHttp("/v2.image"), BundleStore("ota"), "emu-1", "http://fleet/api",
+                       "1.0.0", image=stage, reset=machine.reset,
+                       alarm=lambda *a: print("ALARM", a[0], a[2]))
 import asyncio
-print(asyncio.run(mgr.offer(m)))
+"""
+_NO_ROOM = """
+print("stage", stage.boot_mode(), stage.verdict(), stage.APP_SIZE, stage.path)
+print("big", asyncio.run(mgr.offer(json.load(open("/big.json")))))
+os.remove("/filler")
+"""
+_OFFER = """
+print(asyncio.run(mgr.offer(json.load(open("/v2.image.json")))))
 """
 
-_TRIAL = """
-import json, machine, sys
+
+def test_ota_manager_stages_a_file_the_loader_installs(tmp_path):
+    """No room: refused before a byte is downloaded (alarm). Then MicroPython writes the staged
+    file into its littlefs (download part, renamed whole) and resets; the loader finds it,
+    inflates it, installs it, and the new application runs (it confirms its trial itself)."""
+    img = _need_loader_build()
+    key = str(ROOT / "tools" / "iot-sign" / "dev-key" / "private.pem")
+    v2, m = P.sign(img["testapp_v2"], key, "9.0.0", None)
+    big, m_big = P.sign(img["SENSORS"], key, "9.1.0", None)  # signed, but there is no room for it
+    flash = P.factory_flash(img["loader"], img["RELAYS"])
+    P.fs_update(flash, {"v2.image": v2, "v2.image.json": json.dumps(dict(m, url="/v2.image")).encode(),
+                        "big.json": json.dumps(dict(m_big, url="/big.image")).encode(),
+                        "filler": bytes(L["FS_SIZE"] - len(big) - 64 * 1024)})
+
+    async def run():
+        device = _device(tmp_path, flash)
+        await device.astart(timeout=600)
+        try:
+            out = await _run(device, _STAGE_VIA_PYTHON + _NO_ROOM, timeout=300)
+            await _reset(device, _STAGE_VIA_PYTHON + _OFFER, timeout=900)
+            t = time.monotonic()
+            while (device.mcu.watchdog.scratch_data[3] & 0xFFF00000) != 0xA9900000:
+                assert time.monotonic() - t < 600, "testapp never settled"
+                await asyncio.sleep(0.5)
+            return out, device.mcu.watchdog.scratch_data[3], bytes(device.mcu.flash[0:P.FLASH_SIZE])
+        finally:
+            device.stop()
+
+    out, settled, after = asyncio.run(run())
+    print("\n" + out)
+    lines = out.split("\n")
+    assert lines[0] == "stage normal none %d ota/image.z" % L["APP_SIZE"], out
+    assert lines[1].startswith("ALARM ota_refused no_space") and "'no_space'" in lines[2], out
+    assert settled == 0xA9900000 | (ord("N") << 8) | 2  # testapp v2, confirmed, normal
+    assert after[L["APP_OFFSET"]:L["APP_OFFSET"] + len(img["testapp_v2"])] == img["testapp_v2"]
+    assert P.fs_read(after, "ota/image.z") == v2  # the file MicroPython wrote, read by the loader
+    assert P.fs_read(after, "ota/download.part") is None
+
+
+_BOOTED = """
+import sys, machine
+from iotlib.storage import exists
 from iotlib.bundle_store import BundleStore
 from iotlib.image_stage import open_stage
 from iotlib.ota_manager import OTAUpdateManager
 from iotlib.health import Health
 health = Health()
 health.add_check("app", lambda: (True, "ok"))
-mgr = OTAUpdateManager(None, BundleStore("/ota"), "emu-1", "http://fleet/api", "1.0.0",
+mgr = OTAUpdateManager(None, BundleStore("ota"), "emu-1", "http://fleet/api", "1.0.0",
                        image=open_stage(), health=health, reset=machine.reset)
+v = mgr.after_boot()
 bs = mgr.boot_state()
-print("boot", bs["image_mode"], bs["image_trial_boots"], bs["trial"], sys.implementation._build)
-print(mgr.commit())
+print("boot", bs["image_mode"], bs["image_trial_boots"], v, exists("ota/image.z"), sys.implementation._build)
 """
 
 _SAFE = """
@@ -182,48 +197,35 @@ machine.mem32[0x40058000 + 0x0C + 4] = 0x4e4f524d
 """
 
 
-def test_image_staged_by_ota_manager_swaps_trials_confirms_and_safe_mode(tmp_path):
-    import dataclasses
-    from rp2040py.boards import BOARDS, FlashLayout, resolve_firmware
-    from rp2040py.cli.mklittlefs import build_littlefs_image
-    from rp2040py.device import MicroPythonDevice
-
+def test_wifi_image_swap_trial_boots_confirm_and_safe_mode(tmp_path):
     img = _need_loader_build()
     new = img["SENSORS"]
-    manifest = P.sign(new, str(ROOT / "tools" / "iot-sign" / "dev-key" / "private.pem"), "9.0.0", None)
-    (tmp_path / "sensors.image").write_bytes(new)
-    (tmp_path / "sensors.image.json").write_text(json.dumps(dict(manifest, url="/sensors.image")))
-    fs = tmp_path / "fs.img"
-    blocks = (P.FLASH_SIZE - L["FS_OFFSET"]) // L["FLASH_SECTOR"]  # our littlefs: 848 KB at 0x12C000
-    build_littlefs_image(fs, [tmp_path / "sensors.image", tmp_path / "sensors.image.json"],
-                         block_count=blocks)
     flash = P.factory_flash(img["loader"], img["RELAYS"])
-    uf2 = tmp_path / "device.uf2"
-    uf2.write_bytes(P.uf2([(0, flash[:L["FS_OFFSET"]])]))
+    staged = P.stage(flash, new, "9.0.0")  # what OTAUpdateManager leaves before its reset
 
     async def run():
-        board = resolve_firmware(BOARDS["pico"], "micropython", str(uf2))
-        board = dataclasses.replace(board, layout=FlashLayout(
-            fs_start=L["FS_OFFSET"], fs_blockcount=blocks, fs_blocksize=L["FLASH_SECTOR"], prog_start=None))
-        async with MicroPythonDevice(board=board, filesystem=str(fs)) as device:
-            out = {}
-            t = time.monotonic()
-            await _reset(device, _STAGE_VIA_PYTHON, timeout=240)
-            out["stage_s"] = time.monotonic() - t
-            t = time.monotonic()
-            out["trial"] = await _run(device, "import _iotimage, sys\n"
-                                      "print(_iotimage.boot_mode(), sys.implementation._build)", timeout=300)
-            out["swap_s"] = time.monotonic() - t
-            await _reset(device, _TRIAL)
-            out["after"] = await _run(device, _TRIAL.replace("print(mgr.commit())", ""))
-            out["safe"] = await _run(device, _SAFE, timeout=120)
-            return out
+        device = _device(tmp_path, flash)
+        out = {}
+        t = time.monotonic()
+        await device.astart(timeout=1500)  # the loader swaps first, then SENSORS boots
+        out["swap_s"] = time.monotonic() - t
+        try:
+            out["trial1"] = await _run(device, _BOOTED, timeout=120)
+            await _reset(device, "import machine; machine.reset()")  # a trial boot that never confirms
+            out["trial2"] = await _run(device, _BOOTED, timeout=300)
+            await _reset(device, _BOOTED + "print(mgr.commit())", timeout=120)
+            out["after"] = await _run(device, _BOOTED, timeout=300)
+            out["safe"] = await _run(device, _SAFE, timeout=300)
+        finally:
+            device.stop()
+        return out
 
     out = asyncio.run(run())
-    print("\nOTAUpdateManager staging of %d bytes (verify + download + stage_commit) + reset: %.1f s,"
-          " swap + boot: %.1f s (emulator wall time)\n%s" % (len(new), out["stage_s"], out["swap_s"], out))
-    assert out["trial"].split() == ["trial", "PICO_W_IOT-SENSORS"], out
-    assert out["after"].split("\n")[0].split() == ["boot", "normal", "0", "False", "PICO_W_IOT-SENSORS"], out
+    print("\nWi-Fi SENSORS (%d bytes, staged file %d) swapped in and booted to the REPL: %.0f s emulator "
+          "wall time\n%s" % (len(new), len(staged), out["swap_s"], out))
+    assert out["trial1"].split() == ["boot", "trial", "1", "installed", "False", "PICO_W_IOT-SENSORS"], out
+    assert out["trial2"].split() == ["boot", "trial", "2", "none", "False", "PICO_W_IOT-SENSORS"], out
+    assert out["after"].split() == ["boot", "normal", "0", "none", "False", "PICO_W_IOT-SENSORS"], out
     lines = out["safe"].split("\n")
     assert "SAFE MODE" in out["safe"], out["safe"]
     assert "safe SafeModeController True False critical" in lines, out["safe"]
@@ -232,4 +234,3 @@ def test_image_staged_by_ota_manager_swaps_trials_confirms_and_safe_mode(tmp_pat
     for name in ("NetworkManager", "FleetLink", "AlarmManager", "AfterRegistration"):
         assert name in managers, managers
     assert managers.endswith("True"), managers  # no config poller
-

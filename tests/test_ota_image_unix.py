@@ -1,10 +1,12 @@
 """Full-image updates through OTAUpdateManager on the unix build, against the real fleet-server.
 
 The image is a real application image (the RELAYS build's firmware.bin, linked after the
-loader) signed with `firmware/pack_image.py sign` and published with fleet-admin. The unix
-build has no loader: its image stage (iotlib.image_stage.FileStage) keeps the staged bytes
-and the header in files, so these tests cover download -> verify -> stage -> commit -> reset
-and the refusals; the swap itself is tested in rp2040py (test_ota_image.py, test_ota_image_rp2.py).
+loader) packed and signed with `firmware/pack_image.py sign` (the staged file: header + deflate
+stream) and published with fleet-admin. The unix build has no loader: its image stage
+(iotlib.image_stage.ImageStage without _iotimage) puts the file in place as on the device
+(`ota/image.z`), so these tests cover download -> verify -> stage -> reset and the refusals;
+the swap itself is tested in rp2040py (test_ota_image.py, test_ota_image_rp2.py,
+test_ota_image_wifi.py).
 """
 import hashlib
 import json
@@ -18,17 +20,20 @@ from conftest import BUILD, ROOT, run_unix
 from iot_sign import keygen, load_private_key, sign_manifest
 from test_ota_bundle import CUT_LINK, HARNESS, STEPS, Fleet, _device_env
 
-APP_SIZE = 0x92000
+sys.path.insert(0, str(ROOT / "firmware"))
+import pack_image as P  # noqa: E402
+
+APP_SIZE = P.L["APP_SIZE"]
 
 DEVICE = r"""
 import sys, json, asyncio, binascii
 cfg = json.loads(%r)
 from iotlib.bundle_store import BundleStore
-from iotlib.image_stage import FileStage
+from iotlib.image_stage import ImageStage
 """ + HARNESS + r"""
 store = BundleStore(cfg["root"])
 store.boot()
-stage = FileStage(cfg["root"] + "/image")
+stage = ImageStage(cfg["root"])
 metrics = Metrics()
 health = Health()
 health.add_check("app", lambda: (cfg.get("healthy", True), "app"))
@@ -59,8 +64,9 @@ class ImageFleet(Fleet):
         return out.read_bytes(), json.loads(out.with_name(out.name + ".json").read_text())
 
     def staged(self):
-        p = self.root / "image" / "header.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        """The staged file's bytes, or None."""
+        p = self.root / "image.z"
+        return p.read_bytes() if p.exists() else None
 
     def ranges(self):
         """The Range headers the fleet-server logged, in order (its JSON access log)."""
@@ -70,13 +76,14 @@ class ImageFleet(Fleet):
                 out.append(json.loads(line)["range"])
         return out
 
-    def progress(self):
-        p = self.root / "image.json"
-        return json.loads(p.read_text()) if p.exists() else None
+    def part(self):
+        """The partial download's bytes, or None."""
+        p = self.root / "download.part"
+        return p.read_bytes() if p.exists() else None
 
     def set_mode(self, mode):
-        (self.root / "image").mkdir(parents=True, exist_ok=True)
-        (self.root / "image" / "boot_mode").write_text(mode)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "image_mode").write_text(mode)
 
 
 @pytest.fixture
@@ -96,38 +103,44 @@ def app():
 
 def test_image_downloads_verifies_and_stages_then_resets(fleet, app):
     blob, m = fleet.sign_image(app, "1.1.0", min_version="1.0.0")
-    assert m["kind"] == "image" and m["size"] == len(blob) <= APP_SIZE
+    assert m["kind"] == "image" and m["size"] == len(blob) < app.stat().st_size  # compressed
     fleet.publish(blob, m)
     res, out = fleet.boot("check")
     assert "RESET" in out, out
-    staged = fleet.staged()
-    assert staged == {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest(), "version": "1.1.0"}
-    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob
+    assert fleet.staged() == blob  # in place for the loader, as downloaded
     assert "ota.installed" in fleet.audit() and '"slot":"image"' in fleet.audit()
-    assert not (fleet.root / "a").exists() and not (fleet.root / "download.part").exists()
+    assert not (fleet.root / "a").exists() and fleet.part() is None
+    assert len(fleet.ranges()) == (len(blob) + 4095) // 4096
 
 
 def test_image_refusals_stage_nothing(fleet, app, tmp_path):
     blob, m = fleet.sign_image(app, "1.1.0")
     unsigned = fleet.publish(blob, dict(m, signature="00"))
     other = keygen(str(tmp_path / "attacker"))
+    key = load_private_key(fleet.key["private.pem"])
     wrong = dict(fleet.publish(blob, sign_manifest(load_private_key(other["private.pem"]), "image",
                                                    "1.2.0", None, blob)))
     evil = blob[:-4] + b"evil"  # tampered after signing: the signature covers the old hash
     tampered = fleet.publish(evil, dict(m, version="1.3.0", sha256=hashlib.sha256(evil).hexdigest()))
     big = os.urandom(APP_SIZE + 4096)  # signed, but larger than the application region
-    oversized = fleet.publish(big, sign_manifest(load_private_key(fleet.key["private.pem"]), "image",
-                                                 "1.4.0", None, big))
+    oversized = fleet.publish(big, sign_manifest(key, "image", "1.4.0", None, big))
     old = fleet.publish(*fleet.sign_image(app, "0.9.0"))
     needs = fleet.publish(*fleet.sign_image(app, "1.5.0", min_version="1.2.0"))
-    res, out = fleet.boot(unsigned, wrong, tampered, oversized, old, needs, "metrics")
+    raw = app.read_bytes()  # signed, but the bare firmware.bin, not a staged-image file
+    not_staged = fleet.publish(raw, sign_manifest(key, "image", "1.6.0", None, raw))
+    relabelled = P.stage_file(raw, "1.0.5")  # a good file whose header names another version
+    relabel = fleet.publish(relabelled, sign_manifest(key, "image", "1.7.0", None, relabelled))
+    res, out = fleet.boot(unsigned, wrong, tampered, oversized, old, needs, "metrics", not_staged, relabel)
     assert [r.get("reason") for r in res[:6]] == [
         "unsigned", "bad_signature", "bad_signature", "oversized", "downgrade", "min_version"], res
     assert str(APP_SIZE) in res[3]["detail"]
-    assert out.count("ALARM") == 6 and "RESET" not in out
     assert "iot_ota_download_bytes 0" in res[6]["text"]  # all refused before downloading
-    assert fleet.audit().count("ota.refused") == 6
-    assert fleet.staged() is None
+    assert res[7]["reason"] == "bad_image" and "format-2" in res[7]["detail"], res[7]
+    assert res[8]["reason"] == "bad_image" and "1.0.5" in res[8]["detail"], res[8]
+    assert out.count("ALARM") == 8 and "RESET" not in out
+    assert fleet.audit().count("ota.refused") == 8
+    assert fleet.ranges() == ["bytes=0-4095"] * 2  # the header is in the first chunk: no more asked
+    assert fleet.staged() is None and fleet.part() is None
 
 
 def test_image_bytes_that_do_not_match_the_signed_hash_are_not_staged(fleet, app):
@@ -137,7 +150,7 @@ def test_image_bytes_that_do_not_match_the_signed_hash_are_not_staged(fleet, app
     decoy = fleet.publish(other, dict(m, sha256=hashlib.sha256(other).hexdigest()))
     res, out = fleet.boot(dict(m, url=decoy["url"]))
     assert res[0]["reason"] == "bad_hash" and "ALARM" in out and "RESET" not in out
-    assert fleet.staged() is None
+    assert fleet.staged() is None and fleet.part() is None
 
 
 def test_image_trial_confirms_through_commit_and_reports_boot_mode(fleet):
@@ -151,7 +164,7 @@ def test_image_trial_confirms_through_commit_and_reports_boot_mode(fleet):
     assert res[3]["reason"] == "not_ready" and "RESET" not in out
     res, out = fleet.boot("commit")
     assert res == [] and "RESET" in out  # confirmed, then the reset that the loader records
-    assert (fleet.root / "image" / "boot_mode").read_text() == "normal"
+    assert (fleet.root / "image_mode").read_text() == "normal"
     assert "ota.committed" in fleet.audit()
     res, out = fleet.boot("state")
     assert res[0]["image_mode"] == "normal" and not res[0]["trial"]
@@ -167,48 +180,43 @@ def test_image_trial_that_never_gets_healthy_resets_at_the_deadline(fleet):
 def test_image_download_resumes_with_range_after_the_link_drops(fleet, app):
     blob, m = fleet.sign_image(app, "1.1.0")
     fleet.publish(blob, m)
-    # poll + 3 sectors, then the link is lost
+    # poll + 3 chunks, then the link is lost
     res, out = fleet.boot("check", cut_after=4)
     assert res[0]["reason"] == "interrupted" and "RESET" not in out
-    assert fleet.progress() == {"sha256": m["sha256"], "version": "1.1.0", "done": 3}
-    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob[:3 * 4096]
+    assert fleet.part() == blob[:3 * 4096] and fleet.staged() is None
     assert fleet.ranges() == ["bytes=0-4095", "bytes=4096-8191", "bytes=8192-12287"]
-    # the next boot re-hashes the 3 staged sectors and asks for the 4th
+    # the next boot re-hashes the 3 chunks it has and asks for the 4th
     res, out = fleet.boot("check")
     assert "RESET" in out, out
     assert fleet.ranges()[3] == "bytes=12288-16383" and "bytes=0-4095" not in fleet.ranges()[3:]
     assert len(fleet.ranges()) == (len(blob) + 4095) // 4096
-    assert fleet.staged() == {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
-                              "version": "1.1.0"}
-    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob
-    assert fleet.progress() is None  # staged: nothing left to resume
+    assert fleet.staged() == blob and fleet.part() is None
 
 
-def test_image_resume_still_checks_the_hash_and_drops_a_corrupted_stage(fleet, app):
+def test_image_resume_still_checks_the_hash_and_drops_a_corrupted_part(fleet, app):
     blob, m = fleet.sign_image(app, "1.1.0")
     fleet.publish(blob, m)
     fleet.boot("check", cut_after=3)
-    stage = fleet.root / "image" / "stage.bin"
-    data = bytearray(stage.read_bytes())
-    data[5000] ^= 0xFF  # a staged sector changed behind the record's back
-    stage.write_bytes(bytes(data))
+    part = fleet.root / "download.part"
+    data = bytearray(part.read_bytes())
+    data[5000] ^= 0xFF  # a downloaded chunk changed behind the record's back
+    part.write_bytes(bytes(data))
     res, out = fleet.boot("check")
     assert res[0]["reason"] == "bad_hash" and "RESET" not in out
-    assert fleet.staged() is None and fleet.progress() is None
+    assert fleet.staged() is None and fleet.part() is None
     res, out = fleet.boot("check")  # starts over from byte 0, and stages the image
     assert "RESET" in out and fleet.ranges()[-((len(blob) + 4095) // 4096)] == "bytes=0-4095"
-    assert stage.read_bytes() == blob
+    assert fleet.staged() == blob
 
 
-def test_image_partial_stage_of_another_version_is_discarded(fleet, app):
+def test_image_partial_download_of_another_version_is_discarded(fleet, app):
     old, m_old = fleet.sign_image(app, "1.1.0")
     fleet.publish(old, m_old)
     fleet.boot("check", cut_after=3)
-    assert fleet.progress()["version"] == "1.1.0"
-    blob, m = fleet.sign_image(app, "1.2.0")  # the same bytes, signed as a newer version
+    assert fleet.part() == old[:2 * 4096]
+    blob, m = fleet.sign_image(app, "1.2.0")  # the same image, signed as a newer version
     fleet.publish(blob, m)
     res, out = fleet.boot("check")
     assert "RESET" in out, out
     assert fleet.ranges()[2] == "bytes=0-4095"  # not resumed from the 1.1.0 partial
-    assert fleet.staged()["version"] == "1.2.0"
-    assert (fleet.root / "image" / "stage.bin").read_bytes() == blob
+    assert fleet.staged()[56:72].rstrip(b"\0") == b"1.2.0"  # the header's version

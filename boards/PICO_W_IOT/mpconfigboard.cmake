@@ -37,17 +37,22 @@ set(MICROPY_PY_BLUETOOTH OFF)
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
 set(USER_C_MODULES ${IOTLIB_ROOT}/c_modules/micropython.cmake)
 
+# The filesystem is the end of flash from the loader's layout (IOT_FS_SIZE), with or without
+# the loader, so switching IOTLIB_LOADER keeps the files.
+include(${IOTLIB_ROOT}/firmware/loader/layout.cmake)
+list(APPEND MICROPY_DEF_BOARD MICROPY_HW_FLASH_STORAGE_BYTES=${IOT_FS_SIZE})
+
 file(READ ${IOTLIB_ROOT}/firmware/VERSION IOTLIB_VERSION)
 string(STRIP "${IOTLIB_VERSION}" IOTLIB_VERSION)
 list(APPEND MICROPY_DEF_BOARD IOTLIB_VERSION="${IOTLIB_VERSION}")
 
 # --- OTA image loader (issue 7; firmware/loader/, docs/ota.md "Full image swap") -----------
-# IOTLIB_LOADER=ON links the application at 0x10006000, after boot2 + loader + journal, without
+# IOTLIB_LOADER=ON links the application at IOT_APP_ORIGIN, after boot2 + loader + journal, without
 # its own boot2. The linker script is derived from the port's at the end of ports/rp2's
 # CMakeLists (deferred: the port sets its own script after including this file).
 if(IOTLIB_LOADER)
     list(APPEND USER_C_MODULES ${IOTLIB_ROOT}/firmware/loader/mp_module/micropython.cmake)  # _iotimage
-    include(${IOTLIB_ROOT}/firmware/loader/after_loader.cmake)
+    include(${IOTLIB_ROOT}/firmware/loader/after_loader.cmake)  # (includes layout.cmake again: harmless)
     function(_iotlib_link_after_loader)
         iot_link_after_loader(${MICROPY_TARGET} ${MICROPY_PORT_DIR}/memmap_mp_rp2040.ld)
     endfunction()

@@ -3,9 +3,12 @@
 #define MICROPY_HW_BOARD_NAME                   "Raspberry Pi Pico W IoT"
 #endif
 
-// Flash layout (2 MB): firmware up to 1200 KB at the start, then the filesystem.
-// The size gate in firmware/check_size.py enforces the firmware's share.
-#define MICROPY_HW_FLASH_STORAGE_BYTES          (848 * 1024)
+// Flash layout (2 MB): MICROPY_HW_FLASH_STORAGE_BYTES (the littlefs at the end of flash) comes
+// from firmware/loader/layout.h through mpconfigboard.cmake, so the filesystem starts exactly
+// where the loader's application region ends (docs/ota.md, "Flash layout").
+#ifndef MICROPY_HW_FLASH_STORAGE_BYTES
+#error "MICROPY_HW_FLASH_STORAGE_BYTES comes from firmware/loader/layout.h (mpconfigboard.cmake)"
+#endif
 
 #if IOTLIB_WIRELESS
 #define MICROPY_PY_NETWORK 1

@@ -1,7 +1,7 @@
 # iot_linker_script(<target> <input.ld> <origin> <length>)
 #
 # Writes a linker script derived at configure time from the given pico-sdk or MicroPython one:
-# FLASH starts at <origin> (hex, e.g. 0x10006000) with <length> (e.g. 584k). When the origin is
+# FLASH starts at <origin> (hex, e.g. 0x1000a000) with <length> (e.g. 960k). When the origin is
 # not the start of flash the program is an application linked after the loader: its boot2 is
 # discarded (the loader's boot2 already set up XIP) and the loader enters through the vector
 # table at <origin>. Only the FLASH line and the boot2 section are rewritten; nothing else.

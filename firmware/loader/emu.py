@@ -6,6 +6,10 @@ when chip select is released). A power cut is modelled at a flash operation: wit
 `cut_after=n` the n-th erase/program is the last one that reaches the flash (`torn=True`
 programs only half of that page), everything later is lost, and the run stops. The flash image
 is then what a real chip would hold after the power went at that moment.
+
+`run(until_app=True)` stops as soon as the loader has jumped into the application (the core
+executes from the application region), before the application touches the flash: how the
+power-cut tests boot the real MicroPython image without waiting for its REPL.
 """
 import time
 
@@ -20,6 +24,7 @@ FLASH_SIZE = 2 * 1024 * 1024
 SETTLED = 0xA9900000
 OP_ERASE, OP_PROGRAM = 0x20, 0x02
 MAX_TRIAL_BOOTS = 3  # layout.h IOT_MAX_TRIAL_BOOTS
+XIP_BASE = 0x10000000
 
 
 class Device:
@@ -65,17 +70,29 @@ class Device:
     def scratch(self, i: int) -> int:
         return self.mcu.watchdog.scratch_data[i]
 
-    def run(self, timeout_s: float = 60.0) -> "Device":
-        """Run until the application settles (scratch 3), the power is cut, or the timeout."""
+    def run(self, timeout_s: float = 60.0, until_app: bool = False, app_offset: int = 0) -> "Device":
+        """Run until the application settles (scratch 3), the power is cut, or the timeout;
+        with until_app, until the core runs code at or after flash offset app_offset."""
         sim = self.sim
         sim.stopped = False
         batch = clock_tick_batch_size()
         deadline = time.monotonic() + timeout_s
+        app = XIP_BASE + app_offset
+        self.app_started = False
         while not sim.stopped and time.monotonic() < deadline:
             execute_batch(sim, batch)
             if (self.scratch(3) & 0xFFF00000) == SETTLED:
                 break
+            if until_app and app <= self.mcu.core.pc < XIP_BASE + FLASH_SIZE:
+                self.app_started = True
+                break
+        self.timed_out = not sim.stopped and not self.app_started and self.settled is None
         return self
+
+    @property
+    def cycles(self) -> int:
+        """Emulated CPU cycles so far (device time = cycles / 125 MHz)."""
+        return self.mcu.core.cycles
 
     @property
     def settled(self) -> tuple | None:
@@ -87,3 +104,32 @@ class Device:
 
     def flash(self) -> bytes:
         return bytes(self.mcu.flash[0:FLASH_SIZE])
+
+
+def replay(flash: bytes, ops: list, k: int, torn: bool = False) -> bytearray:
+    """The flash after the first k flash operations of a recorded run (record=True), the k-th
+    torn when `torn` (half a page programmed, or half a sector erased)."""
+    f = bytearray(flash)
+    for i, (op, addr, data) in enumerate(ops[:k]):
+        half = torn and i == k - 1
+        if op == OP_ERASE:
+            n = 2048 if half else 4096
+            a = addr & ~4095
+            f[a:a + n] = b"\xff" * n
+        else:
+            if half:
+                data = data[:len(data) // 2]
+            for j, b in enumerate(data):
+                f[addr + j] &= b
+    return f
+
+
+def cut_points(ops: list, is_journal, rng, edge: int, sample: int, torn: int) -> list:
+    """A representative set of (k, torn) power-cut points of a recorded run: the first and last
+    `edge` operations, the first 6 and last 8 journal writes (is_journal(address)), `sample`
+    random ones, and `torn` random torn ones (mid-page program or mid-sector erase)."""
+    n = len(ops)
+    journal = [i + 1 for i, (_, a, _) in enumerate(ops) if is_journal(a)]
+    plain = set(journal[:6] + journal[-8:] + list(range(1, min(edge, n) + 1))
+                + list(range(max(1, n - edge), n + 1)) + rng.sample(range(1, n + 1), min(sample, n)))
+    return [(k, False) for k in sorted(plain)] + [(k, True) for k in rng.sample(range(1, n + 1), min(torn, n))]

@@ -1,11 +1,14 @@
-// Image loader: boot2 + this program own the first 16 KB of flash, the application is linked
+// Image loader: boot2 + this program own the first 32 KB of flash, the application is linked
 // after them (IOT_APP_OFFSET). At every boot the loader
 //   1. replays its journal (two alternating flash sectors of 16-byte records),
 //   2. takes a confirm request the application left in a watchdog scratch register,
-//   3. starts installing a staged image (header sector + bytes in a reserved flash area) after
-//      checking its SHA-256, or resumes an interrupted copy from the last journalled sector,
+//   3. starts installing a staged image (a compressed file in the application's littlefs,
+//      stage_file.c) after inflating it once and checking its SHA-256, or resumes an
+//      interrupted copy: inflate again from the start, skip to the first sector not journalled,
 //   4. counts boots of a trial image and switches to safe mode after IOT_MAX_TRIAL_BOOTS,
-//   5. tells the application the boot mode (scratch registers) and jumps into its vector table.
+//   5. tells the application the boot mode and what it did with the staged file (scratch
+//      registers; the application deletes the file) and jumps into its vector table.
+// The loader writes only its journal and the application region, never the filesystem.
 // See docs/ota.md, "Full image swap".
 #include <string.h>
 
@@ -19,6 +22,7 @@
 
 #include "layout.h"
 #include "sha256.h"
+#include "stage_file.h"
 
 #define XIP(off) ((const uint8_t *)(XIP_BASE + (off)))
 
@@ -39,6 +43,7 @@ typedef struct {
 } jrec_t;
 
 #define JREC_PER_SECTOR (IOT_FLASH_SECTOR / sizeof(jrec_t))
+_Static_assert(IOT_APP_SIZE / IOT_FLASH_SECTOR + 3 < JREC_PER_SECTOR, "a whole copy fits one journal sector");
 
 enum { ST_IDLE, ST_COPYING, ST_TRIAL, ST_CONFIRMED, ST_SAFE };
 
@@ -168,40 +173,11 @@ static void journal_snapshot(void) {
         make_rec(&r[n++], J.state == ST_TRIAL ? J_BOOT : (J.state == ST_SAFE ? J_SAFE : J_CONF), J.boots, 0);
     }
     // A copy in progress restarts from sector 0 after a snapshot; it only happens if the
-    // journal filled up, which the record budget (3 + 146 sectors + boots) never reaches.
+    // journal filled up, which one copy (HEAD + COPY + one SECT per sector + DONE) never does.
     journal_rotate(r, n);
 }
 
-// ---- staged image ------------------------------------------------------------------------
-
-typedef struct {
-    char magic[8];
-    uint32_t format;
-    uint32_t size;
-    uint8_t sha256[32];
-    char version[16];
-    uint8_t header_sha256[32]; // over the 64 bytes above
-} stage_hdr_t;
-
-static const stage_hdr_t *stage_hdr(void) {
-    return (const stage_hdr_t *)XIP(IOT_STAGE_HDR_OFFSET);
-}
-
-static bool stage_pending(void) {
-    const stage_hdr_t *h = stage_hdr();
-    if (memcmp(h->magic, IOT_STAGE_MAGIC, 8) != 0 || h->format != 1 || h->size == 0 || h->size > IOT_APP_SIZE) {
-        return false;
-    }
-    if (*(const uint32_t *)XIP(IOT_STAGE_HDR_OFFSET + IOT_STAGE_CONSUMED_AT) != 0xffffffffu) {
-        return false;
-    }
-    uint8_t d[32];
-    iot_sha256_t s;
-    iot_sha256_init(&s);
-    iot_sha256_update(&s, h, 64);
-    iot_sha256_final(&s, d);
-    return memcmp(d, h->header_sha256, 32) == 0;
-}
+// ---- installing ----------------------------------------------------------------------
 
 static uint32_t sha_word0(const uint8_t *sha) {
     uint32_t w;
@@ -218,30 +194,75 @@ static bool region_matches(uint32_t offset, uint32_t size, const uint8_t *sha) {
     return memcmp(d, sha, 32) == 0;
 }
 
-static void stage_consume(void) {
-    memset(page, 0xff, sizeof page);
-    memset(page + FLASH_PAGE_SIZE - 4, 0, 4);
-    flash_range_program(IOT_STAGE_HDR_OFFSET + IOT_FLASH_SECTOR - FLASH_PAGE_SIZE, page, sizeof page);
+static uint32_t sectors(uint32_t size) {
+    return (size + IOT_FLASH_SECTOR - 1) / IOT_FLASH_SECTOR;
 }
 
-// Copy from J.next_sect on, one journalled sector at a time. Each sector is erased and
-// programmed from the staging area, read back, and only then journalled: after a power cut
-// the sector being written is simply done again.
-static void copy_image(void) {
-    uint32_t nsect = (J.size + IOT_FLASH_SECTOR - 1) / IOT_FLASH_SECTOR;
-    for (uint32_t i = J.next_sect; i < nsect; i++) {
-        uint32_t off = i * IOT_FLASH_SECTOR;
-        memcpy(sect_buf, XIP(IOT_STAGE_OFFSET + off), IOT_FLASH_SECTOR);
-        if (memcmp(XIP(IOT_APP_OFFSET + off), sect_buf, IOT_FLASH_SECTOR) != 0) {
-            flash_range_erase(IOT_APP_OFFSET + off, IOT_FLASH_SECTOR);
-            flash_range_program(IOT_APP_OFFSET + off, sect_buf, IOT_FLASH_SECTOR);
+// Inflate the whole stream once and hash it, before the application region is touched.
+static unsigned verify_stream(const iot_stage_hdr_t *h) {
+    iot_sha256_t s;
+    iot_sha256_init(&s);
+    stage_rewind();
+    for (uint32_t off = 0; off < h->image_size; off += IOT_FLASH_SECTOR) {
+        uint32_t n = h->image_size - off < IOT_FLASH_SECTOR ? h->image_size - off : IOT_FLASH_SECTOR;
+        if (!stage_inflate(sect_buf, n)) {
+            return IOT_VERDICT_BAD_STREAM;
         }
-        if (memcmp(XIP(IOT_APP_OFFSET + off), sect_buf, IOT_FLASH_SECTOR) != 0) {
-            i--; // read back wrong: write it again
+        iot_sha256_update(&s, sect_buf, n);
+    }
+    if (!stage_at_end()) {
+        return IOT_VERDICT_BAD_STREAM;
+    }
+    uint8_t d[32];
+    iot_sha256_final(&s, d);
+    return memcmp(d, h->image_sha256, 32) == 0 ? STAGE_READY : IOT_VERDICT_BAD_HASH;
+}
+
+// Copy from J.next_sect on, one journalled sector at a time. The stream is inflated from its
+// start every time (sectors before J.next_sect are inflated and dropped: they are in place
+// already), so a resumed copy needs no inflater state in flash. Each sector is erased and
+// programmed, read back, and only then journalled: after a power cut it is simply done again.
+// False if the stream does not inflate as it did when it was verified.
+static bool copy_image(void) {
+    uint32_t nsect = sectors(J.size);
+    if (J.next_sect >= nsect) {
+        return true;
+    }
+    stage_rewind();
+    for (uint32_t i = 0; i < nsect; i++) {
+        uint32_t off = i * IOT_FLASH_SECTOR;
+        uint32_t n = J.size - off < IOT_FLASH_SECTOR ? J.size - off : IOT_FLASH_SECTOR;
+        memset(sect_buf + n, 0xff, IOT_FLASH_SECTOR - n); // the last sector's tail stays erased
+        if (!stage_inflate(sect_buf, n)) {
+            return false;
+        }
+        if (i < J.next_sect) {
             continue;
         }
+        while (memcmp(XIP(IOT_APP_OFFSET + off), sect_buf, IOT_FLASH_SECTOR) != 0) {
+            flash_range_erase(IOT_APP_OFFSET + off, IOT_FLASH_SECTOR);
+            flash_range_program(IOT_APP_OFFSET + off, sect_buf, IOT_FLASH_SECTOR);
+        } // read back until it holds the new bytes
         journal_append(J_SECT, i, 0);
         J.next_sect = i + 1;
+    }
+    return true;
+}
+
+static void start_copy(uint32_t size, uint32_t sha0) {
+    jrec_t r;
+    make_rec(&r, J_COPY, size, sha0);
+    journal_rotate(&r, 1);
+    J.state = ST_COPYING;
+    J.size = size;
+    J.sha0 = sha0;
+    J.next_sect = 0;
+}
+
+static void __attribute__((noreturn)) halt(uint32_t code) {
+    watchdog_hw->scratch[IOT_SCRATCH_BOOTMODE] = code;
+    for (;;) {
+        __asm volatile ("wfi");
     }
 }
 
@@ -253,10 +274,7 @@ static void __attribute__((noreturn)) start_app(void) {
     bool ok = (sp & 3) == 0 && sp > SRAM_BASE && sp <= SRAM_END
         && pc >= XIP_BASE + IOT_APP_OFFSET && pc < XIP_BASE + IOT_APP_OFFSET + IOT_APP_SIZE;
     if (!ok) {
-        watchdog_hw->scratch[IOT_SCRATCH_BOOTMODE] = 0x4e4f4150u; // "NOAP": nothing to start
-        for (;;) {
-            __asm volatile ("wfi");
-        }
+        halt(0x4e4f4150u); // "NOAP": nothing to start
     }
     nvic_hw->icer = 0xffffffffu;
     nvic_hw->icpr = 0xffffffffu;
@@ -266,9 +284,11 @@ static void __attribute__((noreturn)) start_app(void) {
 }
 
 // What `picotool info` shows for a factory image (the application's own binary info is at
-// 0x10006000, where picotool does not look).
+// IOT_APP_OFFSET, where picotool does not look).
 bi_decl(bi_program_name("iot_loader"));
-bi_decl(bi_program_description("OTA image loader; the application is at 0x10006000 (docs/ota.md)"));
+bi_decl(bi_program_description("OTA image loader; the application is at 0x1000a000 (docs/ota.md)"));
+
+static iot_stage_hdr_t hdr;
 
 int main(void) {
     // A watchdog the application enabled may still be running after its reset; a copy takes
@@ -283,47 +303,36 @@ int main(void) {
         J.state = ST_CONFIRMED;
     }
 
-    if (J.state != ST_COPYING && stage_pending()) {
-        const stage_hdr_t *h = stage_hdr();
-        if (J.state != ST_IDLE && J.sha0 == sha_word0(h->sha256) && J.size == h->size
-            && region_matches(IOT_APP_OFFSET, h->size, h->sha256)) {
-            stage_consume(); // installed already; the power went before the header was marked
-        } else if (region_matches(IOT_STAGE_OFFSET, h->size, h->sha256)) {
-            jrec_t r;
-            make_rec(&r, J_COPY, h->size, sha_word0(h->sha256));
-            journal_rotate(&r, 1);
-            J.state = ST_COPYING;
-            J.size = h->size;
-            J.sha0 = sha_word0(h->sha256);
-            J.next_sect = 0;
-        } else {
-            stage_consume(); // staged bytes do not match their header: refused
-            watchdog_hw->scratch[IOT_SCRATCH_INFO] = 0x42414448u; // "BADH"
+    unsigned verdict = IOT_VERDICT_NONE;
+    if (J.state != ST_COPYING) {
+        verdict = stage_open(&hdr);
+        if (verdict == STAGE_READY) {
+            uint32_t sha0 = sha_word0(hdr.image_sha256);
+            if (J.state != ST_IDLE && J.sha0 == sha0 && J.size == hdr.image_size
+                && region_matches(IOT_APP_OFFSET, hdr.image_size, hdr.image_sha256)) {
+                verdict = IOT_VERDICT_INSTALLED; // the running image; the app has not deleted the file yet
+            } else if ((verdict = verify_stream(&hdr)) == STAGE_READY) {
+                start_copy(hdr.image_size, sha0);
+            }
         }
+    } else if (stage_open(&hdr) != STAGE_READY || hdr.image_size != J.size
+               || sha_word0(hdr.image_sha256) != J.sha0) {
+        halt(0x4e4f5354u); // "NOST": a copy was cut short and its staged file is gone
     }
 
     for (int attempt = 0; J.state == ST_COPYING; attempt++) {
-        copy_image();
-        if (stage_pending() && !region_matches(IOT_APP_OFFSET, J.size, stage_hdr()->sha256)) {
-            // The copied region does not hash to the staged image (flash fault): start over once.
+        if (!copy_image() || !region_matches(IOT_APP_OFFSET, J.size, hdr.image_sha256)) {
+            // The region does not hash to the staged image (flash fault): start over once.
             if (attempt == 0) {
-                jrec_t r;
-                make_rec(&r, J_COPY, J.size, J.sha0);
-                journal_rotate(&r, 1);
-                J.next_sect = 0;
+                start_copy(J.size, J.sha0);
                 continue;
             }
-            watchdog_hw->scratch[IOT_SCRATCH_BOOTMODE] = 0x42414443u; // "BADC"
-            for (;;) {
-                __asm volatile ("wfi");
-            }
+            halt(0x42414443u); // "BADC"
         }
         journal_append(J_DONE, 0, 0);
         J.state = ST_TRIAL;
         J.boots = 0;
-        if (stage_pending()) {
-            stage_consume();
-        }
+        verdict = IOT_VERDICT_INSTALLED;
     }
 
     uint32_t mode = IOT_BOOT_NORMAL;
@@ -341,8 +350,6 @@ int main(void) {
         mode = IOT_BOOT_SAFE;
     }
     watchdog_hw->scratch[IOT_SCRATCH_BOOTMODE] = mode;
-    if (watchdog_hw->scratch[IOT_SCRATCH_INFO] != 0x42414448u) {
-        watchdog_hw->scratch[IOT_SCRATCH_INFO] = J.boots;
-    }
+    watchdog_hw->scratch[IOT_SCRATCH_INFO] = (J.boots & 0xffu) | ((verdict == STAGE_READY ? 0 : verdict) << 8);
     start_app();
 }

@@ -45,7 +45,7 @@ def boot_early(settings, store_root=".", ota_root="ota"):
     boot.record_boot()
     bundles = BundleStore(ota_root)
     bundles.boot()
-    return store, boot, bundles, open_stage(ota_root + "/image")
+    return store, boot, bundles, open_stage(ota_root)
 
 
 def _jitter(limit):
@@ -285,6 +285,7 @@ class Device:
         self.ota = ota = OTAUpdateManager(http, self.bundles, device_id, sd, version,
                                           health=health, metrics=metrics, audit=self.audit,
                                           alarm=self._ota_alarm, image=self.image)
+        ota.after_boot()  # the loader's word on a staged image: delete it, alarm a refusal
         # discovery's "check_update" checks now instead of at the next poll
         self.watchdog.on_action("check_update", self._push_update_check)
         now = ota.on_trial()  # the trial deadline runs whether or not the fleet answers

@@ -1,157 +1,138 @@
-# The staging area for full-image updates (docs/ota.md, "Full image swap"), one API on both
-# builds:
+# The staged image of a full-image update (docs/ota.md, "Full image swap"): an ordinary file in
+# the filesystem, `<root>/image.z` (firmware/loader/layout.h IOT_STAGE_PATH: "ota/image.z"),
+# which the loader reads at the next reset, inflates, checks and installs. The file is what
+# `firmware/pack_image.py sign` makes: a 128-byte header, then the image as a raw deflate stream.
 #
-#   stage = image_stage.open_stage()   # _iotimage on rp2 (loader build), FileStage elsewhere
-#   stage.begin(); stage.write(i, chunk) ...; stage.commit(size, sha256_bytes, version) -> bool
-#   stage.read(i, buf) -> n  (sector i back into buf: a resumed download re-hashes it)
-#   stage.buffer()           the stage's one sector-sized buffer, reused by read and commit
+#   stage = image_stage.open_stage("ota")   # the loader's boot state through _iotimage on rp2,
+#                                           # a simulated one (files) elsewhere
+#   stage.check_header(first_bytes) -> dict  refuse a file that is not a format-2 stage (ValueError)
+#   stage.install(part_path) -> dict   check a whole downloaded file, rename it into place (atomic)
+#   stage.staged() -> dict or None     the header of the file in place
+#   stage.after_boot() -> verdict      what the loader did with the file at this boot; the file
+#                                      is deleted unless the verdict is "none" (it has served)
+#   stage.free_bytes()                 room left in the filesystem for a download
 #   stage.boot_mode() -> "normal" | "trial" | "safe" | "none";  stage.trial_boots();  stage.confirm()
-#   stage.APP_SIZE, stage.SECTOR_SIZE
+#   stage.APP_SIZE
 #
-# FileStage simulates the staging area with files (unix simulation, or an rp2 image built
-# without the loader): bytes in <root>/stage.bin, the header last in <root>/header.json. There
-# is no loader behind it: a committed image is never installed, the simulation stops at
-# staging. Its boot mode is the word in <root>/boot_mode ("none" without the file), so tests
-# can start a simulated device in "trial" or "safe" mode; confirm() writes "normal" there.
+# Without the loader (unix simulation, or an rp2 image built without it) the boot state is
+# simulated: the mode is the word in <root>/image_mode ("none" without the file), confirm()
+# writes "normal" there, and the verdict is always "none" (nothing ever installs the file: the
+# simulation stops at staging).
 import binascii
 import hashlib
-import json
+import os
+import struct
 
 from iotlib.storage import exists, makedirs, remove
 
-APP_SIZE = 0x92000  # 584 KB, firmware/loader/layout.h IOT_APP_SIZE
-SECTOR_SIZE = 4096
+APP_SIZE = 0xF0000  # 960 KB, layout.h IOT_APP_SIZE (tests/test_ota_image.py checks)
+HEADER_SIZE = 128   # layout.h IOT_STAGE_HDR_SIZE
+MAGIC = b"IOTIMG2\0"
+FORMAT = 2
+WINDOW = 32768      # layout.h IOT_STAGE_WINDOW
+VERDICTS = ("none", "installed", "bad_header", "truncated", "bad_stream", "bad_hash")
 
 
-class FileStage:
+def parse_header(head):
+    """The fields of a staged file's header (ValueError if it is not one)."""
+    if len(head) < HEADER_SIZE:
+        raise ValueError("%d bytes: shorter than the %d-byte image header" % (len(head), HEADER_SIZE))
+    head = bytes(head[:HEADER_SIZE])
+    magic, fmt, size, stream, window = struct.unpack_from("<8sIIII", head)
+    if magic != MAGIC or fmt != FORMAT:
+        raise ValueError("not a format-%d image (magic %r, format %d)" % (FORMAT, magic, fmt))
+    if hashlib.sha256(head[:96]).digest() != head[96:]:
+        raise ValueError("image header hash does not match")
+    if not 0 < size <= APP_SIZE:
+        raise ValueError("image of %d bytes: the application region holds %d" % (size, APP_SIZE))
+    if not 0 < window <= WINDOW:
+        raise ValueError("deflate window %d: the loader has %d" % (window, WINDOW))
+    return {"image_size": size, "stream_size": stream,
+            "sha256": binascii.hexlify(head[24:56]).decode(),
+            "version": head[56:72].rstrip(b"\0").decode()}
+
+
+class ImageStage:
     APP_SIZE = APP_SIZE
-    SECTOR_SIZE = SECTOR_SIZE
 
-    def __init__(self, root="ota/image"):
+    def __init__(self, root="ota", loader=None):
         self.root = root
-        self._buf = None  # one sector, allocated on the first commit and reused
+        self.path = root + "/image.z"
+        self._loader = loader  # the _iotimage module, or None: simulated boot state
 
-    def _path(self, name):
-        return self.root + "/" + name
+    # ---- the loader's word at this boot ------------------------------------------------
 
     def boot_mode(self):
+        if self._loader is not None:
+            return self._loader.boot_mode()
         try:
-            with open(self._path("boot_mode")) as f:
+            with open(self.root + "/image_mode") as f:
                 return f.read().strip() or "none"
         except OSError:
             return "none"
 
     def trial_boots(self):
+        if self._loader is not None:
+            return self._loader.trial_boots()
         return 1 if self.boot_mode() == "trial" else 0
 
     def confirm(self):
-        if self.boot_mode() == "trial":
-            with open(self._path("boot_mode"), "w") as f:
+        if self._loader is not None:
+            self._loader.confirm()
+        elif self.boot_mode() == "trial":
+            with open(self.root + "/image_mode", "w") as f:
                 f.write("normal")
 
-    def begin(self):
+    def verdict(self):
+        return self._loader.stage_verdict() if self._loader is not None else "none"
+
+    def after_boot(self):
+        """Delete the staged file once the loader has dealt with it (installed or refused):
+        the loader cannot write the filesystem. Returns the verdict."""
+        v = self.verdict()
+        if v != "none":
+            remove(self.path)
+        return v
+
+    # ---- the staged file ---------------------------------------------------------------
+
+    def free_bytes(self):
         makedirs(self.root)
-        remove(self._path("header.json"))
-        open(self._path("stage.bin"), "wb").close()
+        st = os.statvfs(self.root)
+        return st[0] * st[4]  # f_bsize * f_bavail (MicroPython's littlefs: blocks not in use)
 
-    def write(self, index, data):
-        if not 0 <= index < APP_SIZE // SECTOR_SIZE or len(data) > SECTOR_SIZE:
-            raise ValueError("sector %d / %d bytes outside the staging area" % (index, len(data)))
-        with open(self._path("stage.bin"), "r+b") as f:
-            f.seek(index * SECTOR_SIZE)
-            f.write(data)
+    def check_header(self, head):
+        return parse_header(head)
 
-    def read(self, index, buf):
-        """Up to one sector of staged bytes into buf; the count (short past the end)."""
-        if not 0 <= index < APP_SIZE // SECTOR_SIZE:
-            raise ValueError("sector %d outside the staging area" % index)
-        if len(buf) > SECTOR_SIZE:
-            buf = memoryview(buf)[:SECTOR_SIZE]
-        try:
-            with open(self._path("stage.bin"), "rb") as f:
-                f.seek(index * SECTOR_SIZE)
-                return f.readinto(buf) or 0
-        except OSError:
-            return 0
-
-    def buffer(self):
-        if self._buf is None:
-            self._buf = bytearray(SECTOR_SIZE)
-        return self._buf
-
-    def commit(self, size, sha256, version):
-        """Hash the staged bytes; if they match, write the header (what the loader installs)."""
-        if not 0 < size <= APP_SIZE:
-            return False
-        buf, h, left = self.buffer(), hashlib.sha256(), size
-        try:
-            with open(self._path("stage.bin"), "rb") as f:
-                while left:
-                    n = f.readinto(memoryview(buf)[:min(left, SECTOR_SIZE)])
-                    if not n:
-                        return False
-                    h.update(memoryview(buf)[:n])
-                    left -= n
-        except OSError:
-            return False
-        if h.digest() != bytes(sha256):
-            return False
-        with open(self._path("header.tmp"), "w") as f:
-            json.dump({"size": size, "sha256": binascii.hexlify(sha256).decode(),
-                       "version": version}, f)
-        import os
-        os.rename(self._path("header.tmp"), self._path("header.json"))
-        return True
+    def install(self, part):
+        """Put a downloaded (and hash-checked) file in place for the loader: header and length
+        checked, then one rename, so the loader sees either no file or the whole one."""
+        with open(part, "rb") as f:
+            info = parse_header(f.read(HEADER_SIZE))
+            f.seek(0, 2)
+            length = f.tell()
+        if length != HEADER_SIZE + info["stream_size"]:
+            raise ValueError("image file is %d bytes, its header says %d"
+                             % (length, HEADER_SIZE + info["stream_size"]))
+        remove(self.path)
+        os.rename(part, self.path)
+        return info
 
     def staged(self):
-        """The committed header (dict) or None."""
-        if not exists(self._path("header.json")):
+        if not exists(self.path):
             return None
-        with open(self._path("header.json")) as f:
-            return json.load(f)
+        with open(self.path, "rb") as f:
+            try:
+                return parse_header(f.read(HEADER_SIZE))
+            except ValueError:
+                return None
 
 
-class LoaderStage:
-    """The real staging area in flash, through the loader's _iotimage module."""
-
-    def __init__(self, mod):
-        self._m = mod
-        self.APP_SIZE = mod.APP_SIZE
-        self.SECTOR_SIZE = mod.SECTOR_SIZE
-        self._buf = None
-
-    def boot_mode(self):
-        return self._m.boot_mode()
-
-    def trial_boots(self):
-        return self._m.trial_boots()
-
-    def confirm(self):
-        self._m.confirm()
-
-    def begin(self):
-        self._m.stage_begin()
-
-    def write(self, index, data):
-        self._m.stage_write(index, data)
-
-    def read(self, index, buf):
-        return self._m.stage_read(index, buf)
-
-    def buffer(self):
-        if self._buf is None:  # only a resumed download needs it
-            self._buf = bytearray(self.SECTOR_SIZE)
-        return self._buf
-
-    def commit(self, size, sha256, version):
-        return self._m.stage_commit(size, sha256, version)
-
-
-def open_stage(root="ota/image"):
+def open_stage(root="ota"):
     try:
         import _iotimage
     except ImportError:
-        return FileStage(root)
+        return ImageStage(root)
     if _iotimage.boot_mode() == "none":  # a loader build started without its loader
-        return FileStage(root)
-    return LoaderStage(_iotimage)
+        return ImageStage(root)
+    return ImageStage(root, _iotimage)

@@ -4,10 +4,11 @@
 # (_iotota.verify_p256), installs into the inactive slot of a BundleStore and reboots into a
 # trial; the trial ends with commit() once health and readiness pass, or with a rollback at
 # the deadline (boot count: BundleStore.boot()).
-# Full images (kind "image", with an `image` stage: iotlib.image_stage) stream sector by
-# sector into the loader's staging area (resumable too: image.json records the progress),
-# are committed there and installed by the loader at the reset; the new image boots in
-# "trial" mode and confirms itself through commit().
+# Full images (kind "image", with an `image` stage: iotlib.image_stage) are downloaded like
+# bundles (the same resumable part file; the header is checked in the first chunk and free
+# space before the first byte), renamed into place as the staged file and installed by the
+# loader at the reset; the new image boots in "trial" mode and confirms itself through
+# commit(). after_boot() has the loader's verdict on the staged file.
 #
 # Signed statement (must match tools/iot-sign, iot_sign/signing.py):
 #   "iotota-v1\n<kind>\n<version>\n<min_version or empty>\n<size>\n<sha256 hex>"
@@ -20,10 +21,11 @@ import json
 import os
 import time
 
-from iotlib.storage import Storage, makedirs
+from iotlib.storage import makedirs
 from iotlib.task import BackgroundTask
 
 STATEMENT_TAG = "iotota-v1"
+FS_MARGIN = 16 * 1024  # filesystem room kept beyond a staged image (littlefs metadata, logs)
 IDLE, CHECKING, DOWNLOADING, INSTALLING, INSTALLED, TRIAL, ERROR = (
     "idle", "checking", "downloading", "installing", "installed", "trial", "error")
 
@@ -81,7 +83,6 @@ class OTAUpdateManager:
         self.max_bundle = max_bundle
         self.chunk = chunk
         self.work = work_dir or store.root
-        self._progress = Storage(self.work)  # image.json: a resumable image download
         self._verify = verify or _default_verify
         self.image = image                # iotlib.image_stage stage, or None: bundles only
         self.state = TRIAL if store.boot_state()["trial"] else IDLE
@@ -374,74 +375,55 @@ class OTAUpdateManager:
         return url
 
     async def _stage_image(self, m):
-        """Download an image sector by sector (Range) straight into the staging area, hashed
-        as it streams; the stage re-hashes what it holds before it writes the header. Each
-        HTTP body (HttpClient's preallocated buffer) is written as it is: no copy.
-        Resumable: image.json records which artefact is being staged and how many sectors
-        are done, so after a lost link or a reboot the sectors already staged are read back
-        to rebuild the hash and the download goes on from the next one."""
-        stage, sector = self.image, self.image.SECTOR_SIZE
-        url = self._artefact_url(m)
-        h, done = hashlib.sha256(), self._resume_stage(m)
-        if done:
-            buf = memoryview(stage.buffer())
-            for i in range(done):
-                n = min(sector, m["size"] - i * sector)
-                if stage.read(i, buf[:n]) != n:  # the stage lost them: start again
-                    h, done = hashlib.sha256(), 0
-                    break
-                h.update(buf[:n])
-                await asyncio.sleep_ms(0)  # a whole image takes a while: let the WDT feeder run
-        if not done:
-            stage.begin()
-            self._progress.write_json("image.json", {"sha256": m["sha256"],
-                                                     "version": m["version"], "done": 0})
-        offset = min(done * sector, m["size"])
-        self.state, self.total, self.done, self.resumed_from = DOWNLOADING, m["size"], offset, offset
-        while offset < m["size"]:
-            end = min(offset + sector, m["size"]) - 1
-            r = await self.http.request("GET", url, headers={"Range": "bytes=%d-%d" % (offset, end)})
-            if r.status == 200 and offset == 0 and len(r.body) == m["size"]:
-                pass  # no Range support, and the whole image fits one sector
-            elif r.status != 206:
-                raise Refused("download", "HTTP %d at byte %d" % (r.status, offset))
-            if len(r.body) != end + 1 - offset:
-                raise Refused("oversized" if len(r.body) > end + 1 - offset else "download",
-                              "artefact is not %d bytes" % m["size"])
-            h.update(r.body)
-            stage.write(offset // sector, r.body)
-            offset += len(r.body)
-            self.done = offset
-            # after the write: a reboot in between redoes this sector, never skips it
-            self._progress.write_json("image.json", {"sha256": m["sha256"], "version": m["version"],
-                                                     "done": (offset + sector - 1) // sector})
-        digest = h.digest()
-        if binascii.hexlify(digest).decode() != m["sha256"]:
-            self._drop_stage()
-            raise Refused("bad_hash", "downloaded bytes do not match the signed sha256")
+        """Download the staged file (the same resumable part file as bundles), then put it in
+        place for the loader. Refused before the first byte when the filesystem lacks room
+        for it, and at the first chunk when its header is not an image this loader takes."""
+        have = self._part_size(m)
+        free = self.image.free_bytes()
+        if free < m["size"] - have + FS_MARGIN:
+            raise Refused("no_space", "the image needs %d bytes of the filesystem, %d are free"
+                          % (m["size"] - have + FS_MARGIN, free))
+        path = await self._download(m, first=lambda body: self._check_image_header(body, m))
         self.state = INSTALLING
-        if not stage.commit(m["size"], digest, m["version"]):
-            self._drop_stage()
-            raise Refused("bad_hash", "staged bytes do not match the signed sha256")
-        self._progress.remove("image.json")
+        try:
+            self.image.install(path)
+        except ValueError as e:
+            self._remove_download()
+            raise Refused("bad_image", str(e))
 
-    def _resume_stage(self, m):
-        """Sectors of this artefact already staged (0: none, or a partial of another one)."""
-        rec = self._progress.read_json("image.json") or {}
-        done = rec.get("done", 0)
-        if rec.get("sha256") != m["sha256"] or rec.get("version") != m["version"]:
+    def _check_image_header(self, body, m):
+        try:
+            info = self.image.check_header(body)
+        except ValueError as e:
+            raise Refused("bad_image", str(e))
+        if info["version"] != m["version"][:16]:
+            raise Refused("bad_image", "the image header says version %r" % info["version"])
+
+    def after_boot(self):
+        """What the loader did with the staged file at this boot (iotlib.image_stage); the stage
+        deletes a file that has served. A refusal is reported like any other: alarm, audit,
+        iot_ota_refused_total{reason="loader_<verdict>"}. Call once per boot."""
+        if self.image is None or self.image.verdict() == "none":
+            return "none"
+        info = self.image.staged() or {}
+        v = self.image.after_boot()
+        if v != "installed":
+            self._refuse("loader_" + v, "the loader refused the staged image", info)
+        return v
+
+    def _part_size(self, m):
+        """Bytes of this artefact already in the part file (0: none, or another artefact's)."""
+        try:
+            with open(self.work + "/download.json") as f:
+                if json.load(f).get("sha256") != m["sha256"]:
+                    return 0
+            return os.stat(self.work + "/download.part")[6]
+        except (OSError, ValueError):
             return 0
-        sector = self.image.SECTOR_SIZE
-        if not isinstance(done, int) or not 0 <= done <= (m["size"] + sector - 1) // sector:
-            return 0
-        return done
 
-    def _drop_stage(self):
-        self.image.begin()  # never resume from bytes that hash wrong
-        self._progress.remove("image.json")
-
-    async def _download(self, m):
-        """Range-resumable download into work/download.part, hashed as it streams."""
+    async def _download(self, m, first=None):
+        """Range-resumable download into work/download.part, hashed as it streams.
+        first(body), if given, sees the first chunk of a fresh download before it is kept."""
         part, meta = self.work + "/download.part", self.work + "/download.json"
         makedirs(self.work)
         h = hashlib.sha256()
@@ -482,6 +464,13 @@ class OTAUpdateManager:
                     raise Refused("download", "HTTP %d at byte %d" % (r.status, offset))
                 if not r.body or offset + len(r.body) > m["size"]:
                     raise Refused("oversized", "artefact is not %d bytes" % m["size"])
+                if offset == 0 and first is not None:
+                    try:
+                        first(r.body)
+                    except Refused:
+                        out.close()
+                        self._remove_download()
+                        raise
                 h.update(r.body)
                 out.write(r.body)
                 out.flush()
