@@ -26,7 +26,7 @@ from iotlib.task import BackgroundTask
 # device.json keys the device uses itself; the rest go to the role's controller
 DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
                "ntp_servers", "mask_fields", "max_missed", "state_poll_s",
-               "max_token_lifetime_s")
+               "max_token_lifetime_s", "ntp_retry_s")
 OPTIONAL = ("alarms", "state", "timesync", "ota")
 
 
@@ -185,7 +185,8 @@ def _timesync(settings, metrics, clock):
         from iotlib.timesync_manager import TimeSyncManager
     except ImportError:
         return None
-    return TimeSyncManager(settings.get("ntp_servers") or (), metrics=metrics, clock=clock)
+    return TimeSyncManager(settings.get("ntp_servers") or (), metrics=metrics, clock=clock,
+                           retry_s=settings.get("ntp_retry_s", 30))
 
 
 class Device:
@@ -348,7 +349,7 @@ class Device:
         if url:
             self.ota.updates_url = url.rstrip("/")
         if self.timesync is not None:
-            self.timesync.set_servers(self.registration.ntp_servers)
+            self.timesync.set_servers(self.registration.ntp_servers, "discovery")
         self.registered.set()
         self._log("INFO", "registered", services=",".join(services))
 

@@ -18,7 +18,7 @@ class TimeSyncManager:
     def __init__(self, servers=("pool.ntp.org",), interval_s=3600, retry_s=30, timeout_ms=1500,
                  fail_alarm_after=3, alarms=None, clock=None, metrics=None, log=None):
         self.fallback = list(servers)
-        self.configured = []        # from configuration / registration, tried first
+        self.configured = {"config": [], "discovery": []}  # tried first, in this order
         self.interval_s = interval_s
         self.retry_s = retry_s
         self.timeout_ms = timeout_ms
@@ -59,22 +59,23 @@ class TimeSyncManager:
 
     def servers(self):
         seen = []
-        for s in self.configured + self.fallback:
+        for s in self.configured["config"] + self.configured["discovery"] + self.fallback:
             if s not in seen:
                 seen.append(s)
         return seen
 
-    def set_servers(self, servers):
-        """Servers from configuration or registration (ntp_servers); tried before the fallback.
-        New servers end a retry wait at once: the API waits on the first sync."""
+    def set_servers(self, servers, source="config"):
+        """ntp_servers from configuration (source "config") or registration ("discovery");
+        both are tried before the fallback, and one does not erase the other. New servers
+        end a retry wait at once: the API waits on the first sync."""
         servers = list(servers or [])
-        if servers != self.configured:
-            self.configured = servers
+        if servers != self.configured[source]:
+            self.configured[source] = servers
             self._wake.set()
 
     def on_config(self, changed, config):
         if "ntp_servers" in changed:
-            self.set_servers(config.get("ntp_servers"))
+            self.set_servers(config.get("ntp_servers"), "config")
 
     def time(self):
         """Synced unix time in seconds (int), or None before the first sync."""
