@@ -19,6 +19,7 @@ import httpx
 import jwt
 import pytest
 
+from test_device_e2e import wait_for
 from test_fleetmgr_helpers import Fleet, SntpResponder
 from test_role_device import RoleDevice
 
@@ -26,20 +27,6 @@ TENANT, NAMESPACE = "acme", "plant1"
 POWER_ON = 1609459200  # 2021-01-01, the RP2040 RTC's value at power-on
 CONFIG = {"relays": {"relay1": {"pin": 2}, "pump": {"pin": 4, "max_on_s": 1}}}
 DAY = 86400
-
-
-def wait_for(what, fn, timeout=15, every=0.2):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-        except (httpx.HTTPError, OSError, ValueError, KeyError) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError("%s: not within %ss (last: %r)" % (what, timeout, last))
 
 
 def start_at_power_on(device):
@@ -193,7 +180,8 @@ def test_everything_the_device_stamps_is_dated_today(site):
     assert site.started - 5 <= boot["boot_time"] <= time.time(), boot
 
     def synced_line():
-        for line in site.file("logs/app.log").read_text().splitlines():
+        path = site.file("logs/app.log")
+        for line in path.read_text().splitlines() if path.exists() else ():
             rec = json.loads(line)
             if rec["msg"] == "clock synced":
                 return rec
