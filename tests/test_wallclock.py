@@ -19,6 +19,7 @@ import httpx
 import jwt
 import pytest
 
+from conftest import MicroPythonError
 from test_device_e2e import wait_for
 from test_fleetmgr_helpers import Fleet, SntpResponder
 from test_role_device import RoleDevice
@@ -242,3 +243,20 @@ def test_after_a_restart_the_floor_from_flash_refuses_expired_tokens_before_sync
     site.sntp.answering = True
     wait_for("synced again", lambda: site.readyz().status_code == 200)
     assert site.get("/gpio", site.fleet_token()).status_code == 200
+
+
+def test_bad_clock_inputs_get_a_clear_error_or_are_ignored(micropython, tmp_path):
+    code = """
+from iotlib.clock import Clock
+from iotlib.storage import Storage
+for text in ('{"floor": "soon"}', '{"floor": 1e999}', '{"floor": true}', '{"flo', ''):
+    open("clock.json", "w").write(text)
+    print("floor", repr(text), Clock(store=Storage(".")).lower_bound())
+"""
+    out = micropython(code, cwd=tmp_path)
+    assert out.count(" 0\n") == 5, out          # a damaged floor file is no floor, no crash
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IOTLIB_SIM_RTC", "tomorrow")
+        with pytest.raises(MicroPythonError) as e:
+            micropython("from iotlib.clock import Clock\nClock()", cwd=tmp_path)
+    assert "ValueError: IOTLIB_SIM_RTC=tomorrow: want host or unix seconds" in str(e.value)
