@@ -137,6 +137,10 @@ def test_before_sync_tokens_get_503_with_retry_after_and_readyz_is_not_ready(sit
     assert r.status_code == 401 and r.json()["detail"] == "signature", r.text
     boot = json.loads(site.file("boot.json").read_text())
     assert time.gmtime(boot["boot_time"]).tm_year == 2021 and boot["time_synced"] is False
+    # three failed SNTP rounds raise an alarm: held on the device, not sent stamped 2021
+    wait_for("time_sync_failed raised", lambda: site.relays.metric("iot_alarms_pending"))
+    time.sleep(1)
+    assert site.fleet.admin("alarms", "--id", "clock-relays-1")["alarms"] == []
 
 
 def test_after_sync_a_fleet_token_switches_a_relay(site):
@@ -201,6 +205,10 @@ def test_everything_the_device_stamps_is_dated_today(site):
         return [a for a in got if a["type"] == "relay_max_on_time"]
     found = wait_for("the alarm in the fleet", alarm, timeout=15)[0]
     assert today(found["first_seen"]) and today(found["last_seen"]), found
+    # the one raised before the sync was re-stamped by the clock's jump before it left
+    held = [a for a in site.fleet.admin("alarms", "--id", "clock-relays-1")["alarms"]
+            if a["type"] == "time_sync_failed"]
+    assert held and site.started - 5 <= held[0]["first_seen"] <= time.time(), held
 
 
 def test_sensor_samples_carry_the_synced_wall_time(site, tmp_path):
