@@ -32,7 +32,9 @@ $(VENV)/.installed: requirements-test.txt fleet/pyproject.toml tools/iot-sign/py
 	touch $@
 
 # The fleet services' suite has its own conftest, so it runs as its own pytest session.
+# fetch_chrony.sh: Debian's chronyd for the time-sync tests, unpacked, never installed.
 test: venv build
+	firmware/fetch_chrony.sh >/dev/null
 	$(PY) -m pytest tests
 	$(PY) -m pytest fleet/tests
 

@@ -201,6 +201,10 @@ def main():
             log = open(folder / "device.log", "a")
             env = dict(os.environ)
             env.pop("MICROPYPATH", None)
+            # the demo's RTC follows the host (as a battery-backed one would); with
+            # IOTLIB_SIM_RTC=1609459200 the devices start in 2021 like a Pico W and answer
+            # 503 until SNTP (the fleet's ntp_servers) has answered
+            env.setdefault("IOTLIB_SIM_RTC", "host")
             p = subprocess.Popen([str(BINARY), "-c", "import iot_boot\niot_boot.run()"],
                                  cwd=folder, stdout=log, stderr=log, env=env)
             procs.append((ident["device_id"], p))

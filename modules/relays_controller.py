@@ -106,14 +106,14 @@ class RelaysController(RoleController):
                  tenant=None, namespace=None, api_key=None, host="0.0.0.0", port=80,
                  rate_limit=None, allowed_mask=None, network=None, auth=None, config=None,
                  logger=None, audit=None, state=None, alarms=None, metrics=None, health=None,
-                 managers=(), restore_desired=False):
+                 managers=(), restore_desired=False, clock=None):
         self.restore_desired = restore_desired
         RoleController.__init__(
             self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
             device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
             namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
             network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
-            alarms=alarms, metrics=metrics, health=health, managers=managers)
+            alarms=alarms, metrics=metrics, health=health, managers=managers, clock=clock)
         self._allowed_mask = allowed_mask
         # no relays given: the device waits for the fleet's configuration (no bank yet)
         self._table = relay_table(relay_pins, relays) if (relay_pins or relays) else {}

@@ -4,7 +4,8 @@
 #   GET /ws  (WebSocket; token in `Authorization: Bearer` or `?token=`; sensors:read)
 #     client -> {"subscribe": ["temp", ...]} | {"unsubscribe": [...]} | {"fields": null}
 #     server -> {"subscribed": [...], "fields": [...]}    reply to each request
-#               {"field": "temp", "value": 21.5, "ts": 1234}   one frame per sample
+#               {"field": "temp", "value": 21.5, "ts": 1767225600000}   one frame per sample
+#               (ts: the device clock's wall time in ms since 1970, UTC)
 #               {"error": "rate_limited", "detail": ..., "retry_after": 1}
 #   GET /sensors  (REST; sensors:read) -> {"fields": {name: {"value", "ts"}}, "clients": n}
 # Fields: {"source": "adc0".."adc3" | "temp" | "sim", "rate_hz", "threshold_high",
@@ -78,13 +79,13 @@ class SensorsController(RoleController):
                  client_rps=5, client_burst=10, ping_s=20, pong_timeout_s=10, tenant=None, namespace=None, api_key=None,
                  host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, network=None,
                  auth=None, config=None, logger=None, audit=None, alarms=None, state=None,
-                 metrics=None, health=None, sampler=None, managers=()):
+                 metrics=None, health=None, sampler=None, managers=(), clock=None):
         RoleController.__init__(
             self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
             device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
             namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
             network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
-            alarms=alarms, metrics=metrics, health=health, managers=managers)
+            alarms=alarms, metrics=metrics, health=health, managers=managers, clock=clock)
         self.sampler = sampler
         self.ws_sndbuf = ws_sndbuf
         self.client_rps = client_rps
@@ -142,7 +143,7 @@ class SensorsController(RoleController):
     def sample(self, name):
         """Take one reading of `name`, check its thresholds and publish it."""
         value = self.read_field(name)
-        ts = time.ticks_ms()
+        ts = self.clock.time_ms()  # wall time: ms since 1970, UTC
         self.samples += 1
         self._latest[name] = (value, ts)
         self._check_thresholds(name, value)

@@ -178,6 +178,7 @@ class SntpResponder:
         self.offset_s, self.ppm, self.stratum = offset_s, ppm, stratum
         self.t0 = time.time()
         self.answered = 0
+        self.answering = True   # False: requests go unanswered (a server not reachable yet)
         self.running = True
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -199,7 +200,7 @@ class SntpResponder:
                 continue
             except OSError:
                 return
-            if len(data) < 48 or data[0] & 7 != 3:
+            if len(data) < 48 or data[0] & 7 != 3 or not self.answering:
                 continue
             t2 = self.now()
             reply = bytearray(48)

@@ -6,7 +6,7 @@ from conftest import run_rp2
 
 # The image's frozen _boot.py (the rp2 port's) has mounted littlefs at / already.
 START = """
-import gc, asyncio
+import gc, asyncio, time, machine
 gc.collect()
 before = gc.mem_free()
 from iotlib.metrics import Metrics, register_runtime
@@ -32,6 +32,10 @@ async def main():
         await m.start()
     logger.log("INFO", "started", token="abc")
     token = auth.issue("alice", "operator", ttl_s=60)
+    print("unsynced", auth.authorize(token, "relays:write")[:2], time.gmtime()[0])
+    auth.clock.sync(1767225600 * 1000000 - auth.clock.raw_us())  # an SNTP answer: 2026-01-01
+    print("rtc", time.gmtime()[0], machine.RTC().datetime()[:3], auth.clock.trusted)
+    token = auth.issue("alice", "operator", ttl_s=60)
     print("authorize", auth.authorize(token, "relays:write")[:2])
     await asyncio.sleep_ms(100)
     for m in (network, auth, logger):
@@ -49,6 +53,9 @@ def test_managers_start_on_relays_image():
     out = run_rp2("RELAYS", START)
     print(out)
     assert "link NoRadioLink False" in out
+    # the RTC starts in 2021: tokens wait for the clock, then machine.RTC is set from "SNTP"
+    assert "unsynced (False, 'clock_not_synced') 2021" in out
+    assert "rtc 2026 (2026, 1, 1) True" in out
     assert "authorize (True, 'ok')" in out
     assert "audit (True, '1 lines')" in out
     assert "ready False metrics True" in out  # no radio, no config yet: not ready

@@ -12,6 +12,7 @@ from relays_controller import RelaysController
 from iotlib.auth_manager import AuthManager
 
 auth = AuthManager("dk", tenant="t", namespace="n", api_key="k" * 32)
+auth.clock.sync(1767225600 * 1000000 - auth.clock.raw_us())  # SNTP's answer sets machine.RTC
 ctl = RelaysController(device_id="emu", auth=auth, relay_pins={"relay1": 2, "relay2": 3},
                        relays=None, interlocks=[["relay1", "relay2"]])
 

@@ -13,6 +13,7 @@ from sensors_controller import SensorsController
 from iotlib.auth_manager import AuthManager
 
 auth = AuthManager("dk", tenant="t", namespace="n", api_key="k" * 32)
+auth.clock.sync(1767225600 * 1000000 - auth.clock.raw_us())  # SNTP's answer sets machine.RTC
 ctl = SensorsController(device_id="emu", auth=auth,
                         fields={"volts": {"source": "adc1", "rate_hz": 20},
                                 "level": {"source": "adc2", "rate_hz": 10}})

@@ -36,7 +36,7 @@ class AlarmManager:
         self.capacity = capacity
         self.batch = batch
         self.interval_ms = interval_ms
-        self.clock = clock      # callable -> unix seconds (e.g. TimeSyncManager.time)
+        self.clock = clock      # the device's iotlib.clock.Clock (first/last seen)
         self.log = log
         self.sent = 0
         self._task = BackgroundTask()
@@ -61,7 +61,7 @@ class AlarmManager:
 
     def _now(self):
         if self.clock is not None:
-            return self.clock()
+            return self.clock.time()
         return time.time()
 
     def _save(self):

@@ -12,6 +12,8 @@ import json
 
 from microdot import Microdot, Request, Response
 
+from iotlib.auth_manager import UNSYNCED
+
 _REASONS = {200: b"OK", 204: b"No Content", 400: b"Bad Request", 401: b"Unauthorized",
             403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
             409: b"Conflict", 413: b"Payload Too Large", 429: b"Too Many Requests",
@@ -19,6 +21,7 @@ _REASONS = {200: b"OK", 204: b"No Content", 400: b"Bad Request", 401: b"Unauthor
 _HEAD_SIZE = 1024  # status line + headers + small bodies go out in one write from here
 
 PUBLIC_PATHS = ("/health/livez", "/health/readyz", "/metrics")
+RETRY_UNSYNCED_S = "5"  # seconds: SNTP answers within one round once the network is up
 JSON_HEADERS = {"Content-Type": "application/json"}
 _ERROR_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -188,6 +191,9 @@ class ApiServer:
             permission = server._permissions.get(request.route)
             allowed, reason, claims = server.auth.authorize(token, permission)
             if not allowed:
+                if reason == UNSYNCED:  # tokens cannot be judged yet: come back
+                    server._denied.inc(labels=("503",))
+                    return error(503, reason, {"Retry-After": RETRY_UNSYNCED_S})
                 if _forbidden(reason):
                     server._denied.inc(labels=("403",))
                     return error(403, reason)

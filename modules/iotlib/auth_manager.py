@@ -6,6 +6,11 @@
 # (rbac.roles; the built-in DEFAULT_ROLES until configuration arrives). A role missing from
 # the table is denied; there is no fallback to the token's own `permissions` claim, which can
 # only narrow what the role grants (if present, the permission must be listed there too).
+#
+# Time: tokens are checked against the device's Clock. Until it is trusted (SNTP answered)
+# a token is refused with reason UNSYNCED (the API answers 503 + Retry-After), except one
+# whose exp is already below the clock's lower bound: that is "expired" (401) before sync
+# too. Tokens valid for longer than max_lifetime_s are refused ("lifetime", "too_far").
 import asyncio
 import os
 
@@ -13,6 +18,10 @@ from iotlib import jwt
 from iotlib.clock import Clock
 from iotlib.config_schema import DEFAULT_ROLES
 from iotlib.task import BackgroundTask
+
+UNSYNCED = "clock_not_synced"
+# refusals that depend on where "now" is: before sync they mean "ask again later"
+_TIME_DEPENDENT = ("not_yet_valid", "too_far")
 
 
 def _read_key_file(path):
@@ -34,7 +43,8 @@ def _file_signature(path):
 class AuthManager:
     def __init__(self, device_key=None, tenant=None, namespace=None, api_key=None,
                  key_file=None, roles=None, issuer="fleet", audience="iotlib", leeway_s=30,
-                 clock=None, audit=None, refresh=None, refresh_margin_s=60, poll_s=5):
+                 clock=None, audit=None, refresh=None, refresh_margin_s=60, poll_s=5,
+                 max_lifetime_s=86400):
         self.tenant = tenant
         self.namespace = namespace
         self.api_key = api_key  # the tenant's key that signs API caller JWTs
@@ -42,6 +52,7 @@ class AuthManager:
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
+        self.max_lifetime_s = max_lifetime_s  # longest exp - iat accepted
         self.clock = clock or Clock()
         self.audit = audit
         self.refresh = refresh  # async () -> (token, expires_at), e.g. re-registration
@@ -82,13 +93,14 @@ class AuthManager:
         self._token_expires = expires_at
 
     def device_token(self):
-        """The bearer token for fleet calls, or None when absent or expired."""
-        if self._token and self.clock.time() < self._token_expires:
+        """The bearer token for fleet calls, or None when absent or expired. expires_at is on
+        the clock's monotonic() scale (set by Registration), which SNTP steps do not move."""
+        if self._token and self.clock.monotonic() < self._token_expires:
             return self._token
         return None
 
     def token_expires_in(self):
-        return self._token_expires - self.clock.time() if self._token else 0
+        return self._token_expires - self.clock.monotonic() if self._token else 0
 
     def needs_refresh(self):
         return self.token_expires_in() <= self.refresh_margin_s
@@ -122,8 +134,17 @@ class AuthManager:
         """Claims of a valid token for this device, or raise jwt.JWTError(reason)."""
         if not self.api_key:
             raise jwt.JWTError("no_key", "no API key configured")
-        claims = jwt.decode(token, self.api_key, self.clock.time(), issuer=self.issuer,
-                            audience=self.audience, leeway_s=self.leeway_s)
+        clock = self.clock
+        try:
+            claims = jwt.decode(token, self.api_key, clock.time(), issuer=self.issuer,
+                                audience=self.audience, leeway_s=self.leeway_s,
+                                max_lifetime_s=self.max_lifetime_s)
+        except jwt.JWTError as e:
+            if not clock.trusted and e.reason in _TIME_DEPENDENT:
+                raise jwt.JWTError(UNSYNCED, "the device clock is not synced yet")
+            raise
+        if not clock.trusted:  # signed and not provably expired, but "now" is unknown
+            raise jwt.JWTError(UNSYNCED, "the device clock is not synced yet")
         if self.tenant is not None and claims.get("tenant") != self.tenant:
             raise jwt.JWTError("tenant")
         if self.namespace is not None and claims.get("namespace") != self.namespace:
@@ -141,6 +162,8 @@ class AuthManager:
         if reason != "ok":
             if self.failures is not None:
                 self.failures.inc(labels=(reason,))
+            if reason == UNSYNCED:  # not a verdict on the caller: no audit line on flash
+                return False, reason, claims
             self._record("auth_denied", {"reason": reason, "permission": permission,
                                          "sub": claims.get("sub") if claims else None})
         return reason == "ok", reason, claims

@@ -29,8 +29,9 @@ def hardware_reset_cause():
 
 
 class BootCounter:
-    def __init__(self, store=None, name="boot.json", loop_after=3, cause=None):
+    def __init__(self, store=None, name="boot.json", loop_after=3, cause=None, clock=None):
         self.store = store if store is not None else Storage(".")
+        self.clock = clock  # iotlib.clock.Clock: boot_time, re-stamped at the first sync
         self.name = name
         self.loop_after = loop_after  # this many unconfirmed boots in a row is a reset loop
         self._cause = cause            # injected by tests; else hardware_reset_cause()
@@ -59,10 +60,24 @@ class BootCounter:
             s["wdt_resets"] += 1
         s["reset_cause"] = cause
         s["running"] = True
-        s["boot_time"] = int(time.time())
+        s["boot_time"] = self._wall_time()
+        s["time_synced"] = bool(self.clock is not None and self.clock.trusted)
         self.store.write_json(self.name, s)
         self.state = s
         return s
+
+    def _wall_time(self):
+        return self.clock.time() if self.clock is not None else int(time.time())
+
+    def stamp_synced(self):
+        """Clock.on_sync listener: boot_time was read off the unsynced RTC at boot; now it
+        is the synced time minus the uptime."""
+        s = self._state()
+        if s.get("time_synced"):
+            return
+        s["boot_time"] = self._wall_time() - self.clock.uptime_s()
+        s["time_synced"] = True
+        self.store.write_json(self.name, s)
 
     def _state(self):
         if self.state is None:
@@ -113,4 +128,5 @@ class BootCounter:
     def report(self):
         s = self._state()
         return {"boots": s["boots"], "unconfirmed": s["unconfirmed"], "wdt_resets": s["wdt_resets"],
-                "reset_cause": s.get("reset_cause"), "reset_loop": self.reset_loop}
+                "reset_cause": s.get("reset_cause"), "reset_loop": self.reset_loop,
+                "boot_time": s.get("boot_time"), "time_synced": s.get("time_synced", False)}

@@ -1,18 +1,78 @@
-# Wall-clock and monotonic time behind one object, so tests can shift time and the
-# managers never ask which port they run on.
+# The device's one clock: every manager that stamps or checks wall-clock time (auth, logger,
+# audit, boot counter, alarms, sensor samples) is handed the same Clock in its constructor.
+#
+# Wall time comes from the RTC (iotlib.rtc: machine.RTC on rp2, SimRTC on unix), which
+# TimeSyncManager steps from SNTP through sync(). Until then the clock is not `trusted`
+# (the RP2040's RTC starts at 2021-01-01 on every power-on) and time() is only a lower
+# bound: never earlier than the last known good time persisted to flash (clock.json) plus
+# the uptime since, so a token that expired before the last shutdown is still refused.
+# The floor is written at the first sync of a boot and then at most every persist_s (flash
+# wear: with the default hour, about 9,000 small writes a year, spread by LittleFS).
+#
+# monotonic() never jumps when the RTC is stepped: deadlines the device sets itself (its own
+# token's expiry) use it. Integer microseconds throughout: rp2 floats are single precision.
 import time
 
-# Before NTP the RP2040 RTC starts in 2021; any earlier wall-clock means "not synced".
-SYNCED_AFTER = 1704067200  # 2024-01-01
+from iotlib.rtc import default_rtc
+
+_US = 1000000
+FLOOR_FILE = "clock.json"
 
 
 class Clock:
-    def __init__(self, offset_s=0):
-        self.offset_s = offset_s  # tests move the clock with this
+    def __init__(self, rtc=None, store=None, persist_s=3600, step_min_us=500000, offset_s=0):
+        self.rtc = rtc or default_rtc()
+        self.store = store              # where the floor lives (None: no floor)
+        self.persist_s = persist_s
+        self.step_min_us = step_min_us  # smaller corrections are left to the next round
+        self.offset_s = offset_s        # tests move the clock with this
+        self.synced = False             # an SNTP answer arrived this boot
+        self.steps = 0
+        self._stepped_us = 0            # corrections written into the RTC this boot
+        self._start_us = self.rtc.now_us()
+        self._floor_us = self._load_floor()
+        self._persisted_s = None
+        self._listeners = []
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    @property
+    def trusted(self):
+        """True once SNTP answered this boot (or the RTC keeps time across power-off)."""
+        return self.synced or self.rtc.trusted
+
+    def raw_us(self):
+        """The RTC as it stands, for SNTP to measure against."""
+        return self.rtc.now_us()
+
+    def now_us(self):
+        """Wall time in microseconds since 1970; before sync, at least the floor + uptime."""
+        us = self.rtc.now_us()
+        if not self.trusted and self._floor_us:
+            us = max(us, self._floor_us + us - self._start_us)
+        return us + self.offset_s * _US
 
     def time(self):
         """Seconds since 1970 (int)."""
-        return int(time.time()) + self.offset_s
+        return self.now_us() // _US
+
+    def time_ms(self):
+        return self.now_us() // 1000
+
+    def monotonic_us(self):
+        """Microseconds that never jump when the RTC is stepped."""
+        return self.rtc.now_us() - self._stepped_us
+
+    def monotonic(self):
+        """Seconds that never jump when the RTC is stepped (deadlines the device sets)."""
+        return self.monotonic_us() // _US + self.offset_s
+
+    def uptime_s(self):
+        return (self.monotonic_us() - self._start_us) // _US
+
+    def lower_bound(self):
+        """The floor read from flash at boot (seconds, 0 when there was none)."""
+        return self._floor_us // _US
 
     def ticks_ms(self):
         return time.ticks_ms()
@@ -20,6 +80,49 @@ class Clock:
     def ticks_diff(self, a, b):
         return time.ticks_diff(a, b)
 
-    def synced(self):
-        return self.time() >= SYNCED_AFTER
+    def health(self):
+        """(ok, detail) for the `time_synced` readiness check."""
+        if self.trusted:
+            return True, "synced" if self.synced else "rtc trusted"
+        return False, "waiting for SNTP (lower bound %d)" % self.lower_bound()
 
+    # ---- setting ----------------------------------------------------------------------------
+
+    def on_sync(self, fn):
+        """fn() after the first sync of this boot (re-stamp what was stamped before)."""
+        self._listeners.append(fn)
+
+    def sync(self, offset_us):
+        """An SNTP answer: the true time is raw_us() + offset_us. Steps the RTC when that is
+        more than step_min_us away, then keeps the floor on flash."""
+        if offset_us > self.step_min_us or -offset_us > self.step_min_us:
+            self.rtc.set_us(self.rtc.now_us() + offset_us)
+            self._stepped_us += offset_us
+            self.steps += 1
+        first = not self.synced
+        self.synced = True
+        self._keep_floor()
+        if first:
+            for fn in self._listeners:
+                fn()
+
+    def _keep_floor(self):
+        now_s = self.time()
+        self._floor_us = now_s * _US
+        if self.store is None:
+            return
+        if self._persisted_s is not None and now_s - self._persisted_s < self.persist_s:
+            return
+        try:
+            self.store.write_json(FLOOR_FILE, {"floor": now_s})
+            self._persisted_s = now_s
+        except OSError:  # a full or failing flash must not stop time keeping
+            pass
+
+    def _load_floor(self):
+        if self.store is None:
+            return 0
+        floor = (self.store.read_json(FLOOR_FILE) or {}).get("floor")
+        if isinstance(floor, int) and not isinstance(floor, bool) and floor > 0:
+            return floor * _US
+        return 0

@@ -1,7 +1,7 @@
 # The device assembled from its provisioning (device.json): every manager built once with
 # its collaborators, the role's controller handed what it uses, one start/stop order.
 #
-#   early = boot_early(settings)      # BootCounter + BundleStore.boot() + the image stage
+#   early = boot_early(settings)      # Clock, BootCounter, BundleStore.boot(), image stage
 #   device = Device(settings, RelaysController, early)
 #   await device.main()               # serve until stop()
 #
@@ -10,6 +10,10 @@
 # config) and then heartbeats; once registered, discovery's URLs go to config, state,
 # alarms, OTA and time sync, and the config poller starts fetching. Optional managers
 # follow `enabled_components` (alarms, state, timesync, ota; all on by default).
+# Time: one iotlib.clock.Clock (built in boot_early, over the chip's RTC, with its floor on
+# flash) goes to every manager. TimeSyncManager starts with the managers, tries SNTP at once
+# and again as soon as registration names the fleet's NTP servers; until it answers the API
+# refuses tokens with 503 + Retry-After and readiness (`time_synced`) is false.
 # Safe mode (the loader's boot mode "safe", controller iotlib.safe_mode.SafeModeController):
 # network, health, registration/heartbeats, alarms and OTA only, no config poller, no state,
 # and a critical `safe_mode` alarm.
@@ -21,7 +25,8 @@ from iotlib.task import BackgroundTask
 
 # device.json keys the device uses itself; the rest go to the role's controller
 DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
-               "ntp_servers", "mask_fields", "max_missed", "state_poll_s")
+               "ntp_servers", "mask_fields", "max_missed", "state_poll_s",
+               "max_token_lifetime_s", "ntp_retry_s")
 OPTIONAL = ("alarms", "state", "timesync", "ota")
 
 
@@ -32,20 +37,23 @@ def discovery_base(url):
 
 
 def boot_early(settings, store_root=".", ota_root="ota"):
-    """What must run before any application import: count the boot, pick the OTA bundle
-    (it goes first on sys.path), open the image stage (its boot mode says normal, trial or
-    safe). Returns (store, boot_counter, bundle_store, image_stage)."""
+    """What must run before any application import: start the clock, count the boot, pick
+    the OTA bundle (it goes first on sys.path), open the image stage (its boot mode says
+    normal, trial or safe). Returns (store, boot_counter, bundle_store, image_stage, clock)."""
     from iotlib.storage import Storage
+    from iotlib.clock import Clock
     from iotlib.boot_counter import BootCounter
     from iotlib.bundle_store import BundleStore
     from iotlib.image_stage import open_stage
 
     store = Storage(store_root)
-    boot = BootCounter(store)
+    clock = Clock(store=store)  # the chip's RTC; its lower bound from flash
+    boot = BootCounter(store, clock=clock)
     boot.record_boot()
+    clock.on_sync(boot.stamp_synced)
     bundles = BundleStore(ota_root)
     bundles.boot()
-    return store, boot, bundles, open_stage(ota_root + "/image")
+    return store, boot, bundles, open_stage(ota_root + "/image"), clock
 
 
 def _jitter(limit):
@@ -171,13 +179,14 @@ def add_ota_routes(server, ota):
         return await run("check", request)
 
 
-def _timesync(settings, metrics):
+def _timesync(settings, metrics, clock):
     """TimeSyncManager, or None on an image without a network stack (no socket module)."""
     try:
         from iotlib.timesync_manager import TimeSyncManager
     except ImportError:
         return None
-    return TimeSyncManager(settings.get("ntp_servers") or (), metrics=metrics)
+    return TimeSyncManager(settings.get("ntp_servers") or (), metrics=metrics, clock=clock,
+                           retry_s=settings.get("ntp_retry_s", 30))
 
 
 class Device:
@@ -193,7 +202,8 @@ class Device:
         from iotlib.network_manager import NetworkManager
 
         self.settings = settings
-        store, self.boot, self.bundles, self.image = early
+        store, self.boot, self.bundles, self.image, self.clock = early
+        clock = self.clock
         self.safe_mode = getattr(controller_class, "SAFE_MODE", False)
         device_id = settings["device_id"]
         self.registered = asyncio.Event()
@@ -201,11 +211,13 @@ class Device:
         self.metrics = metrics = Metrics()
         register_runtime(metrics)
         self.health = health = Health()
-        self.logger = logger = Logger(mask_fields=settings.get("mask_fields"))
-        self.audit = audit = Audit(mask_fields=settings.get("mask_fields"))
+        self.logger = logger = Logger(mask_fields=settings.get("mask_fields"), clock=clock)
+        self.audit = audit = Audit(mask_fields=settings.get("mask_fields"), clock=clock)
         self.auth = auth = AuthManager(settings.get("device_key"), tenant=settings.get("tenant"),
                                        namespace=settings.get("namespace"),
-                                       api_key=settings.get("api_key"), audit=audit)
+                                       api_key=settings.get("api_key"), audit=audit, clock=clock,
+                                       max_lifetime_s=settings.get("max_token_lifetime_s",
+                                                                   86400))
         roles = (settings.get("rbac") or {}).get("roles")
         if roles:
             auth.set_roles(roles)
@@ -216,6 +228,10 @@ class Device:
         boot = self.boot
         metrics.gauge("boot_count", "Boots counted by the boot counter",
                       read=lambda: boot.boot_count)
+        # the API refuses tokens until the clock is trusted: not ready before that
+        health.add_check("time_synced", clock.health)
+        clock.on_sync(lambda: self._log("INFO", "clock synced", steps=clock.steps,
+                                        lower_bound=clock.lower_bound()))
         self._build_fleet(settings, device_id, store, version)
         # -- the role ------------------------------------------------------------------
         kwargs = {}
@@ -226,10 +242,12 @@ class Device:
             kwargs.pop("restore_desired", None)  # only relays restore a desired state
         kwargs.update({"auth": auth, "metrics": metrics, "health": health, "logger": logger,
                        "audit": audit, "config": self.config, "state": self.state,
-                       "alarms": self.alarms,
+                       "alarms": self.alarms, "clock": clock,
                        "managers": (self.network, auth, logger, self.link)})
-        if self.safe_mode:  # no config poller: alarms and OTA start with the managers
+        if self.safe_mode:  # no config poller: alarms, OTA and time start with the managers
             kwargs["managers"] += (self.alarms, self.components["ota"])
+            if self.timesync is not None:
+                kwargs["managers"] += (self.timesync,)
         self.controller = controller_class(**kwargs)
         add_ota_routes(self.controller.server, self.ota)
 
@@ -254,13 +272,9 @@ class Device:
             firmware_version=self.bundles.running_version() or version,
             address=settings.get("host") or "0.0.0.0", port=settings.get("port", 80),
             capabilities=[role], http=http)
-        self.timesync = ntp = _timesync(settings, metrics)
-        import time
-
-        def clock():
-            return (ntp.time() if ntp is not None else None) or time.time()
+        self.timesync = ntp = _timesync(settings, metrics, self.clock)
         self.alarms = alarms = AlarmManager(None, auth, device_id, http=http, store=store,
-                                            clock=clock, metrics=metrics)
+                                            clock=self.clock, metrics=metrics)
         if ntp is not None:
             ntp.alarms = alarms
         self.state = StateManager(None, auth, device_id, http=http, store=store, alarms=alarms,
@@ -291,8 +305,8 @@ class Device:
         self.components = {"alarms": alarms,
                            "state": AfterRegistration(self.state, self.registered),
                            "ota": AfterRegistration(ota, self.registered, now)}
-        if ntp is not None:
-            self.components["timesync"] = AfterRegistration(ntp, self.registered)
+        if ntp is not None:  # at once: the fleet's servers wake it when registration ends
+            self.components["timesync"] = ntp
         for name in OPTIONAL:
             if name in self.components:
                 config.bind_component(name, self.components[name], True)
@@ -335,7 +349,7 @@ class Device:
         if url:
             self.ota.updates_url = url.rstrip("/")
         if self.timesync is not None:
-            self.timesync.set_servers(self.registration.ntp_servers)
+            self.timesync.set_servers(self.registration.ntp_servers, "discovery")
         self.registered.set()
         self._log("INFO", "registered", services=",".join(services))
 

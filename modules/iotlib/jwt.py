@@ -79,23 +79,41 @@ def _json_part(part):
     return value
 
 
-def _check_time(claims, now, leeway_s):
-    for name in ("exp", "nbf", "iat"):
-        if name in claims and (isinstance(claims[name], bool)
-                               or not isinstance(claims[name], (int, float))):
-            raise JWTError("malformed", name + " is not a number")
-    if "exp" not in claims:
+def _numeric_date(claims, name):
+    """A time claim: a non-negative integer (not bool, not float: 1e999 is inf, 1.5 is
+    refused too), or None when absent."""
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise JWTError("malformed", name + " is not a non-negative integer")
+    return value
+
+
+def _check_time(claims, now, leeway_s, max_lifetime_s):
+    exp = _numeric_date(claims, "exp")
+    nbf = _numeric_date(claims, "nbf")
+    iat = _numeric_date(claims, "iat")
+    if exp is None:
         raise JWTError("expired", "no exp claim")
-    if now > claims["exp"] + leeway_s:
+    if now > exp + leeway_s:
         raise JWTError("expired")
-    if "nbf" in claims and now + leeway_s < claims["nbf"]:
+    if max_lifetime_s is not None:
+        if iat is not None and exp - iat > max_lifetime_s:
+            raise JWTError("lifetime", "exp - iat is over %d s" % max_lifetime_s)
+        if exp - now > max_lifetime_s + leeway_s:
+            # without iat (or an iat far in the past) the lifetime is measured from now
+            raise JWTError("too_far", "exp is more than %d s away" % max_lifetime_s)
+    if nbf is not None and now + leeway_s < nbf:
         raise JWTError("not_yet_valid")
-    if "iat" in claims and now + leeway_s < claims["iat"]:
+    if iat is not None and now + leeway_s < iat:
         raise JWTError("not_yet_valid", "issued in the future")
 
 
-def decode(token, key, now, algorithms=("HS256",), issuer=None, audience=None, leeway_s=30):
-    """Verify and return the claims, or raise JWTError(reason)."""
+def decode(token, key, now, algorithms=("HS256",), issuer=None, audience=None, leeway_s=30,
+           max_lifetime_s=None):
+    """Verify and return the claims, or raise JWTError(reason). max_lifetime_s refuses
+    tokens valid for longer than that (exp - iat, and exp - now)."""
     token = _to_bytes(token)
     parts = token.split(b".")
     if len(parts) != 3:
@@ -109,7 +127,7 @@ def decode(token, key, now, algorithms=("HS256",), issuer=None, audience=None, l
     if not compare_digest(expected, b64url_decode(parts[2])):
         raise JWTError("signature")
     claims = _json_part(parts[1])
-    _check_time(claims, now, leeway_s)
+    _check_time(claims, now, leeway_s, max_lifetime_s)
     if issuer is not None and claims.get("iss") != issuer:
         raise JWTError("issuer")
     if audience is not None:

@@ -90,7 +90,8 @@ class Registration:
             auth.refresh = self._refresh_pair
 
     def _now(self):
-        return self.clock.time() if self.clock is not None else int(time.time())
+        # the token's expiry is our own deadline: on the clock that SNTP steps do not move
+        return self.clock.monotonic() if self.clock is not None else int(time.time())
 
     def on_registered(self, fn):
         """fn(reply) after every successful registration (services may have moved)."""

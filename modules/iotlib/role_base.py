@@ -16,7 +16,7 @@ class RoleController:
                  service_discovery_url=None, tenant=None, namespace=None, api_key=None,
                  host="0.0.0.0", port=80, rate_limit=None, network=None, auth=None,
                  config=None, logger=None, audit=None, state=None, alarms=None, metrics=None,
-                 health=None, managers=()):
+                 health=None, managers=(), clock=None):
         self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
                          "service_discovery_url": service_discovery_url,
                          "tenant": tenant, "namespace": namespace}
@@ -31,6 +31,7 @@ class RoleController:
             from iotlib.auth_manager import AuthManager
             auth = AuthManager(device_key, tenant=tenant, namespace=namespace, api_key=api_key)
         self.auth = auth
+        self.clock = clock or auth.clock  # the device's one wall clock (sample timestamps)
         self.config = config
         self.logger = logger
         self.audit = audit

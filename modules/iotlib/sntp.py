@@ -1,33 +1,34 @@
 # SNTP client (RFC 4330) over UDP for asyncio: asyncio has no datagram streams, so the socket
 # is non-blocking and polled with asyncio.sleep_ms between attempts to read.
+#
+# Timestamps are integer microseconds since 1970: rp2 floats are single precision, and a
+# float of today's time there is only good to 128 s.
 import asyncio
 import socket
 import struct
 import time
 
 NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
-_FRAC = 4294967296.0     # 2**32
+_US = 1000000
 
 
 class SntpError(OSError):
     pass
 
 
-def now_unix():
-    """Local wall-clock time in float seconds since 1970 (sub-second where the port has it)."""
-    try:
-        return time.time_ns() / 1e9
-    except AttributeError:
-        return float(time.time())
+def now_us():
+    """The host's clock in integer microseconds (the default local clock)."""
+    return time.time_ns() // 1000
 
 
-def to_ntp(t):
-    secs = int(t)
-    return secs + NTP_DELTA, int((t - secs) * _FRAC) & 0xFFFFFFFF
+def to_ntp(unix_us):
+    secs = unix_us // _US
+    return secs + NTP_DELTA, ((unix_us - secs * _US) << 32) // _US
 
 
 def from_ntp(secs, frac):
-    return secs - NTP_DELTA + frac / _FRAC
+    """Unix microseconds from an NTP timestamp (era 0: until 2036)."""
+    return (secs - NTP_DELTA) * _US + ((frac * _US) >> 32)
 
 
 def split_server(server, port=123):
@@ -48,7 +49,8 @@ def build_request(transmit):
 
 
 def parse_reply(data, request, t1, t4):
-    """(offset_s, delay_s, stratum) from a reply; SntpError when it is not an answer to us."""
+    """(offset_us, delay_us, stratum) from a reply (t1, t4: our send and receive times in
+    unix microseconds); SntpError when it is not an answer to us."""
     if len(data) < 48:
         raise SntpError("short reply")
     mode = data[0] & 7
@@ -65,13 +67,14 @@ def parse_reply(data, request, t1, t4):
         raise SntpError("originate timestamp mismatch")
     t2 = from_ntp(*struct.unpack_from("!II", data, 32))
     t3 = from_ntp(*struct.unpack_from("!II", data, 40))
-    offset = ((t2 - t1) + (t3 - t4)) / 2
+    offset = ((t2 - t1) + (t3 - t4)) // 2
     delay = (t4 - t1) - (t3 - t2)
     return offset, delay, stratum
 
 
-async def query(server, port=123, timeout_ms=1500, now=now_unix, poll_ms=10):
-    """Ask one server; returns {"offset", "delay", "stratum", "server"} (seconds)."""
+async def query(server, port=123, timeout_ms=1500, now=now_us, poll_ms=10):
+    """Ask one server; returns {"offset_us", "delay_us", "stratum", "server"}; `now` is the
+    local clock being measured (integer microseconds)."""
     host, port = split_server(server, port)
     addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -97,7 +100,7 @@ async def query(server, port=123, timeout_ms=1500, now=now_unix, poll_ms=10):
                 if waited >= timeout_ms:
                     raise
                 continue   # a stray datagram: keep waiting for ours
-            return {"offset": offset, "delay": delay, "stratum": stratum,
+            return {"offset_us": offset, "delay_us": delay, "stratum": stratum,
                     "server": "%s:%d" % (host, port)}
     finally:
         s.close()

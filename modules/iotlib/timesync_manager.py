@@ -1,52 +1,54 @@
 # TimeSyncManager: SNTP against the servers configuration gives (the constructor list is the
 # fallback), periodic resync, drift measurement, an alarm after repeated failure.
 #
-# Until the first sync `synced` is False and time() returns None; managers that need wall-clock
-# time (alarms' first/last seen, token expiry) check `synced` or wait on `wait_synced()`.
-# The correction is kept as an offset over the local clock; set_rtc=True also writes the RTC
-# (rp2: machine.RTC) so time.time() itself becomes right.
+# Each answer goes to the device's Clock (clock.sync): the RTC is stepped (rp2: machine.RTC,
+# so time.time() itself becomes right; unix: the simulated RTC) and every manager holding
+# the clock sees the synced time. Until the first answer `synced` is False and time()
+# returns None; the clock meanwhile is only a lower bound (see iotlib.clock).
 import asyncio
-import time
 
 from iotlib import sntp
+from iotlib.clock import Clock
 from iotlib.task import BackgroundTask
 
-
-def _set_rtc(unix_s):
-    import machine
-    t = time.gmtime(int(unix_s))
-    # RTC.datetime: (year, month, day, weekday, hours, minutes, seconds, subseconds)
-    machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
+_US = 1000000
 
 
 class TimeSyncManager:
     def __init__(self, servers=("pool.ntp.org",), interval_s=3600, retry_s=30, timeout_ms=1500,
-                 fail_alarm_after=3, alarms=None, set_rtc=False, now=None, metrics=None,
-                 log=None):
+                 fail_alarm_after=3, alarms=None, clock=None, metrics=None, log=None):
         self.fallback = list(servers)
-        self.configured = []        # from configuration / registration, tried first
+        self.configured = {"config": [], "discovery": []}  # tried first, in this order
         self.interval_s = interval_s
         self.retry_s = retry_s
         self.timeout_ms = timeout_ms
         self.fail_alarm_after = fail_alarm_after
         self.alarms = alarms
-        self.set_rtc = set_rtc
-        self.now = now or sntp.now_unix   # the local clock being corrected
+        self.clock = clock or Clock()   # the RTC being corrected
         self.log = log
-        self.offset = 0.0           # seconds to add to the local clock
-        self.applied = 0.0          # corrections already written into the RTC
-        self.delay = None
+        self.offset_us = 0          # the last measured offset of the RTC
+        self.delay_us = None
         self.drift_ppm = None
         self.server = None
         self.syncs = 0
         self.failures = 0           # consecutive failed rounds
         self.last_error = None
         self._synced = asyncio.Event()
-        self._last = None           # (local_raw, raw_offset) at the last sync
+        self._wake = asyncio.Event()    # set_servers() during a wait: try them now
+        self._last = None           # (monotonic us, offset us + steps) at the last sync
         self._task = BackgroundTask()
         if metrics is not None:
             metrics.gauge("time_offset_seconds", "Last measured clock offset", read=lambda: self.offset)
             metrics.gauge("time_synced", "1 once SNTP has answered", read=lambda: int(self.synced))
+
+    @property
+    def offset(self):
+        """The last measured offset in seconds (float: for logs and metrics only)."""
+        return self.offset_us / _US
+
+    @property
+    def delay(self):
+        return None if self.delay_us is None else self.delay_us / _US
 
     @property
     def synced(self):
@@ -57,24 +59,29 @@ class TimeSyncManager:
 
     def servers(self):
         seen = []
-        for s in self.configured + self.fallback:
+        for s in self.configured["config"] + self.configured["discovery"] + self.fallback:
             if s not in seen:
                 seen.append(s)
         return seen
 
-    def set_servers(self, servers):
-        """Servers from configuration or registration (ntp_servers); tried before the fallback."""
-        self.configured = list(servers or [])
+    def set_servers(self, servers, source="config"):
+        """ntp_servers from configuration (source "config") or registration ("discovery");
+        both are tried before the fallback, and one does not erase the other. New servers
+        end a retry wait at once: the API waits on the first sync."""
+        servers = list(servers or [])
+        if servers != self.configured[source]:
+            self.configured[source] = servers
+            self._wake.set()
 
     def on_config(self, changed, config):
         if "ntp_servers" in changed:
-            self.set_servers(config.get("ntp_servers"))
+            self.set_servers(config.get("ntp_servers"), "config")
 
     def time(self):
-        """Corrected unix time in seconds (float), or None before the first sync."""
+        """Synced unix time in seconds (int), or None before the first sync."""
         if not self.synced:
             return None
-        return self.now() + self.offset
+        return self.clock.time()
 
     def _say(self, *args):
         if self.log is not None:
@@ -85,7 +92,7 @@ class TimeSyncManager:
         errors = []
         for server in self.servers():
             try:
-                r = await sntp.query(server, timeout_ms=self.timeout_ms, now=self.now)
+                r = await sntp.query(server, timeout_ms=self.timeout_ms, now=self.clock.raw_us)
             except Exception as e:  # DNS failure, timeout, bad reply: next server
                 errors.append("%s: %s" % (server, e))
                 continue
@@ -100,30 +107,33 @@ class TimeSyncManager:
         return False
 
     def _accept(self, r):
-        local = self.now()
-        # raw offset: relative to the uncorrected clock, so RTC writes do not look like drift
-        raw = r["offset"] + self.applied
+        clock = self.clock
+        # drift: offsets relative to the never-stepped monotonic clock, so steps written
+        # into the RTC do not look like drift
+        mono = clock.monotonic_us()
+        raw = r["offset_us"] + clock.raw_us() - mono
         if self._last is not None:
-            elapsed = (local - self.applied) - self._last[0]
-            if elapsed > 1:
-                self.drift_ppm = (raw - self._last[1]) / elapsed * 1e6
-        self._last = (local - self.applied, raw)
-        self.offset = r["offset"]
-        self.delay = r["delay"]
+            elapsed = mono - self._last[0]
+            if elapsed > _US:
+                self.drift_ppm = (raw - self._last[1]) * _US // elapsed
+        self._last = (mono, raw)
+        self.offset_us = r["offset_us"]
+        self.delay_us = r["delay_us"]
         self.server = r["server"]
         self.syncs += 1
         self.failures = 0
-        if self.set_rtc and abs(self.offset) > 0.5:
-            _set_rtc(local + self.offset)
-            self.applied += self.offset
-            self.offset = 0.0
+        clock.sync(r["offset_us"])
         self._synced.set()
-        self._say("timesync: synced", self.server, "offset %.3f s" % r["offset"])
+        self._say("timesync: synced", self.server, "offset %d ms" % (r["offset_us"] // 1000))
 
     async def sync_loop(self):
         while True:
+            self._wake.clear()
             ok = await self.sync_once()
-            await asyncio.sleep(self.interval_s if ok else self.retry_s)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval_s if ok else self.retry_s)
+            except asyncio.TimeoutError:
+                pass
 
     async def start(self):
         self._task.start(self.sync_loop)
