@@ -30,7 +30,7 @@ async def main():
     print("link", type(network.link).__name__, await network.connect())
     for m in (network, auth, logger):
         await m.start()
-    logger.log("INFO", "started", token="abc")
+    logger.info("started", token="abc")
     token = auth.issue("alice", "operator", ttl_s=60)
     print("authorize", auth.authorize(token, "relays:write")[:2])
     await asyncio.sleep_ms(100)
