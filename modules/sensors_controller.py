@@ -180,7 +180,7 @@ class SensorsController(RoleController):
                 self.sample(name)
             except Exception as exc:  # a failing source must not stop the others
                 if self.logger is not None:
-                    self.logger.log("ERROR", "sampling failed", field=name, error=str(exc))
+                    self.logger.log("ERROR", "sampling failed", {"field": name, "error": str(exc)})
             await asyncio.sleep_ms(period_ms)
 
     def start_sampling(self):

@@ -20,9 +20,9 @@ def bank(native):
 """
 
 
-def mp_eval(code):
+def mp_eval(code, **kw):
     """Run code whose last line prints a Python literal; return that value."""
-    return ast.literal_eval(run_unix(code).strip().splitlines()[-1])
+    return ast.literal_eval(run_unix(code, **kw).strip().splitlines()[-1])
 
 
 def mp_error(code):
@@ -394,3 +394,115 @@ def test_helper_sees_micropython_errors():
     # The harness itself can fail: a broken snippet is an error, not a pass.
     with pytest.raises(MicroPythonError):
         run_unix("import _iotlib\n_iotlib.no_such_function()")
+
+
+# ---- frame_at: the Logger's records (nested fields flattened and masked in C) -----------
+
+FRAME_AT = """
+from iotlib.jsonlog import frame_at, py_frame_at
+class Thing:
+    def __str__(self):
+        return 'thing "q" \\n'
+def both(fields, mask, at=3, size=700):
+    a = bytearray(size); b = bytearray(size)
+    na = frame_at(a, at, 1700000000, "INFO", "m \\x01 é", fields, mask)
+    nb = py_frame_at(b, at, 1700000000, "INFO", "m \\x01 é", fields, mask)
+    return na, nb, bytes(a[at:at + na]), bytes(b[at:at + nb])
+"""
+
+NESTED = ("{'relay': 'pump', 'token': 's3cr3t', 't': 21.5, 'big': 2**70, 'n': None,"
+          " 'req': {'headers': {'token': 'x', 'a': [1, 2.5, None, {'b': 'c'}]},"
+          " 'auth': {'password': 'p'}}, 5: 'int key', b'k': 'bytes key', 'obj': Thing(),"
+          " 'raw': b'by\\n', 'tup': (True, False), 'empty': {}, 'ключ': ['é']}")
+
+
+@pytest.mark.parametrize("mask", ["('token',)", "{'token', 'req.auth'}", "None", "[]",
+                                  "['0', 'req.headers.a.1', 'tup']", "('ключ',)"])
+def test_frame_at_flattens_masks_and_matches_the_fallback_byte_for_byte(mask):
+    na, nb, a, b = mp_eval(FRAME_AT + "print(both(%s, %s))" % (NESTED, mask))
+    assert na == nb == len(a) and a == b
+    rec = json.loads(a)
+    masked = eval(mask) or ()
+    assert rec["req.headers.a.3.b"] == "c" and rec["5"] == "int key"
+    assert rec["b'k'"] == "bytes key" and rec["obj"] == 'thing "q" \n'
+    assert rec["raw"] == "b'by\\n'" and rec["big"] == 2 ** 70 and "empty" not in rec
+    assert rec["token"] == ("***" if "token" in masked else "s3cr3t")
+    assert rec["req.headers.token"] == ("***" if "token" in masked else "x")
+    if "req.auth" in masked:
+        assert rec["req.auth"] == "***" and "req.auth.password" not in rec
+    if "tup" in masked:
+        assert rec["tup"] == "***"
+    else:
+        assert rec["tup.0"] is True
+    if "0" in masked:  # a list index is a key like any other
+        assert rec["req.headers.a.0"] == "***" and rec["req.headers.a.1"] == "***"
+
+
+def test_frame_at_returns_the_length_without_writing_past_the_end():
+    out = mp_eval(FRAME_AT + """
+need = frame_at(bytearray(300), 0, 1, "INFO", "hello", {"a": {"b": 1}}, ())
+res = []
+for f in (frame_at, py_frame_at):
+    backing = bytearray(b"#" * 64)
+    view = memoryview(backing)[:20]
+    res.append((f(view, 5, 1, "INFO", "hello", {"a": {"b": 1}}, ()), bytes(backing[20:])))
+print((need, res))
+""")
+    need, res = out
+    assert res == [(need, b"#" * 44)] * 2
+
+
+@pytest.mark.parametrize("impl", ["frame_at", "py_frame_at"])
+@pytest.mark.parametrize("args,expected", [
+    ("0, 1, 'I', 'm', {'a' * 129: 1}, ()", ("ValueError", "log field name longer than 128 bytes")),
+    ("0, 1, 'I', 'm', {'a' * 60: {'b' * 68: 1}}, ()",
+     ("ValueError", "log field name longer than 128 bytes")),
+    ("0, 1, 'I', 'm', deep, ()", ("ValueError", "log fields nested deeper than 8 levels")),
+    ("0, 1, 'I', 'm', [('k', 1)], ()", ("TypeError", "fields must be a dict")),
+    ("101, 1, 'I', 'm', {}, ()", ("ValueError", "offset 101 outside the buffer (100 bytes)")),
+    ("0, [1], 'I', 'm', {}, ()", ("TypeError", "log values must be str, int, float, bool or None")),
+])
+def test_frame_at_bad_inputs(impl, args, expected):
+    deep = "deep = {}\nd = deep\nfor i in range(8):\n    d['k'] = {}\n    d = d['k']\nd['v'] = 1\n"
+    assert mp_error(FRAME_AT + deep + "%s(bytearray(100), %s)" % (impl, args)) == expected
+
+
+def test_frame_at_exact_depth_and_name_limits_are_accepted():
+    na, nb, a, b = mp_eval(FRAME_AT + """
+deep = {}
+d = deep
+for i in range(7):
+    d['k'] = {}
+    d = d['k']
+d['v'] = 1
+deep['x' * 128] = 2
+print(both(deep, ()))
+""")
+    assert a == b and json.loads(a)["k.k.k.k.k.k.k.v"] == 1
+
+
+def test_logger_line_allocates_nothing_and_fallback_writes_the_same_file(tmp_path):
+    per_line, same = mp_eval("""
+import gc
+from iotlib.logger import Logger
+F = {"relay": "pump", "on": True, "token": "s3cr3t", "temp": 21.5, "n": 42, "req": {"a": [1]}}
+class Fixed:  # one timestamp for both files
+    def time(self):
+        return 1700000000
+kw = {"mask_fields": ["token"], "ring_bytes": 100000, "max_bytes": 10**6, "clock": Fixed()}
+c = Logger(directory="c", **kw)
+p = Logger(directory="p", native=False, **kw)
+def run(n):
+    for i in range(n):
+        c.log("INFO", "relay switched", F)
+def used(n):
+    gc.collect(); gc.disable(); m = gc.mem_alloc(); run(n); r = gc.mem_alloc() - m
+    gc.enable()
+    return r
+per_line = (used(300) - used(100)) / 200
+for i in range(400):
+    p.log("INFO", "relay switched", F)
+c.flush(); p.flush()
+print((per_line, open("c/app.log").read() == open("p/app.log").read()))
+""", cwd=str(tmp_path))
+    assert per_line == 0 and same

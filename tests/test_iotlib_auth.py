@@ -121,3 +121,42 @@ async def main():
 asyncio.run(main())
 """, cwd=str(tmp_path)).splitlines()
     assert out == ["first-key", "tok False", "None", "second-key tok2"]
+
+
+def test_verified_token_cache_never_outlives_the_token_or_its_key():
+    # A verified token is cached until it expires (a repeat skips HMAC/base64/JSON); the
+    # cache must not let a forgery, an expired token or a changed key through.
+    good = pyjwt.encode(claims(exp=int(time.time()) + 120), API_KEY, algorithm="HS256")
+    head, body, sig = good.split(".")
+    forged = ".".join((head, b64(claims(role="admin", sub="mallory")), sig))  # same signature
+    other = pyjwt.encode(claims(sub="bob"), "another-tenant-key-" + "9" * 40, algorithm="HS256")
+    out = run_unix("""
+import json
+from iotlib.auth_manager import AuthManager
+auth = AuthManager("device_key", tenant="acme", namespace="plant1", api_key=%r)
+r = []
+def check(token, permission="relays:write"):
+    ok, reason, c = auth.authorize(token, permission)
+    r.append([ok, reason, c.get("sub") if c else None])
+check(%r); check(%r)          # verified, then from the cache
+check(%r)                     # the same signature over another payload
+check(%r, "admin:config")     # RBAC still runs on a cached token
+auth.clock.offset_s = 200     # past exp + leeway (30 s)
+check(%r)
+auth.clock.offset_s = 0
+check(%r)
+auth.api_key = "another-tenant-key-" + "9" * 40  # key rotated: the cached token is void
+check(%r); check(%r)
+for i in range(20):  # many distinct valid tokens: the cache stays bounded
+    auth.authorize(auth.issue("u%%d" %% i, "operator", ttl_s=600 + i), "relays:read")
+r.append(len(auth._verified._tokens))
+print(json.dumps(r))
+""" % (API_KEY, good, good, forged, good, good, good, good, other))
+    r = json.loads(out.splitlines()[-1])
+    assert r[0] == r[1] == [True, "ok", "alice"]
+    assert r[2][:2] == [False, "signature"]
+    assert r[3][:2] == [False, "forbidden"]
+    assert r[4][:2] == [False, "expired"]
+    assert r[5] == [True, "ok", "alice"]
+    assert r[6][:2] == [False, "signature"] and r[7] == [True, "ok", "bob"]
+    assert r[8] == 8

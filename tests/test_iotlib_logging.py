@@ -15,7 +15,7 @@ from iotlib.logger import Logger
 from iotlib.audit import Audit
 log = Logger(mask_fields=["token", "password"], max_bytes=600, keep=2, ring_bytes=512)
 for i in range(20):
-    log.log("INFO", "login", user="ann", password="hunter2-password", i=i,
+    log.info("login", user="ann", password="hunter2-password", i=i,
             request={"headers": {"token": "tok-SECRET-42"},
                      "auth": {"password": "nested-secret-99"}},
             items=[{"token": "listed-secret-7"}])

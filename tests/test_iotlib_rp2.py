@@ -32,7 +32,7 @@ async def main():
     print("network check", health.readyz())
     for m in (network, auth, logger):
         await m.start()
-    logger.log("INFO", "started", token="abc")
+    logger.info("started", token="abc")
     token = auth.issue("alice", "operator", ttl_s=60)
     print("unsynced", auth.authorize(token, "relays:write")[:2], time.gmtime()[0])
     auth.clock.sync(1767225600 * 1000000 - auth.clock.raw_us())  # an SNTP answer: 2026-01-01

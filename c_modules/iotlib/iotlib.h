@@ -7,6 +7,7 @@
 extern const mp_obj_type_t iotlib_relay_bank_type;
 MP_DECLARE_CONST_FUN_OBJ_3(iotlib_adc_burst_obj);
 MP_DECLARE_CONST_FUN_OBJ_VAR_BETWEEN(iotlib_frame_into_obj);
+MP_DECLARE_CONST_FUN_OBJ_VAR_BETWEEN(iotlib_frame_at_obj);
 MP_DECLARE_CONST_FUN_OBJ_0(iotlib_sim_gpio_obj);
 MP_DECLARE_CONST_FUN_OBJ_2(iotlib_sim_adc_set_obj);
 MP_DECLARE_CONST_FUN_OBJ_2(iotlib_sim_adc_feed_obj);

@@ -38,10 +38,9 @@ static inline void jw_byte(json_writer_t *w, char c) {
 // String literals: their length is known at compile time, no strlen.
 #define jw_lit(w, s) jw_strn((w), (s), sizeof(s) - 1)
 
-static void jw_str(json_writer_t *w, mp_obj_t str) {
+// The bytes of one JSON string's body (no quotes), escaped as json.dumps escapes them.
+static void jw_escaped(json_writer_t *w, const byte *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    GET_STR_DATA_LEN(str, s, n);
-    jw_byte(w, '"');
     size_t run = 0; // bytes not yet written that need no escape: copied in one go
     for (size_t i = 0; i < n; i++) {
         byte c = s[i];
@@ -70,7 +69,17 @@ static void jw_str(json_writer_t *w, mp_obj_t str) {
         jw_strn(w, esc, esc_len);
     }
     jw_strn(w, (const char *)s + n - run, run);
+}
+
+static void jw_strbytes(json_writer_t *w, const byte *s, size_t n) {
     jw_byte(w, '"');
+    jw_escaped(w, s, n);
+    jw_byte(w, '"');
+}
+
+static void jw_str(json_writer_t *w, mp_obj_t str) {
+    GET_STR_DATA_LEN(str, s, n);
+    jw_strbytes(w, s, n);
 }
 
 // Timestamps are past the small-int range on 32-bit ports: format any int that fits a
@@ -184,17 +193,30 @@ static bool is_masked(mp_obj_t mask_keys, mp_obj_t key) {
     return mp_obj_is_true(mp_binary_op(MP_BINARY_OP_CONTAINS, mask_keys, key));
 }
 
+static void get_line_buffer(mp_obj_t obj, mp_buffer_info_t *bi) {
+    if (mp_obj_is_type(obj, &mp_type_bytearray)) {
+        // The usual buffer: read its storage directly, skipping the buffer protocol call.
+        mp_obj_array_t *ba = MP_OBJ_TO_PTR(obj);
+        bi->buf = ba->items;
+        bi->len = ba->len;
+    } else {
+        mp_get_buffer_raise(obj, bi, MP_BUFFER_WRITE);
+    }
+}
+
+static void jw_head(json_writer_t *w, mp_obj_t ts, mp_obj_t level, mp_obj_t msg) {
+    jw_lit(w, "{\"ts\":");
+    jw_value(w, ts);
+    jw_lit(w, ",\"level\":");
+    jw_value(w, level);
+    jw_lit(w, ",\"msg\":");
+    jw_value(w, msg);
+}
+
 // frame_into(buf, ts, level, msg, fields[, mask_keys]) -> int bytes written
 static mp_obj_t iotlib_frame_into(size_t n_args, const mp_obj_t *args) {
     mp_buffer_info_t bi;
-    if (mp_obj_is_type(args[0], &mp_type_bytearray)) {
-        // The usual buffer: read its storage directly, skipping the buffer protocol call.
-        mp_obj_array_t *ba = MP_OBJ_TO_PTR(args[0]);
-        bi.buf = ba->items;
-        bi.len = ba->len;
-    } else {
-        mp_get_buffer_raise(args[0], &bi, MP_BUFFER_WRITE);
-    }
+    get_line_buffer(args[0], &bi);
     mp_obj_t fields = args[4];
     mp_obj_t mask_keys = n_args > 5 ? args[5] : mp_const_none;
     if (fields != mp_const_none && !mp_obj_is_type(fields, &mp_type_dict)) {
@@ -203,12 +225,7 @@ static mp_obj_t iotlib_frame_into(size_t n_args, const mp_obj_t *args) {
     json_writer_t w = { { NULL, jw_strn }, bi.buf, bi.len, 0 };
     w.print.data = &w;
 
-    jw_lit(&w, "{\"ts\":");
-    jw_value(&w, args[1]);
-    jw_lit(&w, ",\"level\":");
-    jw_value(&w, args[2]);
-    jw_lit(&w, ",\"msg\":");
-    jw_value(&w, args[3]);
+    jw_head(&w, args[1], args[2], args[3]);
     if (fields != mp_const_none) {
         mp_map_t *map = mp_obj_dict_get_map(fields);
         for (size_t i = 0; i < map->alloc; i++) {
@@ -238,3 +255,190 @@ static mp_obj_t iotlib_frame_into(size_t n_args, const mp_obj_t *args) {
     return MP_OBJ_NEW_SMALL_INT(w.len);
 }
 MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(iotlib_frame_into_obj, 5, 6, iotlib_frame_into);
+
+// ---- frame_at: the Logger's record, nested fields flattened and masked on the way ---------
+// Nested dicts, lists and tuples become "a.b" / "a.0" keys, written straight into the line
+// (no flattened dict in between); a mask name equal to a field's own key or to its full
+// dotted name hides that field's whole subtree as "***". Any other value is written as its
+// str(). _jsonlog_py.frame_at is the same rule in Python, byte for byte.
+#define FLAT_NAME_MAX 128 // bytes in a dotted field name
+#define FLAT_DEPTH_MAX 8  // nesting levels below the record's fields
+
+typedef struct {
+    json_writer_t w;
+    mp_print_t escaped; // prints into the line as the body of a JSON string
+    mp_obj_t mask_keys;
+    char name[FLAT_NAME_MAX + 1]; // the dotted name being written, room for one more '.'
+} record_t;
+
+typedef struct {
+    mp_print_t print;
+    char *buf;
+    size_t cap;
+    size_t len;
+} name_writer_t;
+
+static void escaped_strn(void *data, const char *s, size_t n) {
+    jw_escaped(data, (const byte *)s, n);
+}
+
+static void name_strn(void *data, const char *s, size_t n) {
+    name_writer_t *nw = data;
+    if (nw->len + n <= nw->cap) {
+        memcpy(nw->buf + nw->len, s, n);
+    }
+    nw->len += n;
+}
+
+static bool mask_entry_equals(mp_obj_t entry, const char *s, size_t n) {
+    if (!mp_obj_is_str(entry)) {
+        return false;
+    }
+    GET_STR_DATA_LEN(entry, e, en);
+    return en == n && memcmp(e, s, n) == 0;
+}
+
+// key in mask_keys or name in mask_keys, comparing bytes (a set is iterated on the stack).
+static bool flat_masked(record_t *r, size_t prefix_len, size_t name_len) {
+    mp_obj_t mask = r->mask_keys;
+    if (mask == mp_const_none) {
+        return false;
+    }
+    const char *key = r->name + prefix_len;
+    size_t key_len = name_len - prefix_len;
+    if (mp_obj_is_type(mask, &mp_type_tuple) || mp_obj_is_type(mask, &mp_type_list)) {
+        size_t n;
+        mp_obj_t *items;
+        mp_obj_get_array(mask, &n, &items);
+        for (size_t i = 0; i < n; i++) {
+            if (mask_entry_equals(items[i], key, key_len)
+                || (prefix_len && mask_entry_equals(items[i], r->name, name_len))) {
+                return true;
+            }
+        }
+        return false;
+    }
+    mp_obj_iter_buf_t iter_buf;
+    mp_obj_t iter = mp_getiter(mask, &iter_buf);
+    mp_obj_t entry;
+    while ((entry = mp_iternext(iter)) != MP_OBJ_STOP_ITERATION) {
+        if (mask_entry_equals(entry, key, key_len)
+            || (prefix_len && mask_entry_equals(entry, r->name, name_len))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void flat_value(record_t *r, mp_obj_t v) {
+    if (mp_obj_is_str(v) || v == mp_const_none || mp_obj_is_bool(v) || mp_obj_is_int(v)
+        #if MICROPY_PY_BUILTINS_FLOAT
+        || mp_obj_is_float(v)
+        #endif
+        ) {
+        jw_value(&r->w, v);
+    } else {
+        jw_byte(&r->w, '"');
+        mp_obj_print_helper(&r->escaped, v, PRINT_STR);
+        jw_byte(&r->w, '"');
+    }
+}
+
+static void flat_container(record_t *r, mp_obj_t container, size_t prefix_len, int depth);
+
+// One field whose key (str() of it) is already in r->name at prefix_len..name_len.
+static void flat_field(record_t *r, size_t prefix_len, size_t name_len, mp_obj_t value, int depth) {
+    if (name_len > FLAT_NAME_MAX) {
+        mp_raise_msg_varg(&mp_type_ValueError,
+            MP_ERROR_TEXT("log field name longer than %d bytes"), FLAT_NAME_MAX);
+    }
+    if (flat_masked(r, prefix_len, name_len)) {
+        jw_byte(&r->w, ',');
+        jw_strbytes(&r->w, (const byte *)r->name, name_len);
+        jw_lit(&r->w, ":\"***\"");
+    } else if (mp_obj_is_exact_type(value, &mp_type_dict) || mp_obj_is_type(value, &mp_type_list)
+               || mp_obj_is_type(value, &mp_type_tuple)) {
+        r->name[name_len] = '.';
+        flat_container(r, value, name_len + 1, depth + 1);
+    } else {
+        jw_byte(&r->w, ',');
+        jw_strbytes(&r->w, (const byte *)r->name, name_len);
+        jw_byte(&r->w, ':');
+        flat_value(r, value);
+    }
+}
+
+// str(key) into r->name at prefix_len; returns the name's length (may exceed the buffer).
+static size_t flat_key(record_t *r, size_t prefix_len, mp_obj_t key) {
+    if (mp_obj_is_str(key)) {
+        GET_STR_DATA_LEN(key, k, kn);
+        if (prefix_len + kn <= FLAT_NAME_MAX) {
+            memcpy(r->name + prefix_len, k, kn);
+        }
+        return prefix_len + kn;
+    }
+    size_t room = prefix_len < FLAT_NAME_MAX ? FLAT_NAME_MAX - prefix_len : 0;
+    name_writer_t nw = { { NULL, name_strn }, r->name + prefix_len, room, 0 };
+    nw.print.data = &nw;
+    if (mp_obj_is_small_int(key)) {
+        mp_printf(&nw.print, "%d", (int)MP_OBJ_SMALL_INT_VALUE(key));
+    } else {
+        mp_obj_print_helper(&nw.print, key, PRINT_STR);
+    }
+    return prefix_len + nw.len;
+}
+
+static void flat_container(record_t *r, mp_obj_t container, size_t prefix_len, int depth) {
+    if (depth > FLAT_DEPTH_MAX) {
+        mp_raise_msg_varg(&mp_type_ValueError,
+            MP_ERROR_TEXT("log fields nested deeper than %d levels"), FLAT_DEPTH_MAX);
+    }
+    if (mp_obj_is_exact_type(container, &mp_type_dict)) {
+        mp_map_t *map = mp_obj_dict_get_map(container);
+        for (size_t i = 0; i < map->alloc; i++) {
+            if (mp_map_slot_is_filled(map, i)) {
+                size_t name_len = flat_key(r, prefix_len, map->table[i].key);
+                flat_field(r, prefix_len, name_len, map->table[i].value, depth);
+            }
+        }
+    } else {
+        size_t n;
+        mp_obj_t *items;
+        mp_obj_get_array(container, &n, &items);
+        for (size_t i = 0; i < n; i++) {
+            size_t name_len = flat_key(r, prefix_len, MP_OBJ_NEW_SMALL_INT(i));
+            flat_field(r, prefix_len, name_len, items[i], depth);
+        }
+    }
+}
+
+// frame_at(buf, at, ts, level, msg, fields, mask_keys) -> int bytes the record needs
+//   The record goes to buf[at:at + n] when it fits there; nothing is ever written past
+//   buf's end, and a record that does not fit only returns its length (no exception, so
+//   the Logger's full-ring path allocates nothing either).
+static mp_obj_t iotlib_frame_at(size_t n_args, const mp_obj_t *args) {
+    (void)n_args;
+    mp_buffer_info_t bi;
+    get_line_buffer(args[0], &bi);
+    mp_int_t at = mp_obj_get_int(args[1]);
+    if (at < 0 || (size_t)at > bi.len) {
+        mp_raise_msg_varg(&mp_type_ValueError,
+            MP_ERROR_TEXT("offset %d outside the buffer (%u bytes)"), (int)at, (unsigned)bi.len);
+    }
+    mp_obj_t fields = args[5];
+    if (fields != mp_const_none && !mp_obj_is_exact_type(fields, &mp_type_dict)) {
+        mp_raise_TypeError(MP_ERROR_TEXT("fields must be a dict"));
+    }
+    record_t r;
+    r.w = (json_writer_t) { { NULL, jw_strn }, (byte *)bi.buf + at, bi.len - at, 0 };
+    r.w.print.data = &r.w;
+    r.escaped = (mp_print_t) { &r.w, escaped_strn };
+    r.mask_keys = args[6];
+    jw_head(&r.w, args[2], args[3], args[4]);
+    if (fields != mp_const_none) {
+        flat_container(&r, fields, 0, 1);
+    }
+    jw_lit(&r.w, "}\n");
+    return MP_OBJ_NEW_SMALL_INT(r.w.len);
+}
+MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(iotlib_frame_at_obj, 7, 7, iotlib_frame_at);

@@ -40,6 +40,45 @@ def _file_signature(path):
         return None
 
 
+class VerifiedTokens:
+    """A few verified tokens and their claims, each until its exp (+ leeway).
+
+    Keyed by the whole token string, so a hit is an exact repeat of a token whose signature
+    was checked; only tokens that verified are kept (refused ones cannot fill it). Bounded:
+    when full, the entry expiring first makes room."""
+
+    def __init__(self, max_tokens=8):
+        self.max_tokens = max_tokens
+        self._tokens = {}  # token -> (claims, valid_until)
+        self._context = None
+
+    def lookup(self, token, now, context):
+        if context != self._context:  # key, tenant, ... changed: nothing cached holds
+            self._tokens = {}
+            self._context = context
+            return None
+        entry = self._tokens.get(token)
+        if entry is None:
+            return None
+        if now > entry[1]:
+            del self._tokens[token]
+            return None
+        return entry[0]
+
+    def store(self, token, claims, valid_until):
+        tokens = self._tokens
+        if token not in tokens and len(tokens) >= self.max_tokens:
+            first = None
+            for t, entry in tokens.items():
+                if first is None or entry[1] < tokens[first][1]:
+                    first = t
+            del tokens[first]
+        tokens[token] = (claims, valid_until)
+
+    def clear(self):
+        self._tokens = {}
+
+
 class AuthManager:
     def __init__(self, device_key=None, tenant=None, namespace=None, api_key=None,
                  key_file=None, roles=None, issuer="fleet", audience="iotlib", leeway_s=30,
@@ -64,6 +103,9 @@ class AuthManager:
         self._token = None
         self._token_expires = 0
         self._task = BackgroundTask()
+        # tokens that passed verify(), kept until they expire: a request with a token seen
+        # before skips the HMAC, base64 and JSON work (RBAC still runs on every request)
+        self._verified = VerifiedTokens()
         self.failures = None  # metric counter, set in register()
         if key_file:
             self.reload_key()
@@ -135,8 +177,13 @@ class AuthManager:
         if not self.api_key:
             raise jwt.JWTError("no_key", "no API key configured")
         clock = self.clock
+        now = clock.time()
+        if clock.trusted:  # cached verdicts hold only against a synced clock
+            cached = self._verified.lookup(token, now, self._verify_context())
+            if cached is not None:
+                return cached
         try:
-            claims = jwt.decode(token, self.api_key, clock.time(), issuer=self.issuer,
+            claims = jwt.decode(token, self.api_key, now, issuer=self.issuer,
                                 audience=self.audience, leeway_s=self.leeway_s,
                                 max_lifetime_s=self.max_lifetime_s)
         except jwt.JWTError as e:
@@ -149,7 +196,13 @@ class AuthManager:
             raise jwt.JWTError("tenant")
         if self.namespace is not None and claims.get("namespace") != self.namespace:
             raise jwt.JWTError("namespace")
+        self._verified.store(token, claims, claims["exp"] + self.leeway_s)
         return claims
+
+    def _verify_context(self):
+        # what a verification depended on: when any of it changes, cached tokens are void
+        return (self.api_key, self.tenant, self.namespace, self.issuer, self.audience,
+                self.leeway_s, self.max_lifetime_s)
 
     def authorize(self, token, permission):
         """(allowed, reason, claims): reason is "ok" or why the request is refused."""

@@ -143,7 +143,7 @@ class ConfigManager:
         if self.audit is not None:
             self.audit.record("config_rejected", version=version, reason=self.last_error)
         if self.logger is not None:
-            self.logger.log("WARNING", "config rejected", reason=self.last_error)
+            self.logger.log("WARNING", "config rejected", {"reason": self.last_error})
 
     # ---- last known good --------------------------------------------------------------------
 

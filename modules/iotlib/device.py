@@ -252,7 +252,7 @@ class Device:
         add_ota_routes(self.controller.server, self.ota)
 
     def _log(self, level, msg, **fields):
-        self.logger.log(level, msg, **fields)
+        self.logger.log(level, msg, fields)
 
     def _build_fleet(self, settings, device_id, store, version):
         from iotlib.registration import Registration

@@ -3,12 +3,14 @@
 # lines in pure Python for a stock MicroPython.
 try:
     from _iotlib import frame_into as _native_frame_into
+    from _iotlib import frame_at as _native_frame_at
 
     NATIVE = True
 except ImportError:
-    _native_frame_into = None
+    _native_frame_into = _native_frame_at = None
     NATIVE = False
 
+from iotlib._jsonlog_py import frame_at as py_frame_at
 from iotlib._jsonlog_py import frame_into as py_frame_into
 
 # frame_into(buf, ts, level, msg, fields, mask_keys) -> int
@@ -17,3 +19,13 @@ from iotlib._jsonlog_py import frame_into as py_frame_into
 #   ValueError("log record needs N bytes, buffer has M") when buf is too small (buf is
 #   never written past its end); TypeError for a non-str key or an unsupported value.
 frame_into = _native_frame_into or py_frame_into
+
+# frame_at(buf, at, ts, level, msg, fields, mask_keys) -> int
+#   The Logger's record: the same line as frame_into, but written at buf[at:] and with
+#   nested dicts, lists and tuples in fields flattened to "a.b" / "a.0" keys. A name in
+#   mask_keys (any iterable of str) equal to a field's own key or to its dotted name hides
+#   that field's subtree as "***"; values of other types are written as their str().
+#   Returns the record's length n; the record is in buf[at:at + n] only when it fits there
+#   (a record that does not fit raises nothing and writes nothing past buf's end).
+#   ValueError for a dotted name over 128 bytes or nesting deeper than 8 levels.
+frame_at = _native_frame_at or py_frame_at

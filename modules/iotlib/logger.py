@@ -4,6 +4,7 @@
 # wherever they appear in a record, nested or not.
 import asyncio
 import os
+from time import ticks_diff, ticks_ms
 
 from iotlib import jsonlog
 from iotlib.clock import Clock
@@ -12,10 +13,16 @@ from iotlib.task import BackgroundTask
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 MASK = "***"
+TRUNCATED = {"truncated": True}
+# One read of the wall clock stamps the lines of the next STAMP_MS: the clock's int is past
+# the small-int range on the RP2040, so reading it per line would allocate per line.
+STAMP_MS = 250
 
 
 def flatten(fields, masked, out=None, prefix=""):
-    """Nested dicts and lists become "a.b" / "a.0" keys; a masked name hides its whole subtree."""
+    """Nested dicts and lists become "a.b" / "a.0" keys; a masked name hides its whole subtree.
+    (The Logger flattens inside jsonlog.frame_at instead; this dict form is for callers that
+    add keys before framing, such as the audit trail.)"""
     if out is None:
         out = {}
     items = fields.items() if isinstance(fields, dict) else enumerate(fields)
@@ -33,10 +40,16 @@ def flatten(fields, masked, out=None, prefix=""):
     return out
 
 
+def _merge(fields, kw):
+    if not kw:
+        return fields
+    return dict(fields, **kw) if fields else kw
+
+
 class Logger:
     def __init__(self, mask_fields=None, level="INFO", directory="logs", name="app.log",
                  max_bytes=16384, keep=3, max_age_s=0, ring_bytes=2048, line_bytes=384,
-                 flush_ms=5000, clock=None, echo=False):
+                 flush_ms=5000, clock=None, echo=False, native=True):
         self.mask_fields = set(mask_fields or ())
         self.level = LEVELS[level]
         self.directory = directory
@@ -47,9 +60,16 @@ class Logger:
         self.flush_ms = flush_ms
         self.clock = clock or Clock()
         self.echo = echo
-        self._ring = bytearray(ring_bytes)
-        self._line = bytearray(line_bytes)
+        # native=False: the pure-Python framing (same bytes), for comparison
+        self._frame = jsonlog.frame_at if native else jsonlog.py_frame_at
+        self._ring = bytearray(ring_bytes)  # records are framed straight into it
+        self.line_bytes = line_bytes  # longest record kept whole
         self._used = 0
+        self._file = None  # the live file, kept open between flushes
+        self._file_bytes = 0
+        self._names = [self.path] + ["%s.%d" % (self.path, i) for i in range(1, keep + 1)]
+        self._stamp = None
+        self._stamp_ms = 0
         self._task = BackgroundTask()
         self.lines = 0
         self.dropped = 0
@@ -57,52 +77,63 @@ class Logger:
 
     # ---- records ----------------------------------------------------------------------------
 
-    def log(self, level, msg, fields=None, **kw):
+    def log(self, level, msg, fields=None):
+        """One record; fields is a dict (nested dicts and lists are flattened). With a dict
+        the caller already has, a line allocates nothing: no keyword arguments here, since
+        MicroPython builds a dict for **kw on every call."""
         severity = LEVELS.get(level)
         if severity is None:
             raise ValueError("unknown log level " + str(level))
         if severity < self.level:
             return
-        if kw:
-            fields = dict(fields or {}, **kw)
-        flat = flatten(fields, self.mask_fields) if fields else None
-        n = self._frame(level, str(msg), flat)
-        if n == 0:
-            self.dropped += 1
-            return
-        if self.echo:
-            print(bytes(memoryview(self._line)[:n - 1]).decode())
-        if self._used + n > len(self._ring):
-            self.flush()
-            if self._used + n > len(self._ring):  # flash refused the batch: lose this line
+        now = ticks_ms()  # the timestamp: the clock, read at most once per STAMP_MS
+        if self._stamp is None or ticks_diff(now, self._stamp_ms) >= STAMP_MS:
+            self._stamp = self.clock.time()
+            self._stamp_ms = now
+        used = self._used
+        ring = self._ring
+        try:
+            n = self._frame(ring, used, self._stamp, level, msg, fields, self.mask_fields)
+        except ValueError:  # a field name over 128 bytes or nesting over 8 levels
+            n = len(ring) + 1
+        if n > self.line_bytes or used + n > len(ring):
+            n = self._make_room(level, msg, fields, n)
+            if not n:
                 self.dropped += 1
                 return
-        self._ring[self._used:self._used + n] = memoryview(self._line)[:n]
-        self._used += n
+            used = self._used
+        self._used = used + n
         self.lines += 1
+        if self.echo:
+            print(bytes(memoryview(ring)[used:used + n - 1]).decode())
 
-    def _frame(self, level, msg, flat):
-        ts = self.clock.time()
-        try:
-            return jsonlog.frame_into(self._line, ts, level, msg, flat, self.mask_fields)
-        except ValueError:
-            pass
-        try:  # too long for one line: keep the head of the message and say so
-            return jsonlog.frame_into(self._line, ts, level, msg[:96], {"truncated": True}, ())
-        except ValueError:
-            return 0
+    def _make_room(self, level, msg, fields, n):
+        """The slow path: a record longer than a line is kept as the head of its message with
+        "truncated": true; a full ring goes to flash first. Returns the record's length at
+        self._used, or 0 when it cannot be kept."""
+        mask = self.mask_fields
+        if n > self.line_bytes or n > len(self._ring):
+            msg, fields, mask = str(msg)[:96], TRUNCATED, ()
+        for attempt in range(2):
+            n = self._frame(self._ring, self._used, self._stamp, level, msg, fields, mask)
+            if n > self.line_bytes or n > len(self._ring):
+                return 0
+            if self._used + n <= len(self._ring):
+                return n
+            self.flush()  # empties the ring (what flash refused is counted as dropped)
+        return 0
 
-    def debug(self, msg, **kw):
-        self.log("DEBUG", msg, **kw)
+    def debug(self, msg, fields=None, **kw):
+        self.log("DEBUG", msg, _merge(fields, kw))
 
-    def info(self, msg, **kw):
-        self.log("INFO", msg, **kw)
+    def info(self, msg, fields=None, **kw):
+        self.log("INFO", msg, _merge(fields, kw))
 
-    def warning(self, msg, **kw):
-        self.log("WARNING", msg, **kw)
+    def warning(self, msg, fields=None, **kw):
+        self.log("WARNING", msg, _merge(fields, kw))
 
-    def error(self, msg, **kw):
-        self.log("ERROR", msg, **kw)
+    def error(self, msg, fields=None, **kw):
+        self.log("ERROR", msg, _merge(fields, kw))
 
     def set_level(self, level):
         self.level = LEVELS[level]
@@ -123,33 +154,59 @@ class Logger:
             return 0
 
     def flush(self):
-        """Write the ring to flash in one append; rotate first when the file would outgrow."""
+        """Write the ring to flash in one append (the file stays open between flushes, so a
+        flush allocates nothing); rotate first when the file would outgrow max_bytes."""
         if not self._used:
             return
         try:
-            makedirs(self.directory)
-            if self._size(self.path) + self._used > self.max_bytes:
-                self.rotate()
-            with open(self.path, "ab") as f:
-                f.write(memoryview(self._ring)[:self._used])
+            f = self._file
+            if f is None or self._file_bytes + self._used > self.max_bytes:
+                f = self._open(self._used)
+            f.write(self._ring, 0, self._used)  # the stream's (buf, offset, length) form
+            f.flush()
+            self._file_bytes += self._used
         except OSError:
             self.write_errors += 1
             self.dropped += self.lines_in_ring()
+            self._close()
         self._used = 0
+
+    def _open(self, incoming):
+        """The live file, ready for `incoming` more bytes (rotated first if they overflow it)."""
+        self._close()
+        makedirs(self.directory)
+        size = self._size(self.path)
+        if size + incoming > self.max_bytes:
+            self.rotate()
+            size = 0
+        self._file = open(self.path, "ab")
+        self._file_bytes = size
+        return self._file
+
+    def _close(self):
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
 
     def lines_in_ring(self):
         return bytes(memoryview(self._ring)[:self._used]).count(b"\n")
 
     def rotate(self):
-        remove("%s.%d" % (self.path, self.keep))
+        self._close()
+        names = self._names  # app.log, app.log.1 .. app.log.<keep>
+        if self.keep:
+            remove(names[self.keep])
         for i in range(self.keep - 1, 0, -1):
             try:
-                os.rename("%s.%d" % (self.path, i), "%s.%d" % (self.path, i + 1))
+                os.rename(names[i], names[i + 1])
             except OSError:
                 pass
         if self.keep:
             try:
-                os.rename(self.path, self.path + ".1")
+                os.rename(self.path, names[1])
             except OSError:
                 pass
         else:
@@ -161,8 +218,7 @@ class Logger:
         if not self.max_age_s:
             return
         limit = self.clock.time() - self.max_age_s
-        for i in range(1, self.keep + 1):
-            path = "%s.%d" % (self.path, i)
+        for path in self._names[1:self.keep + 1]:
             try:
                 if os.stat(path)[8] < limit:
                     os.remove(path)
@@ -171,8 +227,7 @@ class Logger:
 
     def files(self):
         """The log files on flash, newest first."""
-        names = [self.path] + ["%s.%d" % (self.path, i) for i in range(1, self.keep + 1)]
-        return [n for n in names if self._size(n) or exists(n)]
+        return [n for n in self._names if self._size(n) or exists(n)]
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -191,6 +246,7 @@ class Logger:
     async def stop(self):
         self._task.stop()
         self.flush()
+        self._close()
 
     async def _run(self):
         while True:

@@ -73,7 +73,7 @@ class RoleController:
         """Start everything and serve the API until stop()."""
         await self.start()
         if self.LISTENING is not None and self.logger is not None:
-            self.logger.log("INFO", self.LISTENING, port=self.port)
+            self.logger.log("INFO", self.LISTENING, {"port": self.port})
         try:
             await self.server.serve(self.host, self.port)
         finally:
