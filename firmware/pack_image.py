@@ -84,8 +84,10 @@ def stage_file(image: bytes, version: str) -> bytes:
     return stage_header(image, stream, version) + stream
 
 
-FS_CONFIG = {"block_size": 4096, "prog_size": 256, "read_size": 32, "lookahead_size": 32,
-             "disk_version": 0x00020000}  # as the port mounts it (_boot.py: progsize=256)
+FS_CONFIG = {"block_size": 4096, "prog_size": 256, "read_size": 32, "lookahead_size": 32}
+# as the port mounts it (_boot.py: progsize=256); a new filesystem is made in on-disk format 2.0
+# (MicroPython's littlefs moves it to 2.1 when it writes the superblock: both mount)
+FS_FORMAT_VERSION = 0x00020000
 
 
 def fs_update(flash: bytearray, files: dict) -> None:
@@ -98,7 +100,7 @@ def fs_update(flash: bytearray, files: dict) -> None:
     try:
         fs = LittleFS(context=ctx, block_count=count, **FS_CONFIG)
     except LittleFSError:
-        fs = LittleFS(context=ctx, block_count=count, mount=False, **FS_CONFIG)
+        fs = LittleFS(context=ctx, block_count=count, mount=False, disk_version=FS_FORMAT_VERSION, **FS_CONFIG)
         fs.format()
         fs.mount()
     for path, data in files.items():
@@ -128,7 +130,7 @@ def fs_read(flash: bytes, path: str) -> bytes | None:
         fs = LittleFS(context=ctx, block_count=L["FS_SIZE"] // L["FLASH_SECTOR"], **FS_CONFIG)
         with fs.open(path, "rb") as fh:
             return fh.read()
-    except LittleFSError:
+    except (LittleFSError, OSError):  # no filesystem, or no such file
         return None
 
 

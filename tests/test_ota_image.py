@@ -9,8 +9,9 @@ is powered on again from it. The same cuts on the real Wi-Fi image: test_ota_ima
     IOTLIB_BUILD=/tmp/b firmware/build.sh rp2   # loader + MicroPython after it
     IOTLIB_BUILD=/tmp/b .venv/bin/python -m pytest tests/test_ota_image.py -q -s
 
-OTA_IMAGE_CUTS=all tries every flash operation of the swap (about 205 points) instead of the
-default sample (about 60 points)."""
+OTA_IMAGE_CUTS=all tries every flash operation of the swap (205 points) instead of the default
+sample (about 35 points: each power-on inflates the staged stream again, so a point costs about
+three times what it did with the raw staging area)."""
 import hashlib
 import json
 import os
@@ -152,7 +153,7 @@ def test_power_cut_during_swap(bins):
         points = [(k, False) for k in range(1, n + 1)]
     else:
         points = emu.cut_points(ops, lambda a: L["JOURNAL_OFFSET"] <= a < L["APP_OFFSET"], rng,
-                                edge=20, sample=20, torn=8)
+                                edge=8, sample=10, torn=6)
     # The replayed flash is what the emulator itself leaves at a real cut (checked here on three).
     for k in (3, n // 2, n - 1):
         real = emu.Device(start, cut_after=k).run()
@@ -169,7 +170,7 @@ def test_power_cut_during_swap(bins):
     took = time.monotonic() - t
     print("\npower cuts: %d points of %d flash operations (%d torn, %d with a second cut), %.0f s"
           % (len(points), n, sum(t for _, t in points), sum(1 for k, _ in points if k % 5 == 0), took))
-    assert len(points) >= (n if os.environ.get("OTA_IMAGE_CUTS") == "all" else 50)
+    assert len(points) >= (n if os.environ.get("OTA_IMAGE_CUTS") == "all" else 30)
     assert v1 != v2
 
 

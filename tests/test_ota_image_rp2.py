@@ -133,7 +133,7 @@ def test_ota_manager_stages_a_file_the_loader_installs(tmp_path):
     flash = P.factory_flash(img["loader"], img["RELAYS"])
     P.fs_update(flash, {"v2.image": v2, "v2.image.json": json.dumps(dict(m, url="/v2.image")).encode(),
                         "big.json": json.dumps(dict(m_big, url="/big.image")).encode(),
-                        "filler": bytes(L["FS_SIZE"] - len(big) - 64 * 1024)})
+                        "filler": bytes(L["FS_SIZE"] - len(big))})  # leaves less than the big file
 
     async def run():
         device = _device(tmp_path, flash)
@@ -158,6 +158,43 @@ def test_ota_manager_stages_a_file_the_loader_installs(tmp_path):
     assert after[L["APP_OFFSET"]:L["APP_OFFSET"] + len(img["testapp_v2"])] == img["testapp_v2"]
     assert P.fs_read(after, "ota/image.z") == v2  # the file MicroPython wrote, read by the loader
     assert P.fs_read(after, "ota/download.part") is None
+
+
+_AFTER_BOOT = """
+import machine
+from iotlib.storage import exists
+from iotlib.bundle_store import BundleStore
+from iotlib.image_stage import open_stage
+from iotlib.ota_manager import OTAUpdateManager
+mgr = OTAUpdateManager(None, BundleStore("ota"), "emu-1", "http://fleet/api", "1.0.0",
+                       image=open_stage(), reset=machine.reset,
+                       alarm=lambda *a: print("ALARM", a[0], a[2]))
+print("before", exists("ota/image.z"), mgr.image_mode())
+print("verdict", mgr.after_boot(), exists("ota/image.z"))
+"""
+
+
+def test_refused_staged_file_is_deleted_and_alarmed(tmp_path):
+    """A staged file the loader refuses (here cut short: its length is not the header's) boots
+    the old image untouched; the image learns why, deletes the file and raises the alarm."""
+    img = _need_loader_build()
+    flash = P.factory_flash(img["loader"], img["RELAYS"])
+    data = P.stage_file(img["testapp_v2"], "9.0.0")
+    P.stage(flash, None, data=data[:-100])
+
+    async def run():
+        device = _device(tmp_path, flash)
+        await device.astart(timeout=600)
+        try:
+            return await _run(device, _AFTER_BOOT, timeout=120)
+        finally:
+            device.stop()
+
+    out = asyncio.run(run())
+    lines = out.split("\n")
+    assert lines[0] == "before True normal", out
+    assert lines[1].startswith("ALARM ota_refused loader_truncated"), out
+    assert lines[2] == "verdict truncated False", out
 
 
 def test_old_layout_files_are_not_found_and_the_filesystem_is_formatted(tmp_path):

@@ -443,6 +443,8 @@ class OTAUpdateManager:
                             break
                         h.update(memoryview(buf)[:n])
                         offset += n
+                        if not offset % 16384:  # an image's part is 600 KB: let the WDT feeder run
+                            await asyncio.sleep_ms(0)
             except OSError:
                 offset, h = 0, hashlib.sha256()
         if offset > m["size"]:
