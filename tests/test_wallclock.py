@@ -268,3 +268,26 @@ for text in ('{"floor": "soon"}', '{"floor": 1e999}', '{"floor": true}', '{"flo'
         with pytest.raises(MicroPythonError) as e:
             micropython("from iotlib.clock import Clock\nClock()", cwd=tmp_path)
     assert "ValueError: IOTLIB_SIM_RTC=tomorrow: want host or unix seconds" in str(e.value)
+
+
+def test_the_floor_is_written_at_the_first_sync_then_at_most_hourly(micropython, tmp_path):
+    code = """
+import json
+from iotlib.clock import Clock
+from iotlib.storage import Storage
+clock = Clock(store=Storage("."), persist_s=3600)
+def floor():
+    return json.load(open("clock.json"))["floor"] - clock.time()
+clock.sync(0)
+print("first", floor())
+clock.offset_s = 600       # ten minutes later: another SNTP round, no flash write
+clock.sync(0)
+print("later", floor())
+clock.offset_s = 3700      # over an hour since the last write: written again
+clock.sync(0)
+print("hour", floor())
+"""
+    got = dict(line.split() for line in micropython(code, cwd=tmp_path).splitlines())
+    # seconds between the floor on flash and the clock (1 s of slack for a tick between)
+    assert abs(int(got["first"])) <= 1 and abs(int(got["hour"])) <= 1, got
+    assert abs(int(got["later"]) + 600) <= 1, got
