@@ -304,15 +304,19 @@ def test_device_joins_the_ap_takes_sntp_time_and_registers(picow, running):
           % (time.time() - running.started, hb))
 
 
-def test_injector_reaches_the_device_api(picow, running):
-    r = eventually("GET /health/livez through the injector",
-                   lambda: (lambda r: r.status_code == 200 and r)(get(running, "/health/livez")),
-                   START_S, picow)
-    assert r.json()["ok"] is True, r.text
-    ready = eventually("GET /health/readyz 200",
-                       lambda: (lambda r: r.status_code == 200 and r)(get(running, "/health/readyz")),
-                       START_S, picow)
-    checks = ready.json()["checks"]
+@pytest.fixture(scope="module")
+def ready(picow, running):
+    """/health/readyz through the injector, once it is 200 (each request costs the emulator
+    seconds of wall time, so the tests after share this one wait)."""
+    return eventually("GET /health/readyz 200",
+                      lambda: (lambda r: r.status_code == 200 and r.json())(
+                          get(running, "/health/readyz")), START_S, picow)
+
+
+def test_injector_reaches_the_device_api(picow, running, ready):
+    r = get(running, "/health/livez")
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    checks = ready["checks"]
     assert checks["registered"]["ok"] and checks["config"]["detail"] == "server", checks
     assert checks["time_synced"]["ok"], checks  # the SNTP answer set the clock
     assert picow.radio.bridge.injector.connections >= 2
@@ -326,8 +330,7 @@ def _metric(text, name):
     raise KeyError(name)
 
 
-def test_free_heap_after_full_start(picow, running):
-    eventually("ready", lambda: get(running, "/health/readyz").status_code == 200, START_S, picow)
+def test_free_heap_after_full_start(picow, running, ready):
     text = get(running, "/metrics").text
     free, after_gc = _metric(text, "iot_heap_free_bytes"), _metric(text, "iot_heap_free_after_gc_bytes")
     print("\nWi-Fi RELAYS image, registered and serving: free heap %d B, %d B after gc.collect()"
@@ -335,8 +338,7 @@ def test_free_heap_after_full_start(picow, running):
     assert after_gc >= HEAP_TARGET, (free, after_gc)
 
 
-def test_relay_switches_with_a_fleet_minted_token(picow, running):
-    eventually("ready", lambda: get(running, "/health/readyz").status_code == 200, START_S, picow)
+def test_relay_switches_with_a_fleet_minted_token(picow, running, ready):
     auth = {"Authorization": "Bearer " + running.token("operator")}
     assert not picow.gpio_high(2)
     r = httpx.post(running.url + "/gpio/relay1", json={"state": "HIGH"}, headers=auth,
@@ -348,8 +350,7 @@ def test_relay_switches_with_a_fleet_minted_token(picow, running):
     assert r.json()["relays"] == {"relay1": "HIGH", "relay2": "LOW"}, r.text
 
 
-def test_an_expired_token_is_refused_and_switches_nothing(picow, running):
-    eventually("ready", lambda: get(running, "/health/readyz").status_code == 200, START_S, picow)
+def test_an_expired_token_is_refused_and_switches_nothing(picow, running, ready):
     now = int(time.time())
     token = jwt.encode({"sub": "late", "tenant": TENANT, "namespace": NAMESPACE,
                         "role": "operator", "iss": "fleet", "aud": "iotlib",
