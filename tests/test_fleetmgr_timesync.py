@@ -105,3 +105,20 @@ asyncio.run(main())
     dev.expect(r"^ROUND False 4 True$")
     assert dev.wait() == 0
     assert not any(line.startswith("alarm") for line in dev.lines)   # one alarm, not one per round
+
+
+def test_chronyd_comes_from_the_cache_and_the_package_is_not_installed():
+    # warm cache: no network at all (every proxy at a closed port), same path, it runs here
+    root = pathlib.Path(__file__).resolve().parent.parent
+    closed = "http://127.0.0.1:9"
+    env = dict(os.environ, http_proxy=closed, https_proxy=closed, HTTP_PROXY=closed,
+               HTTPS_PROXY=closed)
+    proc = subprocess.run([str(root / "firmware" / "fetch_chrony.sh")], capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(CHRONYD)
+    assert "version 4." in subprocess.run([str(CHRONYD), "-v"], capture_output=True,
+                                          text=True, timeout=10).stdout
+    status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "chrony"],
+                            capture_output=True, text=True).stdout
+    assert "install ok installed" not in status, status   # systemd-timesyncd left alone

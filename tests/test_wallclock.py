@@ -137,6 +137,10 @@ def test_before_sync_tokens_get_503_with_retry_after_and_readyz_is_not_ready(sit
     assert r.status_code == 401 and r.json()["detail"] == "signature", r.text
     boot = json.loads(site.file("boot.json").read_text())
     assert time.gmtime(boot["boot_time"]).tm_year == 2021 and boot["time_synced"] is False
+    # three failed SNTP rounds raise an alarm: held on the device, not sent stamped 2021
+    wait_for("time_sync_failed raised", lambda: site.relays.metric("iot_alarms_pending"))
+    time.sleep(1)
+    assert site.fleet.admin("alarms", "--id", "clock-relays-1")["alarms"] == []
 
 
 def test_after_sync_a_fleet_token_switches_a_relay(site):
@@ -201,6 +205,10 @@ def test_everything_the_device_stamps_is_dated_today(site):
         return [a for a in got if a["type"] == "relay_max_on_time"]
     found = wait_for("the alarm in the fleet", alarm, timeout=15)[0]
     assert today(found["first_seen"]) and today(found["last_seen"]), found
+    # the one raised before the sync was re-stamped by the clock's jump before it left
+    held = [a for a in site.fleet.admin("alarms", "--id", "clock-relays-1")["alarms"]
+            if a["type"] == "time_sync_failed"]
+    assert held and site.started - 5 <= held[0]["first_seen"] <= time.time(), held
 
 
 def test_sensor_samples_carry_the_synced_wall_time(site, tmp_path):
@@ -260,3 +268,26 @@ for text in ('{"floor": "soon"}', '{"floor": 1e999}', '{"floor": true}', '{"flo'
         with pytest.raises(MicroPythonError) as e:
             micropython("from iotlib.clock import Clock\nClock()", cwd=tmp_path)
     assert "ValueError: IOTLIB_SIM_RTC=tomorrow: want host or unix seconds" in str(e.value)
+
+
+def test_the_floor_is_written_at_the_first_sync_then_at_most_hourly(micropython, tmp_path):
+    code = """
+import json
+from iotlib.clock import Clock
+from iotlib.storage import Storage
+clock = Clock(store=Storage("."), persist_s=3600)
+def floor():
+    return json.load(open("clock.json"))["floor"] - clock.time()
+clock.sync(0)
+print("first", floor())
+clock.offset_s = 600       # ten minutes later: another SNTP round, no flash write
+clock.sync(0)
+print("later", floor())
+clock.offset_s = 3700      # over an hour since the last write: written again
+clock.sync(0)
+print("hour", floor())
+"""
+    got = dict(line.split() for line in micropython(code, cwd=tmp_path).splitlines())
+    # seconds between the floor on flash and the clock (1 s of slack for a tick between)
+    assert abs(int(got["first"])) <= 1 and abs(int(got["hour"])) <= 1, got
+    assert abs(int(got["later"]) + 600) <= 1, got

@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tenant", required=True)
     sp.add_argument("--namespace", required=True)
     sp.add_argument("--role", required=True)
-    sp.add_argument("--ttl", type=int, default=3600)
+    sp.add_argument("--ttl", type=int, default=3600,
+                    help="lifetime in seconds (devices refuse more than their "
+                         "max_token_lifetime_s, 86400 by default)")
     sp.add_argument("--sub")
 
     sp = command("publish", cmd_publish, "store an update artefact and its manifest")

@@ -37,6 +37,7 @@ class AlarmManager:
         self.batch = batch
         self.interval_ms = interval_ms
         self.clock = clock      # the device's iotlib.clock.Clock (first/last seen)
+        self._unsynced = []     # (type, source) stamped before the clock was trusted
         self.log = log
         self.sent = 0
         self._task = BackgroundTask()
@@ -90,6 +91,9 @@ class AlarmManager:
             severity = "warning"
         count = int(alarm.get("count", 1))
         now = self._now()
+        if self.clock is not None and not self.clock.trusted \
+                and (type_, source) not in self._unsynced:
+            self._unsynced.append((type_, source))
         if self._m_reported is not None:
             self._m_reported.inc(labels=(severity,))
         entry = self._find(type_, source)
@@ -122,9 +126,23 @@ class AlarmManager:
             self._wake.set()
         return entry
 
+    def on_clock_synced(self):
+        """Clock.on_sync listener: alarms stamped off the unsynced clock move by the jump."""
+        shift = self.clock.correction_s
+        for type_, source in self._unsynced:
+            entry = self._find(type_, source)
+            if entry is not None:
+                entry["first_seen"] += shift
+                entry["last_seen"] += shift
+        self._unsynced = []
+        self._save()
+        self._wake.set()
+
     async def flush(self):
-        """Send what is pending, in batches; True when the buffer is empty afterwards."""
-        if self.url is None:
+        """Send what is pending, in batches; True when the buffer is empty afterwards.
+        Nothing leaves before the clock is trusted: the fleet keeps the earliest first_seen
+        it is told, and a 2021 one would stay."""
+        if self.url is None or (self.clock is not None and not self.clock.trusted):
             return False
         while self.pending or self.dropped:
             chunk = self.pending[:self.batch]

@@ -28,6 +28,7 @@ class Clock:
         self.offset_s = offset_s        # tests move the clock with this
         self.synced = False             # an SNTP answer arrived this boot
         self.steps = 0
+        self.correction_s = 0           # the first sync's jump from the unsynced reading
         self._stepped_us = 0            # corrections written into the RTC this boot
         self._start_us = self.rtc.now_us()
         self._floor_us = self._load_floor()
@@ -89,20 +90,23 @@ class Clock:
     # ---- setting ----------------------------------------------------------------------------
 
     def on_sync(self, fn):
-        """fn() after the first sync of this boot (re-stamp what was stamped before)."""
+        """fn() after the first sync of this boot: re-stamp what was stamped before, by
+        adding correction_s."""
         self._listeners.append(fn)
 
     def sync(self, offset_us):
         """An SNTP answer: the true time is raw_us() + offset_us. Steps the RTC when that is
         more than step_min_us away, then keeps the floor on flash."""
+        first = not self.synced
+        before_us = self.now_us()
         if offset_us > self.step_min_us or -offset_us > self.step_min_us:
             self.rtc.set_us(self.rtc.now_us() + offset_us)
             self._stepped_us += offset_us
             self.steps += 1
-        first = not self.synced
         self.synced = True
         self._keep_floor()
         if first:
+            self.correction_s = (self.now_us() - before_us) // _US
             for fn in self._listeners:
                 fn()
 

@@ -275,6 +275,7 @@ class Device:
         self.timesync = ntp = _timesync(settings, metrics, self.clock)
         self.alarms = alarms = AlarmManager(None, auth, device_id, http=http, store=store,
                                             clock=self.clock, metrics=metrics)
+        self.clock.on_sync(alarms.on_clock_synced)
         if ntp is not None:
             ntp.alarms = alarms
         self.state = StateManager(None, auth, device_id, http=http, store=store, alarms=alarms,
