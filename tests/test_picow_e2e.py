@@ -14,6 +14,7 @@ import threading
 import time
 
 import httpx
+import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -26,6 +27,12 @@ TENANT, NAMESPACE, DEVICE_ID = "acme", "plant1", "picow-relays-1"
 RELAYS_CONFIG = {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3}},
                  "interlocks": [["relay1", "relay2"]]}
 HEAP_TARGET = 120 * 1024
+# The emulated chip's clock runs as slowly as the emulator (some 70x behind real time), so
+# after its SNTP sync the device falls behind the host by about a second per wall second. The
+# SNTP responder runs this far ahead, so that a fleet token (iat now, 1 h lifetime) minted any
+# time during the module lies inside the device's window, and one that expired an hour ago
+# does not.
+SNTP_AHEAD_S = 1200
 # Wall-clock bounds, generous for a loaded 2-core CI machine (measured figures in the report).
 JOIN_S, START_S, REQUEST_S = 300, 600, 120
 
@@ -232,7 +239,7 @@ class Site:
     """fleet-server and an SNTP responder on 127.0.0.1; the device reaches both as 10.0.0.1."""
 
     def __init__(self, tmp):
-        self.sntp = SntpResponder(offset_s=0.0)
+        self.sntp = SntpResponder(offset_s=SNTP_AHEAD_S)
         self.fleet = Fleet(tmp, {"ntp_servers": ["10.0.0.1:%d" % self.sntp.port],
                                  "heartbeat_s": 5})
         self.fleet.start()
@@ -271,8 +278,9 @@ def running(picow, isolation, tmp_path_factory):
     site = Site(tmp_path_factory.mktemp("picow-site"))
     try:
         settings = site.provision()
+        site.api_key = settings["api_key"]
         picow.run("import json\nwith open('device.json', 'w') as f:\n"
-                  "    json.dump(%r, f)\nprint(open('device.json').read())" % settings, timeout=60)
+                  "    json.dump(%r, f)\nprint(sorted(json.load(open('device.json'))))" % settings, timeout=60)
         site.started = time.time()
         picow.soft_reset()
         site.url = "http://127.0.0.1:%d" % picow.injector_port
@@ -296,16 +304,21 @@ def test_device_joins_the_ap_takes_sntp_time_and_registers(picow, running):
           % (time.time() - running.started, hb))
 
 
-def test_injector_reaches_the_device_api(picow, running):
-    r = eventually("GET /health/livez through the injector",
-                   lambda: (lambda r: r.status_code == 200 and r)(get(running, "/health/livez")),
-                   START_S, picow)
-    assert r.json()["ok"] is True, r.text
-    ready = eventually("GET /health/readyz 200",
-                       lambda: (lambda r: r.status_code == 200 and r)(get(running, "/health/readyz")),
-                       START_S, picow)
-    checks = ready.json()["checks"]
+@pytest.fixture(scope="module")
+def ready(picow, running):
+    """/health/readyz through the injector, once it is 200 (each request costs the emulator
+    seconds of wall time, so the tests after share this one wait)."""
+    return eventually("GET /health/readyz 200",
+                      lambda: (lambda r: r.status_code == 200 and r.json())(
+                          get(running, "/health/readyz")), START_S, picow)
+
+
+def test_injector_reaches_the_device_api(picow, running, ready):
+    r = get(running, "/health/livez")
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    checks = ready["checks"]
     assert checks["registered"]["ok"] and checks["config"]["detail"] == "server", checks
+    assert checks["time_synced"]["ok"], checks  # the SNTP answer set the clock
     assert picow.radio.bridge.injector.connections >= 2
 
 
@@ -317,8 +330,7 @@ def _metric(text, name):
     raise KeyError(name)
 
 
-def test_free_heap_after_full_start(picow, running):
-    eventually("ready", lambda: get(running, "/health/readyz").status_code == 200, START_S, picow)
+def test_free_heap_after_full_start(picow, running, ready):
     text = get(running, "/metrics").text
     free, after_gc = _metric(text, "iot_heap_free_bytes"), _metric(text, "iot_heap_free_after_gc_bytes")
     print("\nWi-Fi RELAYS image, registered and serving: free heap %d B, %d B after gc.collect()"
@@ -326,15 +338,25 @@ def test_free_heap_after_full_start(picow, running):
     assert after_gc >= HEAP_TARGET, (free, after_gc)
 
 
-def test_relay_switches_with_a_fleet_minted_token(picow, running):
-    eventually("ready", lambda: get(running, "/health/readyz").status_code == 200, START_S, picow)
-    token = running.token("operator")
+def test_relay_switches_with_a_fleet_minted_token(picow, running, ready):
+    auth = {"Authorization": "Bearer " + running.token("operator")}
     assert not picow.gpio_high(2)
-    r = httpx.post(running.url + "/gpio/relay1", json={"state": "HIGH"},
-                   headers={"Authorization": "Bearer " + token}, timeout=REQUEST_S)
+    r = httpx.post(running.url + "/gpio/relay1", json={"state": "HIGH"}, headers=auth,
+                   timeout=REQUEST_S)
     assert r.status_code == 200, r.text
     assert r.json() == {"relay": "relay1", "state": "HIGH"}
-    assert picow.gpio_high(2) and not picow.gpio_high(3)
-    r = httpx.get(running.url + "/gpio", headers={"Authorization": "Bearer " + token},
-                  timeout=REQUEST_S)
+    assert picow.gpio_high(2) and not picow.gpio_high(3)  # the chip's own output pins
+    r = httpx.get(running.url + "/gpio", headers=auth, timeout=REQUEST_S)
     assert r.json()["relays"] == {"relay1": "HIGH", "relay2": "LOW"}, r.text
+
+
+def test_an_expired_token_is_refused_and_switches_nothing(picow, running, ready):
+    now = int(time.time())
+    token = jwt.encode({"sub": "late", "tenant": TENANT, "namespace": NAMESPACE,
+                        "role": "operator", "iss": "fleet", "aud": "iotlib",
+                        "iat": now - 7200, "exp": now - 3600}, running.api_key, algorithm="HS256")
+    before = picow.gpio_high(3)
+    r = httpx.post(running.url + "/gpio/relay2", json={"state": "HIGH"},
+                   headers={"Authorization": "Bearer " + token}, timeout=REQUEST_S)
+    assert r.status_code == 401 and r.json()["detail"] == "expired", r.text
+    assert picow.gpio_high(3) == before
