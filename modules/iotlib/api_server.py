@@ -125,7 +125,7 @@ class ApiServer:
       limits  - rate_limit.RequestLimits, or None for no limits.
       metrics - iotlib.metrics.Metrics served at /metrics (managers register into it).
       health  - iotlib.health.Health behind /health/livez and /health/readyz.
-      logger  - optional logger with log(level, msg, **fields).
+      logger  - optional logger with log(level, msg, fields).
     """
 
     def __init__(self, auth, limits=None, metrics=None, health=None, logger=None):
