@@ -87,7 +87,7 @@ class RelaysController(RoleController):
       config    - ConfigManager: subscribed with veto_config (phase 1: returns the reason,
                   e.g. a pin outside the board mask, touching nothing) and on_config
                   (phase 2: applies "relays", "interlocks", "rate_limit"; ValueError vetoes).
-      logger    - Logger: log(level, msg, **fields).
+      logger    - Logger: log(level, msg, fields).
       audit     - the audit trail: record(event, **fields) for every relay command
                   (applied or refused), every automatic switch-off and reconfiguration.
       state     - StateManager: reported relay states after every change

@@ -412,20 +412,15 @@ static void flat_container(record_t *r, mp_obj_t container, size_t prefix_len, i
     }
 }
 
-// frame_at(buf, at, ts, level, msg, fields, mask_keys) -> int bytes the record needs
-//   The record goes to buf[at:at + n] when it fits there; nothing is ever written past
-//   buf's end, and a record that does not fit only returns its length (no exception, so
-//   the Logger's full-ring path allocates nothing either).
-static mp_obj_t iotlib_frame_at(size_t n_args, const mp_obj_t *args) {
-    (void)n_args;
+// The record at buf[at:]; its length (the bytes are there only when at + length fits).
+mp_int_t iotlib_frame_record_at(mp_obj_t buf, mp_int_t at, mp_obj_t ts, mp_obj_t level,
+    mp_obj_t msg, mp_obj_t fields, mp_obj_t mask_keys) {
     mp_buffer_info_t bi;
-    get_line_buffer(args[0], &bi);
-    mp_int_t at = mp_obj_get_int(args[1]);
+    get_line_buffer(buf, &bi);
     if (at < 0 || (size_t)at > bi.len) {
         mp_raise_msg_varg(&mp_type_ValueError,
             MP_ERROR_TEXT("offset %d outside the buffer (%u bytes)"), (int)at, (unsigned)bi.len);
     }
-    mp_obj_t fields = args[5];
     if (fields != mp_const_none && !mp_obj_is_exact_type(fields, &mp_type_dict)) {
         mp_raise_TypeError(MP_ERROR_TEXT("fields must be a dict"));
     }
@@ -433,12 +428,22 @@ static mp_obj_t iotlib_frame_at(size_t n_args, const mp_obj_t *args) {
     r.w = (json_writer_t) { { NULL, jw_strn }, (byte *)bi.buf + at, bi.len - at, 0 };
     r.w.print.data = &r.w;
     r.escaped = (mp_print_t) { &r.w, escaped_strn };
-    r.mask_keys = args[6];
-    jw_head(&r.w, args[2], args[3], args[4]);
+    r.mask_keys = mask_keys;
+    jw_head(&r.w, ts, level, msg);
     if (fields != mp_const_none) {
         flat_container(&r, fields, 0, 1);
     }
     jw_lit(&r.w, "}\n");
-    return MP_OBJ_NEW_SMALL_INT(r.w.len);
+    return r.w.len;
+}
+
+// frame_at(buf, at, ts, level, msg, fields, mask_keys) -> int bytes the record needs
+//   The record goes to buf[at:at + n] when it fits there; nothing is ever written past
+//   buf's end, and a record that does not fit only returns its length (no exception, so
+//   the Logger's full-ring path allocates nothing either).
+static mp_obj_t iotlib_frame_at(size_t n_args, const mp_obj_t *args) {
+    (void)n_args;
+    return MP_OBJ_NEW_SMALL_INT(iotlib_frame_record_at(args[0], mp_obj_get_int(args[1]),
+        args[2], args[3], args[4], args[5], args[6]));
 }
 MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(iotlib_frame_at_obj, 7, 7, iotlib_frame_at);

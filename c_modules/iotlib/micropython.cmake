@@ -6,6 +6,7 @@ target_sources(usermod_iotlib INTERFACE
     ${CMAKE_CURRENT_LIST_DIR}/relay.c
     ${CMAKE_CURRENT_LIST_DIR}/adc.c
     ${CMAKE_CURRENT_LIST_DIR}/jsonlog.c
+    ${CMAKE_CURRENT_LIST_DIR}/logring.c
     ${CMAKE_CURRENT_LIST_DIR}/sim.c
     ${CMAKE_CURRENT_LIST_DIR}/backend_rp2040.c
 )

@@ -6,6 +6,7 @@ SRC_USERMOD_C += \
 	$(IOTLIB_MOD_DIR)/relay.c \
 	$(IOTLIB_MOD_DIR)/adc.c \
 	$(IOTLIB_MOD_DIR)/jsonlog.c \
+	$(IOTLIB_MOD_DIR)/logring.c \
 	$(IOTLIB_MOD_DIR)/sim.c \
 	$(IOTLIB_MOD_DIR)/backend_sim.c
 

@@ -41,6 +41,7 @@ static const mp_rom_map_elem_t iotlib_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_adc_burst), MP_ROM_PTR(&iotlib_adc_burst_obj) },
     { MP_ROM_QSTR(MP_QSTR_frame_into), MP_ROM_PTR(&iotlib_frame_into_obj) },
     { MP_ROM_QSTR(MP_QSTR_frame_at), MP_ROM_PTR(&iotlib_frame_at_obj) },
+    { MP_ROM_QSTR(MP_QSTR_LogRing), MP_ROM_PTR(&iotlib_log_ring_type) },
     { MP_ROM_QSTR(MP_QSTR_sim_gpio), MP_ROM_PTR(&iotlib_sim_gpio_obj) },
     { MP_ROM_QSTR(MP_QSTR_sim_adc_set), MP_ROM_PTR(&iotlib_sim_adc_set_obj) },
     { MP_ROM_QSTR(MP_QSTR_sim_adc_feed), MP_ROM_PTR(&iotlib_sim_adc_feed_obj) },

@@ -46,6 +46,8 @@ def bearer_token(request):
     """The API token from `Authorization: Bearer ...` or the `token` query parameter."""
     h = request.headers.get("Authorization")
     if h:
+        if h.startswith("Bearer "):  # the usual spelling: one slice, no lowercase copy
+            return h[7:].strip()  # strip() returns the same string when there is nothing to strip
         if h[:7].lower() == "bearer ":
             return h[7:].strip()
         return None
@@ -126,7 +128,7 @@ class ApiServer:
       limits  - rate_limit.RequestLimits, or None for no limits.
       metrics - iotlib.metrics.Metrics served at /metrics (managers register into it).
       health  - iotlib.health.Health behind /health/livez and /health/readyz.
-      logger  - optional logger with log(level, msg, **fields).
+      logger  - optional logger with log(level, msg, fields).
     """
 
     def __init__(self, auth, limits=None, metrics=None, health=None, logger=None):
@@ -173,8 +175,10 @@ class ApiServer:
         app = self.app
         server = self
 
+        # The hooks are plain functions: Microdot calls them directly, no coroutine object
+        # per request and hook.
         @app.before_request
-        async def guard(request):
+        def guard(request):
             if request.path in PUBLIC_PATHS:
                 return None
             limits = server.limits
@@ -209,11 +213,11 @@ class ApiServer:
             return None
 
         @app.after_request
-        async def count(request, response):
+        def count(request, response):
             server._responses.inc(labels=(response.status_code,))
 
         @app.after_error_request
-        async def count_error(request, response):
+        def count_error(request, response):
             server._responses.inc(labels=(response.status_code,))
 
         for status in (400, 404, 405, 413, 500):

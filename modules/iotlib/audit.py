@@ -8,7 +8,7 @@ import os
 from iotlib import jsonlog
 from iotlib.clock import Clock
 from iotlib.logger import flatten
-from iotlib.storage import exists, makedirs, remove
+from iotlib.storage import exists, makedirs, remove, sync
 
 GENESIS = "0" * 64
 
@@ -28,6 +28,8 @@ class Audit:
         self.clock = clock or Clock()
         self._line = bytearray(line_bytes)
         self._prev = None
+        self._file = self._head = None  # audit.log and its head file, open while recording
+        self._size = 0
         self.events = None  # metric counter, set in register()
 
     def _last_hash(self):
@@ -41,35 +43,70 @@ class Audit:
 
     def record(self, event, **fields):
         """Append one event; written through at once (security events are not batched)."""
-        flat = flatten(fields, self.mask_fields)
-        flat["prev"] = self._last_hash()
-        try:
-            n = jsonlog.frame_into(self._line, self.clock.time(), "AUDIT", event, flat,
-                                   self.mask_fields)
-        except ValueError:
+        fields["prev"] = self._last_hash()
+        ts = self.clock.time()
+        n = jsonlog.frame_at(self._line, 0, ts, "AUDIT", event, fields, self.mask_fields)
+        if n > len(self._line):
             # too long for the line buffer: an audit event must still be written, so shorten
             # every string value rather than lose it
+            flat = flatten(fields, self.mask_fields)
             for key, value in flat.items():
                 if isinstance(value, str) and key != "prev":
                     flat[key] = value[:48]
             flat["truncated"] = True
-            n = jsonlog.frame_into(self._line, self.clock.time(), "AUDIT", event, flat,
-                                   self.mask_fields)
-        line = bytes(memoryview(self._line)[:n])
-        makedirs(self.directory)
+            n = jsonlog.frame_into(self._line, ts, "AUDIT", event, flat, self.mask_fields)
+        line = memoryview(self._line)[:n]
         try:
-            if os.stat(self.path)[6] + n > self.max_bytes:
-                # one older file is kept; the chain continues across the rename
-                os.rename(self.path, self.path + ".1")
-        except OSError:
-            pass
-        with open(self.path, "ab") as f:
+            f = self._log_file(n)
             f.write(line)
-        self._prev = _hash(line)
-        with open(self.head_path, "w") as f:
-            f.write(self._prev)
+            sync(f)
+            self._size += n
+            self._prev = _hash(line)
+            head = self._head_file()
+            head.seek(0)
+            head.write(self._prev)  # always 64 characters: overwritten in place
+            sync(head)
+        except OSError:
+            self._close()  # reopened (and re-measured) by the next event
+            raise
         if self.events is not None:
             self.events.inc(labels=(event,))
+
+    # The two files stay open between events, so an event costs two writes and two syncs,
+    # not four opens and closes and a stat.
+    def _log_file(self, incoming):
+        if self._file is None:
+            makedirs(self.directory)
+            try:
+                self._size = os.stat(self.path)[6]
+            except OSError:
+                self._size = 0
+            self._file = open(self.path, "ab")
+        if self._size + incoming > self.max_bytes:
+            # one older file is kept; the chain continues across the rename
+            self._file.close()
+            self._file = None
+            try:
+                os.rename(self.path, self.path + ".1")
+            except OSError:
+                pass
+            self._file = open(self.path, "ab")
+            self._size = 0
+        return self._file
+
+    def _head_file(self):
+        if self._head is None:
+            self._head = open(self.head_path, "r+b" if exists(self.head_path) else "wb")
+        return self._head
+
+    def _close(self):
+        for f in (self._file, self._head):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self._file = self._head = None
 
     def verify(self):
         """(ok, reason): the chain from the first kept line to the head file is intact."""
@@ -107,6 +144,7 @@ class Audit:
         self.events = metrics.counter("audit_events_total", "Audit events recorded", ("event",))
 
     def clear(self):
+        self._close()
         for path in (self.path, self.path + ".1", self.head_path):
             remove(path)
         self._prev = GENESIS

@@ -52,10 +52,17 @@ class VerifiedTokens:
         self._tokens = {}  # token -> (claims, valid_until)
         self._context = None
 
-    def lookup(self, token, now, context):
-        if context != self._context:  # key, tenant, ... changed: nothing cached holds
+    def lookup(self, token, now, auth):
+        """The claims cached for token, or None. `auth` is what verification depended on
+        (its key, tenant, namespace, issuer, audience, leeway, longest lifetime): when any of it changed since
+        the tokens were cached, none of them holds any more."""
+        c = self._context
+        if c is None or c[0] is not auth.api_key or c[1] != auth.tenant \
+                or c[2] != auth.namespace or c[3] != auth.issuer or c[4] != auth.audience \
+                or c[5] != auth.leeway_s or c[6] != auth.max_lifetime_s:
             self._tokens = {}
-            self._context = context
+            self._context = (auth.api_key, auth.tenant, auth.namespace, auth.issuer,
+                             auth.audience, auth.leeway_s, auth.max_lifetime_s)
             return None
         entry = self._tokens.get(token)
         if entry is None:
@@ -179,7 +186,7 @@ class AuthManager:
         clock = self.clock
         now = clock.time()
         if clock.trusted:  # cached verdicts hold only against a synced clock
-            cached = self._verified.lookup(token, now, self._verify_context())
+            cached = self._verified.lookup(token, now, self)
             if cached is not None:
                 return cached
         try:
@@ -199,10 +206,6 @@ class AuthManager:
         self._verified.store(token, claims, claims["exp"] + self.leeway_s)
         return claims
 
-    def _verify_context(self):
-        # what a verification depended on: when any of it changes, cached tokens are void
-        return (self.api_key, self.tenant, self.namespace, self.issuer, self.audience,
-                self.leeway_s, self.max_lifetime_s)
 
     def authorize(self, token, permission):
         """(allowed, reason, claims): reason is "ok" or why the request is refused."""

@@ -4,11 +4,10 @@
 # wherever they appear in a record, nested or not.
 import asyncio
 import os
-from time import ticks_diff, ticks_ms
 
 from iotlib import jsonlog
 from iotlib.clock import Clock
-from iotlib.storage import exists, makedirs, remove
+from iotlib.storage import exists, makedirs, remove, sync
 from iotlib.task import BackgroundTask
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
@@ -60,68 +59,65 @@ class Logger:
         self.flush_ms = flush_ms
         self.clock = clock or Clock()
         self.echo = echo
-        # native=False: the pure-Python framing (same bytes), for comparison
+        # native=False: the pure-Python ring and framing (same bytes), for comparison
         self._frame = jsonlog.frame_at if native else jsonlog.py_frame_at
-        self._ring = bytearray(ring_bytes)  # records are framed straight into it
+        ring_type = jsonlog.LogRing if native else jsonlog.PyLogRing
         self.line_bytes = line_bytes  # longest record kept whole
-        self._used = 0
+        # records are framed straight into the ring (one C call per line, see log())
+        self._ring = ring_type(bytearray(ring_bytes), line_bytes, LEVELS, self.level,
+                               self.mask_fields, self.clock, STAMP_MS, self._slow)
+        if not echo:
+            # The ring's bound method itself: logger.log(...) goes straight into C, with no
+            # Python frame (the class's log() below is what it does).
+            self.log = self._ring.log
         self._file = None  # the live file, kept open between flushes
         self._file_bytes = 0
         self._names = [self.path] + ["%s.%d" % (self.path, i) for i in range(1, keep + 1)]
-        self._stamp = None
-        self._stamp_ms = 0
         self._task = BackgroundTask()
-        self.lines = 0
         self.dropped = 0
         self.write_errors = 0
+
+    @property
+    def lines(self):
+        """Records accepted since start."""
+        return self._ring.lines
 
     # ---- records ----------------------------------------------------------------------------
 
     def log(self, level, msg, fields=None):
-        """One record; fields is a dict (nested dicts and lists are flattened). With a dict
-        the caller already has, a line allocates nothing: no keyword arguments here, since
-        MicroPython builds a dict for **kw on every call."""
-        severity = LEVELS.get(level)
-        if severity is None:
-            raise ValueError("unknown log level " + str(level))
-        if severity < self.level:
-            return
-        now = ticks_ms()  # the timestamp: the clock, read at most once per STAMP_MS
-        if self._stamp is None or ticks_diff(now, self._stamp_ms) >= STAMP_MS:
-            self._stamp = self.clock.time()
-            self._stamp_ms = now
-        used = self._used
+        """One record; fields is a dict (nested dicts and lists are flattened, masked names
+        hide their subtree). With a dict the caller already has, a line allocates nothing: no
+        keyword arguments here, since MicroPython builds a dict for **kw on every call."""
         ring = self._ring
-        try:
-            n = self._frame(ring, used, self._stamp, level, msg, fields, self.mask_fields)
-        except ValueError:  # a field name over 128 bytes or nesting over 8 levels
-            n = len(ring) + 1
-        if n > self.line_bytes or used + n > len(ring):
-            n = self._make_room(level, msg, fields, n)
-            if not n:
-                self.dropped += 1
-                return
-            used = self._used
-        self._used = used + n
-        self.lines += 1
-        if self.echo:
-            print(bytes(memoryview(ring)[used:used + n - 1]).decode())
+        lines = ring.lines
+        ring.log(level, msg, fields)
+        if self.echo and ring.lines != lines:
+            print(bytes(memoryview(ring.buf)[ring.last:ring.used - 1]).decode())
 
-    def _make_room(self, level, msg, fields, n):
-        """The slow path: a record longer than a line is kept as the head of its message with
-        "truncated": true; a full ring goes to flash first. Returns the record's length at
-        self._used, or 0 when it cannot be kept."""
+    def _slow(self, level, msg, fields, n):
+        """What the ring leaves to Python: an unknown level or a non-str message, a record
+        longer than a line (kept as the head of its message with "truncated": true) and a
+        full ring (written to flash first)."""
+        if n == -1:
+            raise ValueError("unknown log level " + str(level))
+        ring = self._ring
+        if n == -3:
+            return ring.log(level, str(msg), fields)
         mask = self.mask_fields
-        if n > self.line_bytes or n > len(self._ring):
-            msg, fields, mask = str(msg)[:96], TRUNCATED, ()
+        if n < 0 or n > self.line_bytes or n > len(ring.buf):
+            msg, fields, mask = msg[:96], TRUNCATED, ()
         for attempt in range(2):
-            n = self._frame(self._ring, self._used, self._stamp, level, msg, fields, mask)
-            if n > self.line_bytes or n > len(self._ring):
-                return 0
-            if self._used + n <= len(self._ring):
-                return n
+            n = self._frame(ring.buf, ring.used, ring.stamp, level, msg, fields, mask)
+            if n > self.line_bytes or n > len(ring.buf):
+                break
+            if ring.used + n <= len(ring.buf):
+                ring.last = ring.used
+                ring.used += n
+                ring.lines += 1
+                return None
             self.flush()  # empties the ring (what flash refused is counted as dropped)
-        return 0
+        self.dropped += 1
+        return None
 
     def debug(self, msg, fields=None, **kw):
         self.log("DEBUG", msg, _merge(fields, kw))
@@ -136,14 +132,14 @@ class Logger:
         self.log("ERROR", msg, _merge(fields, kw))
 
     def set_level(self, level):
-        self.level = LEVELS[level]
+        self.level = self._ring.threshold = LEVELS[level]
 
     def on_config(self, changed, config):
         """ConfigManager subscriber: level and masked fields follow configuration."""
         if "log_level" in changed:
             self.set_level(config["log_level"])
         if "mask_fields" in changed:
-            self.mask_fields = set(config["mask_fields"]) | self.mask_fields
+            self.mask_fields = self._ring.mask = set(config["mask_fields"]) | self.mask_fields
 
     # ---- flash ------------------------------------------------------------------------------
 
@@ -156,20 +152,22 @@ class Logger:
     def flush(self):
         """Write the ring to flash in one append (the file stays open between flushes, so a
         flush allocates nothing); rotate first when the file would outgrow max_bytes."""
-        if not self._used:
+        ring = self._ring
+        used = ring.used
+        if not used:
             return
         try:
             f = self._file
-            if f is None or self._file_bytes + self._used > self.max_bytes:
-                f = self._open(self._used)
-            f.write(self._ring, 0, self._used)  # the stream's (buf, offset, length) form
-            f.flush()
-            self._file_bytes += self._used
+            if f is None or self._file_bytes + used > self.max_bytes:
+                f = self._open(used)
+            f.write(ring.buf, 0, used)  # the stream's (buf, offset, length) form
+            sync(f)
+            self._file_bytes += used
         except OSError:
             self.write_errors += 1
             self.dropped += self.lines_in_ring()
             self._close()
-        self._used = 0
+        ring.used = ring.last = 0
 
     def _open(self, incoming):
         """The live file, ready for `incoming` more bytes (rotated first if they overflow it)."""
@@ -192,7 +190,7 @@ class Logger:
             self._file = None
 
     def lines_in_ring(self):
-        return bytes(memoryview(self._ring)[:self._used]).count(b"\n")
+        return bytes(memoryview(self._ring.buf)[:self._ring.used]).count(b"\n")
 
     def rotate(self):
         self._close()

@@ -36,7 +36,8 @@ class _Metric:
         self.series = {}
 
     def _key(self, labels):
-        labels = tuple(labels) if labels else ()
+        if type(labels) is not tuple:  # a tuple is the key itself: no copy per call
+            labels = tuple(labels) if labels else ()
         if len(labels) != len(self.label_names):
             raise ValueError("%s takes labels %s" % (self.name, self.label_names))
         return labels

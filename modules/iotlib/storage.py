@@ -2,6 +2,11 @@
 # leaves either the old or the new file, never half of one.
 import json
 import os
+import sys
+
+# littlefs (the device) keeps written data in its cache until the file is synced; the unix
+# port's files are unbuffered (every write is a syscall) and their flush() is an fsync.
+_WRITES_NEED_SYNC = sys.platform not in ("linux", "darwin")
 
 
 def exists(path):
@@ -21,6 +26,12 @@ def makedirs(path):
         built = built + part if built.endswith("/") or not built else built + "/" + part
         if not exists(built):
             os.mkdir(built)
+
+
+def sync(f):
+    """Make what was written to an open file durable, as closing it would."""
+    if _WRITES_NEED_SYNC:
+        f.flush()
 
 
 def remove(path):

@@ -1,0 +1,195 @@
+// The Logger's per-line path in one C call: level check, timestamp, the record framed
+// (flattened and masked, jsonlog.c) straight into the RAM ring, the ring's length moved on.
+// Everything else (a full ring, a record too long for a line, an unknown level, a non-str
+// message) goes to the Logger's own Python `on_slow`, so this file holds no policy.
+// iotlib._logring_py.LogRing is the same object in Python.
+#include "py/runtime.h"
+#include "py/mphal.h"
+#include "py/nlr.h"
+#include "py/objarray.h"
+#include "iotlib.h"
+
+// on_slow's `n` for the cases that are not a length
+#define SLOW_UNKNOWN_LEVEL (-1)
+#define SLOW_BAD_RECORD (-2) // a field name too long or nesting too deep: keep it truncated
+#define SLOW_NOT_STR (-3)
+
+typedef struct {
+    mp_obj_base_t base;
+    mp_obj_t buf;     // the ring (bytearray)
+    mp_obj_t levels;  // dict: level name -> severity
+    mp_obj_t mask;    // iterable of masked field names
+    mp_obj_t clock;   // its time() stamps the lines
+    mp_obj_t on_slow; // on_slow(level, msg, fields, n)
+    mp_obj_t stamp;   // the last time() read, MP_OBJ_NULL before the first
+    mp_uint_t stamp_at_ms;
+    mp_uint_t stamp_ms; // how long one time() read stamps lines
+    mp_int_t threshold;
+    mp_int_t line_bytes;
+    mp_int_t used;
+    mp_int_t last; // offset of the last record
+    mp_int_t lines;
+} log_ring_t;
+
+// LogRing(buf, line_bytes, levels, threshold, mask, clock, stamp_ms, on_slow)
+static mp_obj_t log_ring_make_new(const mp_obj_type_t *type, size_t n_args, size_t n_kw,
+    const mp_obj_t *args) {
+    mp_arg_check_num(n_args, n_kw, 8, 8, false);
+    if (!mp_obj_is_type(args[0], &mp_type_bytearray)) {
+        mp_raise_TypeError(MP_ERROR_TEXT("the ring must be a bytearray"));
+    }
+    if (!mp_obj_is_dict_or_ordereddict(args[2])) {
+        mp_raise_TypeError(MP_ERROR_TEXT("levels must be a dict"));
+    }
+    log_ring_t *self = mp_obj_malloc(log_ring_t, type);
+    self->buf = args[0];
+    self->line_bytes = mp_obj_get_int(args[1]);
+    self->levels = args[2];
+    self->threshold = mp_obj_get_int(args[3]);
+    self->mask = args[4];
+    self->clock = args[5];
+    self->stamp_ms = mp_obj_get_int(args[6]);
+    self->on_slow = args[7];
+    self->stamp = MP_OBJ_NULL;
+    self->stamp_at_ms = 0;
+    self->used = self->last = self->lines = 0;
+    return MP_OBJ_FROM_PTR(self);
+}
+
+static mp_obj_t slow(log_ring_t *self, mp_obj_t level, mp_obj_t msg, mp_obj_t fields, mp_int_t n) {
+    mp_obj_t args[4] = { level, msg, fields, MP_OBJ_NEW_SMALL_INT(n) };
+    return mp_call_function_n_kw(self->on_slow, 4, 0, args);
+}
+
+// log(level, msg, fields=None): one record into the ring (or to on_slow)
+static mp_obj_t log_ring_log(size_t n_args, const mp_obj_t *args, mp_map_t *kw_args) {
+    log_ring_t *self = MP_OBJ_TO_PTR(args[0]);
+    mp_obj_t level = args[1], msg = args[2];
+    mp_obj_t fields = mp_const_none;
+    if (n_args > 4) {
+        mp_raise_TypeError(MP_ERROR_TEXT("log() takes level, msg and fields"));
+    }
+    if (n_args == 4) {
+        fields = args[3];
+    }
+    if (kw_args->used) { // fields=...: the only keyword (a plain map lookup, no parser)
+        mp_map_elem_t *kw = mp_map_lookup(kw_args, MP_OBJ_NEW_QSTR(MP_QSTR_fields), MP_MAP_LOOKUP);
+        if (kw == NULL || kw_args->used > 1 || n_args == 4) {
+            mp_raise_TypeError(MP_ERROR_TEXT("log() takes level, msg and fields"));
+        }
+        fields = kw->value;
+    }
+    mp_map_elem_t *severity = mp_map_lookup(mp_obj_dict_get_map(self->levels), level,
+        MP_MAP_LOOKUP);
+    if (severity == NULL) {
+        return slow(self, level, msg, fields, SLOW_UNKNOWN_LEVEL);
+    }
+    if (mp_obj_get_int(severity->value) < self->threshold) {
+        return mp_const_none;
+    }
+    if (!mp_obj_is_str(msg)) {
+        return slow(self, level, msg, fields, SLOW_NOT_STR);
+    }
+    #if MICROPY_PY_TIME
+    mp_uint_t now = mp_hal_ticks_ms();
+    if (self->stamp == MP_OBJ_NULL || now - self->stamp_at_ms >= self->stamp_ms) {
+    #else
+    mp_uint_t now = 0; // a port without ticks (qemu): the clock is asked for every line
+    {
+    #endif
+        mp_obj_t dest[2];
+        mp_load_method(self->clock, MP_QSTR_time, dest);
+        self->stamp = mp_call_method_n_kw(0, 0, dest);
+        self->stamp_at_ms = now;
+    }
+    mp_int_t n;
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        n = iotlib_frame_record_at(self->buf, self->used, self->stamp, level, msg, fields,
+            self->mask);
+        nlr_pop();
+    } else {
+        mp_obj_base_t *exc = nlr.ret_val;
+        if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(exc->type),
+            MP_OBJ_FROM_PTR(&mp_type_ValueError))) {
+            nlr_jump(nlr.ret_val);
+        }
+        n = SLOW_BAD_RECORD;
+    }
+    mp_obj_array_t *ring = MP_OBJ_TO_PTR(self->buf);
+    if (n < 0 || n > self->line_bytes || (size_t)(self->used + n) > ring->len) {
+        return slow(self, level, msg, fields, n);
+    }
+    self->last = self->used;
+    self->used += n;
+    self->lines++;
+    return mp_const_none;
+}
+static MP_DEFINE_CONST_FUN_OBJ_KW(log_ring_log_obj, 3, log_ring_log);
+
+// Attributes the Logger reads and sets: used, last, lines, threshold, mask, stamp, buf.
+static void log_ring_attr(mp_obj_t self_in, qstr attr, mp_obj_t *dest) {
+    log_ring_t *self = MP_OBJ_TO_PTR(self_in);
+    mp_int_t *field = NULL;
+    switch (attr) {
+        case MP_QSTR_used:
+            field = &self->used;
+            break;
+        case MP_QSTR_last:
+            field = &self->last;
+            break;
+        case MP_QSTR_lines:
+            field = &self->lines;
+            break;
+        case MP_QSTR_threshold:
+            field = &self->threshold;
+            break;
+        default:
+            break;
+    }
+    if (dest[0] == MP_OBJ_NULL) { // load
+        if (field != NULL) {
+            dest[0] = mp_obj_new_int(*field);
+        } else if (attr == MP_QSTR_mask) {
+            dest[0] = self->mask;
+        } else if (attr == MP_QSTR_buf) {
+            dest[0] = self->buf;
+        } else if (attr == MP_QSTR_stamp) {
+            dest[0] = self->stamp == MP_OBJ_NULL ? mp_const_none : self->stamp;
+        } else {
+            dest[1] = MP_OBJ_SENTINEL; // methods: look in the locals dict
+        }
+    } else if (dest[0] == MP_OBJ_SENTINEL && dest[1] != MP_OBJ_NULL) { // store
+        if (field != NULL) {
+            mp_int_t v = mp_obj_get_int(dest[1]);
+            if (field == &self->used || field == &self->last) {
+                mp_obj_array_t *ring = MP_OBJ_TO_PTR(self->buf);
+                if (v < 0 || (size_t)v > ring->len) {
+                    mp_raise_ValueError(MP_ERROR_TEXT("offset outside the ring"));
+                }
+            }
+            *field = v;
+            dest[0] = MP_OBJ_NULL;
+        } else if (attr == MP_QSTR_mask) {
+            self->mask = dest[1];
+            dest[0] = MP_OBJ_NULL;
+        } else if (attr == MP_QSTR_stamp) {
+            self->stamp = dest[1] == mp_const_none ? MP_OBJ_NULL : dest[1];
+            dest[0] = MP_OBJ_NULL;
+        }
+    }
+}
+
+static const mp_rom_map_elem_t log_ring_locals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR_log), MP_ROM_PTR(&log_ring_log_obj) },
+};
+static MP_DEFINE_CONST_DICT(log_ring_locals, log_ring_locals_table);
+
+MP_DEFINE_CONST_OBJ_TYPE(
+    iotlib_log_ring_type,
+    MP_QSTR_LogRing,
+    MP_TYPE_FLAG_NONE,
+    make_new, log_ring_make_new,
+    attr, log_ring_attr,
+    locals_dict, &log_ring_locals
+    );

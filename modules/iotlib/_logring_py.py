@@ -1,0 +1,52 @@
+# Pure-Python LogRing: the same object as the C one in logring.c (the Logger's per-line path:
+# level check, timestamp, the record framed into the RAM ring); the cases that are not the
+# plain path go to the Logger's on_slow(level, msg, fields, n) exactly as from C.
+from time import ticks_diff, ticks_ms
+
+from iotlib._jsonlog_py import frame_at
+
+SLOW_UNKNOWN_LEVEL = -1
+SLOW_BAD_RECORD = -2  # a field name too long or nesting too deep: keep it truncated
+SLOW_NOT_STR = -3
+
+
+class LogRing:
+    def __init__(self, buf, line_bytes, levels, threshold, mask, clock, stamp_ms, on_slow):
+        if type(buf) is not bytearray:
+            raise TypeError("the ring must be a bytearray")
+        if not isinstance(levels, dict):
+            raise TypeError("levels must be a dict")
+        self.buf = buf
+        self.line_bytes = line_bytes
+        self.levels = levels
+        self.threshold = threshold
+        self.mask = mask
+        self.clock = clock
+        self.stamp_ms = stamp_ms
+        self.on_slow = on_slow
+        self.stamp = None
+        self._stamp_at = 0
+        self.used = self.last = self.lines = 0
+
+    def log(self, level, msg, fields=None):
+        severity = self.levels.get(level)
+        if severity is None:
+            return self.on_slow(level, msg, fields, SLOW_UNKNOWN_LEVEL)
+        if severity < self.threshold:
+            return None
+        if type(msg) is not str:
+            return self.on_slow(level, msg, fields, SLOW_NOT_STR)
+        now = ticks_ms()
+        if self.stamp is None or ticks_diff(now, self._stamp_at) >= self.stamp_ms:
+            self.stamp = self.clock.time()
+            self._stamp_at = now
+        try:
+            n = frame_at(self.buf, self.used, self.stamp, level, msg, fields, self.mask)
+        except ValueError:
+            n = SLOW_BAD_RECORD
+        if n < 0 or n > self.line_bytes or self.used + n > len(self.buf):
+            return self.on_slow(level, msg, fields, n)
+        self.last = self.used
+        self.used += n
+        self.lines += 1
+        return None
