@@ -54,6 +54,11 @@ BODY = 3  # body arriving (body deadline)
 SERVING = 4  # in Microdot and the handler (a WebSocket session stays here; no deadline)
 WRITING = 5  # response going out (write deadline)
 CLOSING = 6  # cancelled by the reaper or evicted; its task is closing the socket
+LINGER = 7  # answered a refused request or ended a WebSocket: reading what is still in
+# flight before the close, so the kernel does not reset the connection (and with it the
+# answer) over unread input; bounded by _LINGER_MS and _LINGER_BYTES
+_LINGER_MS = 500
+_LINGER_BYTES = 16384
 
 
 ALREADY_HANDLED = Response.already_handled  # a handler's answer when it wrote its own
@@ -165,13 +170,13 @@ class HttpServer(Microdot):
 
     def _claim(self, task, now):
         """A slot for a new connection: a free one, else the longest-waiting connection
-        that has not sent its head yet (evicted), else None."""
+        that has not sent its head yet, or is lingering (evicted), else None."""
         victim = None
         for s in self._slots:
             if s.phase == FREE:
                 victim = s
                 break
-            if (s.phase == IDLE or s.phase == HEAD) and (
+            if (s.phase == IDLE or s.phase == HEAD or s.phase == LINGER) and (
                     victim is None or time.ticks_diff(victim.since, s.since) > 0):
                 victim = s
         if victim is None:
@@ -189,6 +194,7 @@ class HttpServer(Microdot):
     def _release(self, slot, task):
         if slot.task is task:  # not handed over to a newcomer meanwhile
             slot.task = None
+            slot.writer = None
             slot.phase = FREE
 
     async def _reap_loop(self):
@@ -210,10 +216,15 @@ class HttpServer(Microdot):
                 limit = lim.body_ms
             elif p == WRITING:
                 limit = lim.write_ms
+            elif p == LINGER:
+                limit = _LINGER_MS
             else:
                 continue
             if time.ticks_diff(now, s.since) >= limit:
                 s.phase = CLOSING
+                if p == LINGER:  # not a timeout: the normal end of a lingering close
+                    s.task.cancel()
+                    continue
                 self.timeouts += 1
                 n += 1
                 if p != WRITING:  # say why, if the socket takes it at once (never waits)
@@ -234,14 +245,15 @@ class HttpServer(Microdot):
         self.accepted += 1
         slot.writer = writer
         req = None
+        linger = False
         try:
             try:
                 req = await self._read_request(slot, reader, writer)
             except _Closed:
                 return
-            if isinstance(req, Response):  # refused before dispatch
+            if isinstance(req, Response):  # refused before dispatch: input may be unread
                 self.rejected += 1
-                res, req = req, None
+                res, req, linger = req, None, True
             else:
                 slot.phase = SERVING
                 try:
@@ -250,11 +262,14 @@ class HttpServer(Microdot):
                     self.errors += 1
                     res = error(500, "internal error")
                 if getattr(req, "upgraded", False):
-                    return  # the stream belongs to the WebSocket: no HTTP after a 101
+                    # the stream belongs to the WebSocket: no HTTP after a 101
+                    res, linger = Response.already_handled, True
             if res is not Response.already_handled:
                 slot.phase = WRITING
                 slot.since = time.ticks_ms()
                 await self._write(writer, res)
+            if linger and slot.phase != CLOSING:
+                await self._linger(slot, reader)
         except asyncio.CancelledError:
             if slot.task is task and slot.phase != CLOSING:
                 raise  # the server is stopping
@@ -263,6 +278,18 @@ class HttpServer(Microdot):
         finally:
             _close(writer)
             self._release(slot, task)
+
+    async def _linger(self, slot, reader):
+        slot.phase = LINGER
+        slot.since = time.ticks_ms()
+        n = 0
+        while n < _LINGER_BYTES:
+            got = await reader.readinto(slot.mv)
+            if got is None:
+                continue
+            if not got:
+                return
+            n += got
 
     async def _read_request(self, slot, reader, writer):
         """The Request, or an error Response when it breaks a bound; _Closed when the
