@@ -7,7 +7,6 @@ from conftest import run_rp2
 
 _SETUP = """
 import gc, machine, asyncio
-from microdot import AsyncBytesIO
 from relays_controller import RelaysController
 from iotlib.auth_manager import AuthManager
 
@@ -53,6 +52,15 @@ print("kept", sorted(ctl.read()))
 
 def test_relays_image_serves_http_in_process_and_reports_free_heap():
     out = run_rp2("RELAYS", _SETUP + """
+class Reader:  # the request's bytes, as the socket stream hands them to the HTTP server
+    def __init__(self, data): self.data = data
+    async def readinto(self, buf): return self._take(len(buf), buf)
+    async def readexactly(self, n): return bytes(self._take(n, None))
+    def _take(self, n, buf):
+        n = min(n, len(self.data)); part = self.data[:n]; self.data = self.data[n:]
+        if buf is None: return part
+        buf[:n] = part; return n
+
 class Writer:
     def __init__(self): self.data = b""
     async def awrite(self, b): self.data += bytes(b)
@@ -65,7 +73,7 @@ async def request(method, path, body=b""):
     raw = b"%s %s HTTP/1.1\\r\\nAuthorization: Bearer %s\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (
         method, path, token, len(body), body)
     w = Writer()
-    await ctl.server.app.handle_request(AsyncBytesIO(raw), w)
+    await ctl.server.app.handle_request(Reader(raw), w)
     return w.data.split(b"\\r\\n", 1)[0], w.data.rsplit(b"\\r\\n", 1)[1]
 
 async def main():
