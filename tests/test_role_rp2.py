@@ -81,6 +81,9 @@ async def main():
     print("post", await request(b"POST", b"/gpio/relay2", b'{"state": "HIGH"}'), pins())
     print("get", await request(b"GET", b"/gpio"))
     print("conflict", (await request(b"POST", b"/gpio/relay1", b'{"state": "HIGH"}'))[0])
+    # the longest path allowed is matched without overflowing the board's stack; longer: 414
+    print("paths", (await request(b"GET", b"/gpio/" + b"r" * 58))[0],
+          (await request(b"GET", b"/gpio/" + b"r" * 300))[0])
     for i in range(50):
         await request(b"GET", b"/gpio/relay1")
     gc.collect()
@@ -96,6 +99,7 @@ asyncio.run(main())
     assert "post (b'HTTP/1.1 200 OK', b'{\"relay\": \"relay2\", \"state\": \"HIGH\"}') (0, 1)" in out
     assert "\"relay1\": \"LOW\"" in out and "\"relay2\": \"HIGH\"" in out
     assert "conflict b'HTTP/1.1 409 Conflict'" in out
+    assert "paths b'HTTP/1.1 404 Not Found' b'HTTP/1.1 414 URI Too Long'" in out
     started = int(re.search(r"free_started (\d+)", out).group(1))
     after = int(re.search(r"free_after_100 (\d+)", out).group(1))
     print("RELAYS image in rp2040py: free heap %d bytes after start, %d after 100 more "

@@ -80,7 +80,7 @@ class ConnectionLimits:
     4 served at once; TCP_LISTEN_BACKLOG is on, so `backlog` is enforced by lwIP too."""
 
     def __init__(self, max_connections=4, backlog=4, idle_s=5, head_s=10, body_s=10,
-                 write_s=10, max_line=512, max_path=256, max_head=1024, max_body=2048):
+                 write_s=10, max_line=512, max_path=64, max_head=1024, max_body=2048):
         if max_connections < 1 or max_head < max_line or max_line < 16:
             raise ValueError("max_connections >= 1 and 16 <= max_line <= max_head")
         self.max_connections = max_connections
