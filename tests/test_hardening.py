@@ -4,9 +4,9 @@ the reported relay state after a SIGKILL with the real fleet-server."""
 import base64
 import json
 import os
+import select
 import socket
 import struct
-import threading
 import time
 
 import httpx
@@ -243,16 +243,19 @@ def test_websocket_ping_flood_is_cut_off_and_the_heap_comes_back(sensors):
     s, head = ws_connect(sensors)
     assert head.startswith(b"HTTP/1.1 101")
     ping = frame(9, b"p" * 100)
-    got = []
-    reader = threading.Thread(target=lambda: got.append(read_rest(s)))
-    reader.start()  # read while flooding, so the close frame is in before any reset
-    try:
+    rest = b""
+    s.setblocking(False)
+    try:  # pings back to back, never waiting for a pong; what came back is read in between
         for _ in range(2000):
             s.sendall(ping)
+            if select.select([s], [], [], 0.002)[0]:
+                rest += s.recv(65536)
+            if close_code(rest):
+                break
     except (BrokenPipeError, ConnectionResetError):
-        pass  # the device closed the connection mid-flood
-    reader.join(10)
-    rest = got[0]
+        pass
+    s.setblocking(True)
+    rest += read_rest(s)
     s.close()
     assert close_code(rest) == 1008, rest[-40:]
     pongs = rest.count(b"\x8a\x64")
@@ -302,18 +305,24 @@ def test_idle_and_slow_connections_are_closed_at_their_deadlines(relays):
 def test_200_idle_sockets_do_not_lock_out_a_real_client(relays):
     before = open_fds(relays)
     idle = []
+
+    def dropped():
+        return relays.metric("iot_http_connections_evicted_total") + \
+            relays.metric("iot_http_timeouts_total")
     try:
-        for _ in range(200):
-            idle.append(socket.create_connection(("127.0.0.1", relays.port), timeout=5))
-        time.sleep(0.2)
+        for _ in range(200):  # opened at once (the kernel finishes the handshakes)
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", relays.port))
+            idle.append(s)
+        # as many as get past the listen backlog reach the device and are dropped in turn
+        wait_for("idle sockets dropped", lambda: dropped() >= 30, timeout=20)
         with httpx.Client(base_url=relays.url, timeout=5) as c:
             for _ in range(10):
                 assert c.get("/health/livez").status_code == 200
                 assert c.get("/gpio", headers=auth()).status_code == 200
         # the device holds at most its slots (4), not 200 sockets
         assert open_fds(relays) <= before + 6
-        assert relays.metric("iot_http_connections_evicted_total") + \
-            relays.metric("iot_http_timeouts_total") >= 190
     finally:
         for s in idle:
             s.close()

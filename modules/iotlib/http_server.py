@@ -58,7 +58,7 @@ LINGER = 7  # answered a refused request or ended a WebSocket: reading what is s
 # flight before the close, so the kernel does not reset the connection (and with it the
 # answer) over unread input; bounded by _LINGER_MS and _LINGER_BYTES
 _LINGER_MS = 500
-_LINGER_BYTES = 16384
+_LINGER_BYTES = 65536  # read 1 KB at a time into the slot's buffer
 
 
 ALREADY_HANDLED = Response.already_handled  # a handler's answer when it wrote its own
@@ -280,16 +280,28 @@ class HttpServer(Microdot):
             self._release(slot, task)
 
     async def _linger(self, slot, reader):
+        """Drain what is in flight (non-blocking reads into the slot's buffer) until the
+        client has been quiet for two 20 ms looks, it closes, or the bounds are reached."""
+        sock = getattr(reader, "s", None)
+        if sock is None:
+            return
         slot.phase = LINGER
         slot.since = time.ticks_ms()
         n = 0
-        while n < _LINGER_BYTES:
-            got = await reader.readinto(slot.mv)
-            if got is None:
+        quiet = 0
+        while n < _LINGER_BYTES and quiet < 2:
+            try:
+                got = sock.readinto(slot.mv)
+            except OSError:  # reset by the client: nothing left to protect
+                return
+            if got is None:  # nothing pending now
+                quiet += 1
+                await asyncio.sleep_ms(20)
                 continue
             if not got:
                 return
             n += got
+            quiet = 0
 
     async def _read_request(self, slot, reader, writer):
         """The Request, or an error Response when it breaks a bound; _Closed when the
