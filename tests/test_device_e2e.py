@@ -270,7 +270,7 @@ class Writer:
     def get_extra_info(self, what): return ("10.0.0.2", 40000)
 
 async def request(path, role):
-        raw = b"GET %s HTTP/1.1\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n" % (
+    raw = b"GET %s HTTP/1.1\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n" % (
         path, device.auth.issue("t", role))
     w = Writer()
     await device.controller.server.app.handle_request(Reader(raw), w)
