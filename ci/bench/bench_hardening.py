@@ -212,7 +212,8 @@ def main():
         print("%-10s %8.2f %8.2f %8.2f %9d" % (name, pct(times, 0.5), pct(times, 0.99),
                                               times[-1] * 1000 if times else float("nan"), fails))
     print("p99 attacked / quiet: %.2fx" % (pct(attacked, 0.99) / pct(quiet, 0.99)))
-    print("attack: %d idle + %d slowloris held, %d connections opened, bad-token flood "
+    print("attack: %d idle + %d slowloris sockets kept up (re-opened when dropped), %d "
+          "connections opened, bad-token flood "
           "answered %.0f req/s over %.1f s" % (IDLE, SLOWLORIS, attack.opened,
                                                attack.flood_answers / attack.seconds,
                                                attack.seconds))
