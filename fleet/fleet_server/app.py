@@ -14,6 +14,7 @@ from .context import AppContext
 from .errors import ErrorBody, install_error_handlers
 from .health import make_health_router
 from .metrics import install_metrics
+from .request_limits import install_request_limits
 from .settings import Settings
 from .storage import Storage
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings, storage: Storage, server_secret: str) -> Fast
     app = FastAPI(title="fleet", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.ctx = AppContext(settings=settings, storage=storage, server_secret=server_secret)
     install_error_handlers(app)
+    install_request_limits(app, settings.max_body_bytes)  # inside the access log: 413s are logged
     install_metrics(app)
     app.include_router(make_health_router(components))
     for c in components:

@@ -85,7 +85,7 @@ def verify_bearer(token: str, server_secret: str, get_tenant) -> Principal:
         claims = jwt.decode(token, tenant["api_key"], algorithms=["HS256"], audience=API_AUDIENCE,
                             issuer=API_ISSUER, options={"require": ["exp", "sub", "tenant", "namespace"]})
         return Principal("api", claims["sub"], claims["tenant"], claims["namespace"],
-                         list(claims.get("permissions") or []))
+                         granted_permissions(tenant["roles"], claims))
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "token expired")
     except jwt.PyJWTError as exc:
@@ -93,6 +93,17 @@ def verify_bearer(token: str, server_secret: str, get_tenant) -> Principal:
 
 
 # ---- access rules -------------------------------------------------------------------
+
+def granted_permissions(roles: dict[str, list[str]], claims: dict) -> list[str]:
+    """What the token's role grants in the tenant's current role table, narrowed by its
+    `permissions` claim when it has one: the claim can take permissions away, never add
+    them (the device applies the same rule). An unknown role grants nothing."""
+    granted = list(roles.get(str(claims.get("role")), []))
+    narrowed = claims.get("permissions")
+    if isinstance(narrowed, list):
+        granted = [p for p in granted if p in narrowed]
+    return granted
+
 
 def check_device_access(who: Principal, device: dict) -> None:
     """A device touches only itself; an API caller only devices of its tenant and namespace."""

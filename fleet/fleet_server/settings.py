@@ -20,6 +20,8 @@ class Settings(BaseModel):
     public_url: Optional[str] = None
     ntp_servers: list[str] = Field(default_factory=lambda: ["pool.ntp.org"])
     heartbeat_s: int = Field(30, ge=5, le=3600)
+    # every request body, any route (413 above it); device documents are a few KB
+    max_body_bytes: int = Field(65536, ge=1024)
 
     def enabled(self) -> list[str]:
         """Enabled component names in canonical order (unknown names are ignored)."""

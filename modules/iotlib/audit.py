@@ -1,6 +1,11 @@
 # Append-only audit trail of security events (auth failures, config changes, relay commands,
 # updates). Each line carries the SHA-256 of the line before it and a head file holds the
 # hash of the last line, so editing, removing or truncating any line breaks verify().
+#
+# Retention: the live file rotates at max_bytes and `keep` rotated files are kept, so the
+# newest (keep + 1) * max_bytes of records are always on flash (device default: 4 x 32 KB).
+# Only callers that passed authentication write to the command trail; failed
+# authentication goes to a trail of its own (iotlib.denial_log), so it cannot flush this.
 import binascii
 import hashlib
 import os
@@ -19,7 +24,10 @@ def _hash(line):
 
 class Audit:
     def __init__(self, directory="logs", name="audit.log", max_bytes=32768, mask_fields=None,
-                 clock=None, line_bytes=512):
+                 clock=None, line_bytes=512, keep=3):
+        if keep < 1:
+            raise ValueError("keep: at least one rotated file")
+        self.keep = keep
         self.directory = directory
         self.path = directory + "/" + name
         self.head_path = self.path + ".head"
@@ -83,13 +91,10 @@ class Audit:
                 self._size = 0
             self._file = open(self.path, "ab")
         if self._size + incoming > self.max_bytes:
-            # one older file is kept; the chain continues across the rename
+            # `keep` older files are kept; the chain continues across the renames
             self._file.close()
             self._file = None
-            try:
-                os.rename(self.path, self.path + ".1")
-            except OSError:
-                pass
+            self._rotate()
             self._file = open(self.path, "ab")
             self._size = 0
         return self._file
@@ -108,12 +113,32 @@ class Audit:
                     pass
         self._file = self._head = None
 
+    def _rotate(self):
+        remove("%s.%d" % (self.path, self.keep))
+        for i in range(self.keep - 1, 0, -1):
+            try:
+                os.rename("%s.%d" % (self.path, i), "%s.%d" % (self.path, i + 1))
+            except OSError:
+                pass
+        try:
+            os.rename(self.path, self.path + ".1")
+        except OSError:
+            pass
+
+    def files(self):
+        """The trail's files, oldest first."""
+        return ["%s.%d" % (self.path, i) for i in range(self.keep, 0, -1)] + [self.path]
+
     def verify(self):
         """(ok, reason): the chain from the first kept line to the head file is intact."""
+        files = self.files()
         # without a rotated file the first line must start the chain
-        prev = None if exists(self.path + ".1") else GENESIS
+        rotated = False
+        for path in files[:-1]:
+            rotated = rotated or exists(path)
+        prev = None if rotated else GENESIS
         number = 0
-        for path in (self.path + ".1", self.path):
+        for path in files:
             try:
                 f = open(path, "rb")
             except OSError:
@@ -145,6 +170,6 @@ class Audit:
 
     def clear(self):
         self._close()
-        for path in (self.path, self.path + ".1", self.head_path):
+        for path in self.files() + [self.head_path]:
             remove(path)
         self._prev = GENESIS

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 
-from .base import AlreadyExists, NotFound, StaleVersion
+from .base import MAX_NONCES_PER_DEVICE, AlreadyExists, NotFound, StaleVersion
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -150,7 +150,11 @@ class SqliteStorage:
     def put_nonce(self, nonce: str, device_id: str, expires_at: float) -> None:
         with self._txn() as db:
             # expired nonces are useless; sweep them here so the table stays small
-            db.execute("DELETE FROM nonces WHERE expires_at < ?", (time.time() - 3600,))
+            db.execute("DELETE FROM nonces WHERE expires_at < ?", (time.time(),))
+            # a device needs one nonce at a time: keep its newest few, not one per call
+            db.execute("DELETE FROM nonces WHERE device_id = ? AND nonce NOT IN (SELECT nonce FROM nonces"
+                       " WHERE device_id = ? ORDER BY expires_at DESC LIMIT ?)",
+                       (device_id, device_id, MAX_NONCES_PER_DEVICE - 1))
             db.execute("INSERT INTO nonces (nonce, device_id, expires_at) VALUES (?, ?, ?)",
                        (nonce, device_id, expires_at))
 
