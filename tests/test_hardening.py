@@ -82,6 +82,15 @@ def test_altered_signatures_are_refused_and_move_nothing(relays):
         assert c.get("/gpio/relay1", headers=auth(token)).json()["state"] == "LOW"
 
 
+def test_query_token_is_read_only_on_a_websocket_upgrade(relays, sensors):
+    token = make_token()
+    r = httpx.get(relays.url + "/gpio", params={"token": token}, timeout=5)
+    assert r.status_code == 401 and r.json()["detail"] == "missing bearer token"
+    s, head = ws_connect(sensors, token=token)  # the browser's way in still works
+    s.close()
+    assert head.startswith(b"HTTP/1.1 101"), head
+
+
 # -- 2: long request lines and paths ------------------------------------------------------
 
 
