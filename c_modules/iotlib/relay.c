@@ -146,10 +146,8 @@ static mp_obj_t relay_bank_write(mp_obj_t self_in, mp_obj_t changes) {
     mp_map_t *map = mp_obj_dict_get_map(changes);
     uint32_t turn_on = 0, turn_off = 0;
     size_t cursor = 0;
-    size_t left = map->used; // stop at the last entry, not at the end of the table
-    for (size_t i = 0; left && i < map->alloc; i++) {
+    for (size_t i = 0; i < map->alloc; i++) {
         if (mp_map_slot_is_filled(map, i)) {
-            left--;
             uint32_t bit = relay_pin_bit_from(self, map->table[i].key, &cursor);
             mp_obj_t v = map->table[i].value;
             // True/False need no call; anything else goes through its truth value.
