@@ -15,6 +15,7 @@ class Scope:
     actor: str
 
 
-def record(storage, tenant: str, actor: str, action: str, target: str, **detail) -> None:
-    storage.append_audit({"at": time.time(), "tenant": tenant, "actor": actor, "action": action,
+def record(storage, tenant: str, actor: str, audit_action: str, target: str, **detail) -> None:
+    """`audit_action` names what happened (e.g. device.action); detail may hold `action`, `event` etc."""
+    storage.append_audit({"at": time.time(), "tenant": tenant, "actor": actor, "action": audit_action,
                           "target": target, "detail": detail})

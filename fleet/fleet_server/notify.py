@@ -96,9 +96,15 @@ class Notifier:
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
-            task = asyncio.create_task(self._deliver(*item))  # one slow receiver holds up no other
+            task = asyncio.create_task(self._guarded(*item))  # one slow receiver holds up no other
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
+
+    async def _guarded(self, hook: dict, event: str, alarm: dict) -> None:
+        try:
+            await self._deliver(hook, event, alarm)
+        except Exception:  # a bug here must show in the log, not vanish with the task
+            log.exception("webhook delivery crashed", extra={"webhook": hook["name"]})
 
     async def _deliver(self, hook: dict, event: str, alarm: dict) -> None:
         body = json.dumps(render(hook, event, alarm, self.external_url), sort_keys=True).encode()
