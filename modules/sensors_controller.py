@@ -163,7 +163,9 @@ class SensorsController(RoleController):
         if side == self._alarmed.get(name):
             return
         if side is None:
-            self._alarmed.pop(name, None)
+            gone = self._alarmed.pop(name, None)
+            if self.alarms is not None:  # back in band: the fleet clears the crossing's alarm
+                self.alarms.clear_alarm("threshold_" + gone)
             return
         self._alarmed[name] = side
         self.threshold_alarms += 1

@@ -128,7 +128,8 @@ def make_router() -> APIRouter:
         d = admin_ops.scoped_device(ctx.storage, api_scope(who, "devices:read"), device_id)
         item = inventory_item(ctx.storage, d, ctx.settings.offline_after_s)
         alarms = ctx.storage.list_alarm_records(who.tenant, device_id) if "alarms:read" in who.permissions else []
-        return HTMLResponse(pages.device_page(who.sub, item, alarms, "state:write" in who.permissions))
+        relays = list((ctx.storage.get_config(device_id)[1].get("relays") or {}))
+        return HTMLResponse(pages.device_page(who.sub, item, alarms, "state:write" in who.permissions, relays))
 
     @router.post("/devices/{device_id}/relays/{relay}")
     @guarded

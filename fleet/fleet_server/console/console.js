@@ -1,5 +1,6 @@
 // The console's only script: the live sensor chart on a sensors device's page.
-// It polls the fleet, which reads the device's /sensors with the operator's session.
+// It polls the fleet, which reads the device's /sensors with the operator's session. Each field
+// is scaled to its own min..max over the last `keep` samples.
 "use strict";
 (function () {
   const canvas = document.getElementById("chart");
@@ -22,9 +23,10 @@
       let lo = Math.min.apply(null, pts.map(p => p[1])), hi = Math.max.apply(null, pts.map(p => p[1]));
       if (hi === lo) { hi += 1; lo -= 1; }
       ctx.strokeStyle = colors[i % colors.length];
+      ctx.lineWidth = 2;
       ctx.beginPath();
       pts.forEach(function (p, j) {
-        const x = (j / (keep - 1)) * canvas.width;
+        const x = (j / Math.max(pts.length - 1, 1)) * canvas.width;
         const y = canvas.height - 10 - ((p[1] - lo) / (hi - lo)) * (canvas.height - 20);
         if (j === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
       });

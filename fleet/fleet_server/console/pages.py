@@ -74,12 +74,19 @@ def _image_kind(d: dict) -> str | None:
     return ("Wi-Fi " if image["wireless"] else "no Wi-Fi ") + str(image.get("variant", "")).lower()
 
 
-def device_page(user: str, d: dict, alarms: list[dict], can_switch: bool) -> str:
+def _ota(ota: dict | None) -> str | None:
+    if not ota:
+        return None
+    return f"{ota.get('state', '?')}{' (on trial)' if ota.get('trial') else ''}"
+
+
+def device_page(user: str, d: dict, alarms: list[dict], can_switch: bool, configured_relays: list[str]) -> str:
     state = d["state"]
     reported = state["reported"].get("relays") or {}
     desired = state["desired"].get("relays") or {}
+    relay_names = sorted(set(configured_relays) | set(reported) | set(desired))
     relay_rows = []
-    for name in sorted(set(reported) | set(desired)):
+    for name in relay_names:
         now = reported.get(name)
         target = "LOW" if now == "HIGH" else "HIGH"
         button = post_button(f"/console/devices/{quote(d['id'])}/relays/{quote(name)}", f"Switch {target}",
@@ -94,14 +101,15 @@ def device_page(user: str, d: dict, alarms: list[dict], can_switch: bool) -> str
         ["image", text(_image_kind(d))], ["address", text(f"{d['address']}:{d['port']}" if d["address"] else None)],
         ["last heartbeat", ago(d["last_heartbeat"])], ["uptime s", text(d["uptime_s"])],
         ["free heap", text(d["free_heap"])], ["boot count", text(d["boot_count"])],
-        ["safe mode", "yes" if d["safe_mode"] else "no"], ["OTA", text(d["ota"])],
+        ["safe mode", "yes" if d["safe_mode"] else "no"], ["OTA", text(_ota(d["ota"]))],
         ["state versions", text(f"reported {state['version']}, desired {state['desired_version']}")]])
     body = (f'<h1>{text(d["id"])}</h1><section><h2>Device</h2>{info}</section>'
             f'<section><h2>Health</h2>{table(["check", "result"], health_rows)}</section>')
     if d["role"] == "relays":
         body += (f'<section id="relays"><h2>Relays</h2>'
-                 f'{table(["relay", "reported", "desired", ""], relay_rows, [f"relay-{n}" for n in sorted(set(reported) | set(desired))])}'
-                 '<p>Switches set the desired state; the device applies it at its next state poll.</p></section>')
+                 f'{table(["relay", "reported", "desired", ""], relay_rows, [f"relay-{n}" for n in relay_names])}'
+                 '<p>Switches set the desired state; the device applies it at its next state poll '
+                 'and reports it back (reported is empty until it first does).</p></section>')
     if d["role"] == "sensors":
         body += (f'<section><h2>Sensors</h2><canvas id="chart" width="900" height="260" '
                  f'data-src="/console/devices/{quote(d["id"])}/sensors.json"></canvas>'
