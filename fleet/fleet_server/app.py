@@ -17,6 +17,7 @@ from .fleet_gauges import FleetGauges
 from .health import make_health_router
 from .metrics import install_metrics
 from .notify import Notifier
+from .rollouts import RolloutManager
 from .settings import Settings
 from .storage import Storage
 
@@ -36,7 +37,8 @@ def create_app(settings: Settings, storage: Storage, server_secret: str) -> Fast
     ctx.notifier = Notifier(storage, settings.webhook_attempts, settings.webhook_backoff_s,
                             external_url=(settings.public_url or "").rstrip("/"))
     ctx.alarms = AlarmLifecycle(storage, ctx.notifier, settings.escalate_after_s, settings.escalation_check_s)
-    tasks = (ctx.notifier, ctx.alarms.task)
+    ctx.rollouts = RolloutManager(storage, settings.rollout_check_s)
+    tasks = (ctx.notifier, ctx.alarms.task, ctx.rollouts.task)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
