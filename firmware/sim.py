@@ -216,6 +216,7 @@ def main():
         print("iotlib simulation is up (files in %s)" % work)
         if use_fleet:
             print("  fleet services : %s   (discovery %s)" % (fleet_url, sd_url))
+            print("  web console    : %s/console/   (log in with $TOKEN)" % fleet_url)
         print("  relays device  : %s   (sim-relays-1: relay1, relay2, pump)" % urls["relays"])
         print("  sensors device : %s   (sim-sensors-1: wave, volts, chip_temp)"
               % urls["sensors"])
