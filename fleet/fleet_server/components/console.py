@@ -74,8 +74,7 @@ def make_router() -> APIRouter:
             except ApiError as exc:
                 if request.url.path.endswith(".json"):
                     return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
-                return HTMLResponse(pages.page("Error", f"<section><h1>{exc.status}</h1><p>{exc.detail}</p>"
-                                               "</section>", who.sub), status_code=exc.status)
+                return HTMLResponse(pages.error_page(who.sub, exc.status, exc.detail), status_code=exc.status)
         wrapper.__name__ = fn.__name__
         # what FastAPI sees: the request, the handler's own path parameters, and the context dependency
         extra = [p for name, p in inspect.signature(fn).parameters.items() if name not in ("request", "ctx", "who")]

@@ -18,6 +18,11 @@ def login_page(error: str | None = None) -> str:
     return page("Log in", body)
 
 
+def error_page(user: str, status: int, detail: str) -> str:
+    return page("Error", f'<section><h1>{status}</h1><p id="error">{text(detail)}</p>'
+                         '<p><a href="/console/">back to the fleet</a></p></section>', user)
+
+
 def _online(item: dict) -> str:
     return '<span class="online">online</span>' if item["online"] else '<span class="offline">offline</span>'
 
