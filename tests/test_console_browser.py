@@ -20,7 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def wait_for(what, fn, timeout=30, every=0.3):
+def wait_for(what, fn, timeout=60, every=0.3):  # generous: 2 shared cores, devices booting
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:
@@ -122,7 +122,7 @@ def test_operator_session_in_a_real_browser(sim, browser, tmp_path):
 
     # the sensors device's chart moves
     page.goto(fleet + "/console/devices/sim-sensors-1")
-    wait_for("samples", lambda: page.evaluate("window.fleetChart.samples") >= 5, timeout=15)
+    wait_for("samples", lambda: page.evaluate("window.fleetChart.samples") >= 5)
     before = page.evaluate("window.fleetChart.series.wave.map(p => p[1])")
     time.sleep(2)
     after = page.evaluate("window.fleetChart.series.wave.map(p => p[1])")
