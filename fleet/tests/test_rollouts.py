@@ -44,14 +44,18 @@ def _offer(dev, version="1.0.0"):
     return None if res.status_code == 204 else res.json()["version"]
 
 
-def _wait_state(c, name, state, timeout=5):
+def _wait_for(get, ok, timeout=10):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        r = c.get(f"/api/admin/rollouts/{name}").json()
-        if r["state"] == state:
-            return r
+        value = get()
+        if ok(value):
+            return value
         time.sleep(0.1)
-    raise AssertionError(r)
+    raise AssertionError(value)
+
+
+def _wait_state(c, name, state):
+    return _wait_for(lambda: c.get(f"/api/admin/rollouts/{name}").json(), lambda r: r["state"] == state)
 
 
 def _fleet(site, n=2):
@@ -75,8 +79,9 @@ def test_only_canaries_are_offered_until_promotion(site):
         rid = r.json()["name"]
         assert (_offer(canary), _offer(other)) == ("2.0.0", None)
         _beat(canary, "2.0.0", trial=True)
-        time.sleep(0.5)
-        assert c.get(f"/api/admin/rollouts/{rid}").json()["progress"] == {canary.id: "trial"}
+        on_trial = _wait_for(lambda: c.get(f"/api/admin/rollouts/{rid}").json(),
+                             lambda r: r["progress"] == {canary.id: "trial"})
+        assert on_trial["state"] == "canary"
         _beat(canary, "2.0.0")
         promoted = _wait_state(c, rid, "promoted")
         assert promoted["progress"] == {canary.id: "committed"}
@@ -93,7 +98,8 @@ def test_a_rollout_halts_by_itself(site, failure):
         assert c.post("/api/admin/rollouts", json={"name": rid, "artifact": name, "canaries": [canary.id],
                                                    "window_s": 60, "deadline_s": deadline}).status_code == 201
         _beat(canary, "3.0.0", trial=True)
-        time.sleep(0.4)
+        _wait_for(lambda: c.get(f"/api/admin/rollouts/{rid}").json(),
+                  lambda r: r["progress"] == {canary.id: "trial"} or r["state"] == "halted")
         if failure == "rollback":
             _beat(canary, "1.0.0")
             reason = f"canary {canary.id} rolled back to 1.0.0"
