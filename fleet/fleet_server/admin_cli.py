@@ -102,6 +102,10 @@ def cmd_publish(store: Storage, a) -> dict:
     return admin_ops.publish(store, Scope(a.tenant, "", BOOTSTRAP_ACTOR), manifest, data)
 
 
+def cmd_role_set(store: Storage, a) -> dict:
+    return admin_ops.set_role(store, Scope(a.tenant, "", BOOTSTRAP_ACTOR), a.role, a.permissions)
+
+
 def cmd_deprovision(store: Storage, a) -> dict:
     return admin_ops.deprovision(store, _scope(store, a.id), a.id)
 
@@ -162,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     scope_args(sp, namespace=False)
     sp.add_argument("--file", required=True)
     sp.add_argument("--manifest", required=True)
+
+    sp = command("role-set", cmd_role_set, admin_client.role_set,
+                 "create or replace a tenant role's permissions (tokens minted afterwards get them)")
+    scope_args(sp, namespace=False)
+    sp.add_argument("--role", required=True)
+    sp.add_argument("permissions", nargs="+", help="area:verb, e.g. devices:read")
 
     # only through the API (they need the running server: inventory, alarm lifecycle, audit)
     sp = command("devices", None, admin_client.devices, "the inventory, filtered and paged")

@@ -131,6 +131,11 @@ def publish(c: Admin, a):
     return c.call("POST", "/api/admin/artifacts", json={"manifest": _json_file(a.manifest), "data_base64": data})
 
 
+def role_set(c: Admin, a):
+    c.check_scope(a)
+    return c.call("PUT", f"/api/admin/tenant/roles/{a.role}", json={"permissions": a.permissions})
+
+
 def alarm_ack(c: Admin, a):
     return c.call("POST", "/api/admin/alarms/acknowledge", json={"device_id": a.id, "type": a.type, "source": a.source})
 

@@ -6,7 +6,7 @@ writes one audit entry and returns what the caller prints or answers. Errors are
 
 from __future__ import annotations
 
-import secrets
+import re
 
 from pydantic import ValidationError
 
@@ -19,6 +19,7 @@ from .update_manifest import PublishManifest, artifact_name, check_file_matches
 
 DEVICE_ROLES = ("relays", "sensors")
 ACTIONS = ("reboot", "refresh_token", "check_update")
+PERMISSION_PATTERN = r"^[a-z]+:[a-z]+$"
 
 
 def scoped_device(store, scope: Scope, device_id: str) -> dict:
@@ -147,6 +148,9 @@ def tenant_info(store, scope: Scope) -> dict:
 
 
 def set_role(store, scope: Scope, role: str, permissions: list[str]) -> dict:
+    bad = [p for p in permissions if not re.match(PERMISSION_PATTERN, p)]
+    if bad:
+        raise ApiError(400, f"permissions: not of the form area:verb: {bad}")
     roles = dict(tenant_info(store, scope)["roles"])
     roles[role] = sorted(set(permissions))
     store.set_tenant_roles(scope.tenant, roles)
@@ -170,7 +174,3 @@ def rotate_api_key(store, scope: Scope) -> dict:
     store.set_tenant_api_key(scope.tenant, key)
     record(store, scope.tenant, scope.actor, "tenant.rotate_api_key", scope.tenant)
     return {"tenant": scope.tenant, "api_key": key}
-
-
-def new_webhook_secret() -> str:
-    return secrets.token_hex(24)

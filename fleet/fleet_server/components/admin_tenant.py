@@ -22,7 +22,7 @@ class TenantOut(BaseModel):
 
 
 class RoleIn(BaseModel):
-    permissions: list[Annotated[str, Field(pattern=r"^[a-z]+:[a-z]+$")]] = Field(max_length=64)
+    permissions: list[Annotated[str, Field(pattern=admin_ops.PERMISSION_PATTERN)]] = Field(max_length=64)
 
 
 class ApiKeyOut(BaseModel):
