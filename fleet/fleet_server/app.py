@@ -11,9 +11,13 @@ from fastapi.openapi.utils import get_openapi
 from . import __version__
 from .components import load_components
 from .context import AppContext
+from .alarm_lifecycle import AlarmLifecycle
 from .errors import ErrorBody, install_error_handlers
+from .fleet_gauges import FleetGauges
 from .health import make_health_router
 from .metrics import install_metrics
+from .notify import Notifier
+from .rollouts import RolloutManager
 from .settings import Settings
 from .storage import Storage
 
@@ -29,17 +33,29 @@ DESCRIPTION = (
 def create_app(settings: Settings, storage: Storage, server_secret: str) -> FastAPI:
     components = load_components(settings.enabled())
 
+    ctx = AppContext(settings=settings, storage=storage, server_secret=server_secret)
+    ctx.notifier = Notifier(storage, settings.webhook_attempts, settings.webhook_backoff_s,
+                            external_url=(settings.public_url or "").rstrip("/"))
+    ctx.alarms = AlarmLifecycle(storage, ctx.notifier, settings.escalate_after_s, settings.escalation_check_s)
+    ctx.rollouts = RolloutManager(storage, settings.rollout_check_s)
+    tasks = (ctx.notifier, ctx.alarms.task, ctx.rollouts.task)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        for task in tasks:
+            await task.start()
         log.info("started", extra={"components": [c.name for c in components]})
         yield
+        for task in reversed(tasks):
+            await task.stop()
         storage.close()
         log.info("stopped")
 
     app = FastAPI(title="fleet", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    app.state.ctx = AppContext(settings=settings, storage=storage, server_secret=server_secret)
+    app.state.ctx = ctx
     install_error_handlers(app)
-    install_metrics(app)
+    registry = install_metrics(app)
+    registry.register(FleetGauges(ctx))
     app.include_router(make_health_router(components))
     for c in components:
         app.include_router(c.router)

@@ -13,9 +13,11 @@ import jwt
 from .api_error import ApiError
 
 DEFAULT_ROLES: dict[str, list[str]] = {
-    "admin": ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read"],
-    "operator": ["relays:read", "relays:write", "sensors:read"],
-    "viewer": ["relays:read", "sensors:read"],
+    "admin": ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read",
+              "alarms:write", "devices:read", "devices:admin", "config:write", "tenant:admin", "audit:read"],
+    "operator": ["relays:read", "relays:write", "sensors:read", "state:write", "alarms:read", "alarms:write",
+                 "devices:read"],
+    "viewer": ["relays:read", "sensors:read", "devices:read"],
 }
 API_ISSUER = "fleet"
 API_AUDIENCE = "iotlib"

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 log = logging.getLogger("fleet.access")
 
 
-def install_metrics(app: FastAPI) -> None:
+def install_metrics(app: FastAPI) -> CollectorRegistry:
     registry = CollectorRegistry()  # per app, so tests and embedders can build several apps
     requests = Counter("fleet_http_requests_total", "HTTP requests handled",
                        ["method", "route", "status"], registry=registry)
@@ -41,3 +41,5 @@ def install_metrics(app: FastAPI) -> None:
              response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return registry

@@ -7,7 +7,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ALL_COMPONENTS = ("discovery", "config", "state", "alarms", "updates")
+ALL_COMPONENTS = ("discovery", "config", "state", "alarms", "updates", "admin", "console")
 
 
 class Settings(BaseModel):
@@ -20,6 +20,14 @@ class Settings(BaseModel):
     public_url: Optional[str] = None
     ntp_servers: list[str] = Field(default_factory=lambda: ["pool.ntp.org"])
     heartbeat_s: int = Field(30, ge=5, le=3600)
+    # inventory: a device not heard from for this long is offline
+    offline_after_s: int = Field(90, ge=1)
+    # an open, unacknowledged alarm escalates one level each time this much of its age passes
+    escalate_after_s: dict[str, int] = Field(default_factory=lambda: {"critical": 300, "warning": 3600})
+    escalation_check_s: float = Field(5.0, gt=0, description="how often open alarms are checked")
+    webhook_attempts: int = Field(5, ge=1, le=20)
+    webhook_backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles per attempt")
+    rollout_check_s: float = Field(5.0, gt=0, description="how often staged rollouts are evaluated")
 
     def enabled(self) -> list[str]:
         """Enabled component names in canonical order (unknown names are ignored)."""

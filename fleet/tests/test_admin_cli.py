@@ -6,7 +6,8 @@ import jwt
 
 from fleet_harness import admin_json, new_id, run_admin
 
-ADMIN_PERMS = ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read"]
+ADMIN_PERMS = ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read",
+               "alarms:write", "devices:read", "devices:admin", "config:write", "tenant:admin", "audit:read"]
 
 
 def test_provision_prints_what_to_flash_and_refuses_duplicates(tmp_db):
@@ -27,8 +28,10 @@ def test_provision_prints_what_to_flash_and_refuses_duplicates(tmp_db):
 def test_token_claims_follow_the_tenant_role_table(tmp_db):
     api_key = admin_json(tmp_db, "provision", "--id", new_id(), "--tenant", "acme", "--namespace", "ns",
                          "--role", "relays")["api_key"]
-    expected = {"admin": ADMIN_PERMS, "operator": ["relays:read", "relays:write", "sensors:read"],
-                "viewer": ["relays:read", "sensors:read"]}
+    expected = {"admin": ADMIN_PERMS,
+                "operator": ["relays:read", "relays:write", "sensors:read", "state:write", "alarms:read",
+                             "alarms:write", "devices:read"],
+                "viewer": ["relays:read", "sensors:read", "devices:read"]}
     for role, perms in expected.items():
         token = admin_json(tmp_db, "token", "--tenant", "acme", "--namespace", "ns", "--role", role,
                            "--ttl", "120", "--sub", "alice")["token"]
@@ -48,3 +51,16 @@ def test_errors_are_one_line_with_exit_2(tmp_db):
         res = run_admin(tmp_db, *args)
         assert res.returncode == 2, args
         assert res.stdout == "" and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+
+
+def test_role_set_upgrades_a_tenant_made_before_new_permissions(tmp_db):
+    # a tenant's role table is copied at creation: bootstrap can extend it afterwards
+    api_key = admin_json(tmp_db, "provision", "--id", new_id(), "--tenant", "old", "--namespace", "ns",
+                         "--role", "relays")["api_key"]
+    out = admin_json(tmp_db, "role-set", "--tenant", "old", "--role", "viewer", "relays:read", "audit:read")
+    assert out["roles"]["viewer"] == ["audit:read", "relays:read"]
+    token = admin_json(tmp_db, "token", "--tenant", "old", "--namespace", "ns", "--role", "viewer")["token"]
+    assert jwt.decode(token, api_key, algorithms=["HS256"], audience="iotlib")["permissions"] == [
+        "audit:read", "relays:read"]
+    res = run_admin(tmp_db, "role-set", "--tenant", "old", "--role", "viewer", "Everything")
+    assert res.returncode == 2 and "area:verb" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -195,6 +195,7 @@ class Device:
         self.settings = settings
         store, self.boot, self.bundles, self.image = early
         self.safe_mode = getattr(controller_class, "SAFE_MODE", False)
+        self._image_kind = None  # build_info()'s wireless/variant, read once for heartbeats
         device_id = settings["device_id"]
         self.registered = asyncio.Event()
         # -- core ----------------------------------------------------------------------
@@ -236,6 +237,16 @@ class Device:
     def _log(self, level, msg, **fields):
         self.logger.log(level, msg, **fields)
 
+    def _describe(self):
+        """What the fleet inventory shows beyond uptime and heap: sent with every heartbeat."""
+        if self._image_kind is None:
+            from iotlib.buildinfo import build_info
+            info = build_info()
+            self._image_kind = {"wireless": bool(info.get("wireless")), "variant": info.get("variant")}
+        ota = self.ota
+        return {"firmware_version": ota.current_version(), "image": self._image_kind,
+                "safe_mode": self.safe_mode, "ota": {"trial": ota.on_trial(), "state": ota.state}}
+
     def _build_fleet(self, settings, device_id, store, version):
         from iotlib.registration import Registration
         from iotlib.watchdog_manager import WatchdogManager
@@ -269,7 +280,7 @@ class Device:
                                         max_missed=settings.get("max_missed", 5),
                                         use_wdt=settings.get("use_wdt", True), boot=self.boot,
                                         alarms=alarms, health=health, metrics=metrics,
-                                        network=self.network)
+                                        network=self.network, describe=self._describe)
         self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet)
         self.config = config = ConfigManager(
             sd, auth, device_id, http=http, store=store,

@@ -49,6 +49,10 @@ class HeartbeatIn(BaseModel):
     free_heap: int = Field(ge=0)
     health: dict = Field(description="free-form health report")
     boot_count: Optional[int] = Field(None, ge=0)
+    firmware_version: Optional[str] = Field(None, max_length=32, description="the running version")
+    image: Optional[dict] = Field(None, description='what the image is: {"wireless": bool, "variant": str}')
+    safe_mode: Optional[bool] = Field(None, description="true while the loader runs the image in safe mode")
+    ota: Optional[dict] = Field(None, description='OTA state: {"trial": bool, "version": str}')
 
 
 class HeartbeatOut(BaseModel):
@@ -115,7 +119,9 @@ def make_router() -> APIRouter:
         if who.kind != "device":
             raise ApiError(403, "heartbeats come from devices")
         authorized_device(ctx, who, device_id)
-        ctx.storage.record_heartbeat(device_id, dict(body.model_dump(), received_at=time.time()))
+        now = time.time()
+        ctx.storage.record_heartbeat(device_id, dict(body.model_dump(exclude_none=True), received_at=now))
+        ctx.storage.mark_seen(device_id, now)
         return HeartbeatOut(actions=ctx.storage.take_actions(device_id))
 
     return router

@@ -12,6 +12,7 @@ import threading
 import time
 
 from .base import AlreadyExists, NotFound, StaleVersion
+from .sqlite_operator import OPERATOR_SCHEMA, OperatorSqlMixin
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
 """
 
 
-class SqliteStorage:
+class SqliteStorage(OperatorSqlMixin):
     def __init__(self, path: str):
         self._lock = threading.Lock()
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-modify-write must be atomic
@@ -53,6 +54,7 @@ class SqliteStorage:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
+        self._db.executescript(OPERATOR_SCHEMA)
 
     # ---- helpers -----------------------------------------------------------
     def _one(self, sql: str, args=()) -> sqlite3.Row | None:
