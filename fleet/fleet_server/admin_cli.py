@@ -1,4 +1,4 @@
-"""`fleet-admin --db PATH <command>`: operate on the fleet database directly.
+"""`fleet-admin --db PATH|URL <command>`: operate on the fleet database directly.
 
 Output is JSON on stdout; any error is one line on stderr and exit status 2.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from .auth import DEFAULT_ROLES, mint_api_token, new_key
 from .api_error import validation_detail
 from .device_config import validate_config
-from .storage import AlreadyExists, SqliteStorage, Storage
+from .storage import AlreadyExists, Storage, open_storage
 from .update_manifest import PublishManifest, artifact_name, check_file_matches
 
 DEVICE_ROLES = ("relays", "sensors")
@@ -142,7 +143,8 @@ def cmd_publish(store: Storage, a) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fleet-admin", description=__doc__.splitlines()[0])
-    p.add_argument("--db", required=True, help="the fleet server's SQLite file")
+    p.add_argument("--db", default=os.environ.get("FLEET_DB"), required="FLEET_DB" not in os.environ,
+                   help="the fleet server's SQLite file or postgresql:// URL (default: $FLEET_DB)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name, fn, help_):
@@ -190,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        store = SqliteStorage(args.db)
+        store = open_storage(args.db, pool_size=1)
         try:
             result = args.fn(store, args)
         finally:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import logging
 import signal
 import sys
@@ -13,14 +15,19 @@ from .app import create_app
 from .json_logging import setup_json_logging
 from .secret import load_server_secret
 from .settings import ALL_COMPONENTS, load_settings
-from .storage import SqliteStorage
+from .storage import SchemaTooNew, open_storage, redact_target
 
 log = logging.getLogger("fleet.server")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fleet-server", description=__doc__)
-    p.add_argument("--db", required=True, help="SQLite database file (created if absent)")
+    p.add_argument("--db", default=os.environ.get("FLEET_DB"), required="FLEET_DB" not in os.environ,
+                   help="SQLite file (created if absent) or postgresql://user@host/db URL (default: $FLEET_DB, "
+                        "which keeps a password off the command line)")
+    p.add_argument("--db-pool-size", type=int, default=4, help="PostgreSQL connections this process may open")
+    p.add_argument("--replica-id", default=f"{socket.gethostname()}:{os.getpid()}",
+                   help="this process's name in background-job leases (default host:pid)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--config", help="JSON settings file (enabled_components, device_token_ttl_s, ...)")
@@ -51,9 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, flag) is not None:
                 overrides[key] = getattr(args, flag)
         settings = settings.model_validate({**settings.model_dump(), **overrides})
-        storage = SqliteStorage(args.db)
+        storage = open_storage(args.db, pool_size=args.db_pool_size)
         secret = load_server_secret(storage, args.secret_file)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SchemaTooNew) as exc:
         log.error("cannot start", extra={"reason": str(exc)})
         return 2
 
@@ -66,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     # handler a clean exit so a graceful stop ends with status 0 rather than death by signal
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
-    log.info("listening", extra={"host": args.host, "port": args.port, "db": args.db})
+    log.info("listening", extra={"host": args.host, "port": args.port, "db": redact_target(args.db),
+                               "replica": args.replica_id})
     try:
         server.run()
     except SystemExit as exc:
