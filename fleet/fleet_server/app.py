@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from . import __version__
+from .background import LeasedJobs, housekeeping_job
 from .components import load_components
 from .context import AppContext
 from .errors import ErrorBody, install_error_handlers
@@ -26,13 +27,15 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings, storage: Storage, server_secret: str) -> FastAPI:
+def create_app(settings: Settings, storage: Storage, server_secret: str, replica_id: str = "local") -> FastAPI:
     components = load_components(settings.enabled())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         log.info("started", extra={"components": [c.name for c in components]})
+        jobs.start()
         yield
+        await jobs.stop()
         storage.close()
         log.info("stopped")
 
@@ -40,6 +43,8 @@ def create_app(settings: Settings, storage: Storage, server_secret: str) -> Fast
     app.state.ctx = AppContext(settings=settings, storage=storage, server_secret=server_secret)
     install_error_handlers(app)
     install_metrics(app)
+    jobs = LeasedJobs(storage, replica_id, [housekeeping_job(settings.housekeeping_interval_s)],
+                      app.state.metrics_registry)
     app.include_router(make_health_router(components))
     for c in components:
         app.include_router(c.router)

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start", extra={"reason": str(exc)})
         return 2
 
-    app = create_app(settings, storage, secret)
+    app = create_app(settings, storage, secret, replica_id=args.replica_id)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

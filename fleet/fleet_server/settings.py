@@ -20,6 +20,8 @@ class Settings(BaseModel):
     public_url: Optional[str] = None
     ntp_servers: list[str] = Field(default_factory=lambda: ["pool.ntp.org"])
     heartbeat_s: int = Field(30, ge=5, le=3600)
+    # how often background housekeeping (expired-nonce sweep) runs, on one replica at a time
+    housekeeping_interval_s: float = Field(60, gt=0, le=86400)
 
     def enabled(self) -> list[str]:
         """Enabled component names in canonical order (unknown names are ignored)."""

@@ -6,14 +6,25 @@ from pathlib import Path
 
 import pytest
 
+from fleet_devtools.pg_cluster import LocalPostgres
 from fleet_harness import Device, FleetServer, api_token
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    """A shared server with every component enabled; tests use fresh device ids so they do not collide."""
-    db = tmp_path_factory.mktemp("fleet") / "fleet.sqlite"
-    srv = FleetServer(db).start()
+def postgres():
+    """One throwaway PostgreSQL for the whole session (tests make their own databases in it)."""
+    pg = LocalPostgres().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def server(request, tmp_path_factory):
+    """A shared server with every component enabled, once per storage backend, so every test written
+    against it runs on both; tests use fresh device ids so they do not collide."""
+    log_dir = tmp_path_factory.mktemp(f"fleet-{request.param}")
+    db = log_dir / "fleet.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgres").create_database()
+    srv = FleetServer(db, log_dir=log_dir).start()
     yield srv
     assert srv.stop() == 0
 

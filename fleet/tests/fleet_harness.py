@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,14 +39,15 @@ def _script(name: str) -> list[str]:
 
 
 class FleetServer:
-    """One `fleet-server` subprocess on a free loopback port."""
+    """One `fleet-server` subprocess on a free loopback port; `db` is a SQLite file or a postgresql:// URL."""
 
-    def __init__(self, db: Path, *extra: str):
+    def __init__(self, db: Path | str, *extra: str, log_dir: Path | None = None):
         self.db = db
         self.extra = list(extra)
         self.proc: subprocess.Popen | None = None
         self.port = 0
-        self.stderr_path = db.with_suffix(f".{uuid.uuid4().hex[:6]}.log")
+        log_dir = log_dir or (db.parent if isinstance(db, Path) else Path(tempfile.gettempdir()))
+        self.stderr_path = log_dir / f"fleet-server.{uuid.uuid4().hex[:6]}.log"
 
     @property
     def url(self) -> str:
@@ -86,12 +88,12 @@ class FleetServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
 
-def run_admin(db: Path, *args: str) -> subprocess.CompletedProcess:
+def run_admin(db: Path | str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(_script("fleet-admin") + ["--db", str(db), *args],
                           capture_output=True, text=True, timeout=30)
 
 
-def admin_json(db: Path, *args: str):
+def admin_json(db: Path | str, *args: str):
     """Run fleet-admin's own main() in this process (same code, no interpreter start-up) for set-up steps;
     tests about the CLI itself use run_admin, a real subprocess."""
     out, err = io.StringIO(), io.StringIO()
@@ -144,7 +146,7 @@ class Device:
         return f"/api/tenants/{self.tenant}/namespaces/{self.namespace}/devices/{self.id}/state"
 
 
-def api_token(db: Path, tenant: str, namespace: str, role: str = "admin", ttl: int = 600) -> str:
+def api_token(db: Path | str, tenant: str, namespace: str, role: str = "admin", ttl: int = 600) -> str:
     return admin_json(db, "token", "--tenant", tenant, "--namespace", namespace, "--role", role,
                       "--ttl", str(ttl))["token"]
 
