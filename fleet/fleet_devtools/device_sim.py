@@ -32,20 +32,27 @@ class HttpConn:
 
     async def request(self, method: str, path: str, headers: dict | None = None, body=None):
         """-> (status, lower-cased headers, body bytes); JSON-encodes a non-bytes body."""
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
         payload = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         for name, value in (headers or {}).items():
             head.append(f"{name}: {value}")
         if body is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
-        self._writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+        message = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+        reused = self._writer is not None
         try:
-            raw = await self._reader.readuntil(b"\r\n\r\n")
+            raw = await self._send(message)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             await self.close()
-            raise WireError(f"connection dropped: {exc!r}")
+            if not reused:
+                raise WireError(f"connection dropped: {exc!r}")
+            # the server closed an idle keep-alive connection before reading this request (its
+            # keep-alive timeout): nothing was processed, so send it once more on a new connection
+            try:
+                raw = await self._send(message)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc2:
+                await self.close()
+                raise WireError(f"connection dropped: {exc2!r}")
         lines = raw.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         reply_headers = {}
@@ -60,6 +67,13 @@ class HttpConn:
         if reply_headers.get("connection", "").lower() == "close":
             await self.close()
         return status, reply_headers, data
+
+    async def _send(self, message: bytes) -> bytes:
+        """Write a request and read the reply's head (connecting first when needed)."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self.ssl)
+        self._writer.write(message)
+        return await self._reader.readuntil(b"\r\n\r\n")
 
     async def _read_chunked(self) -> bytes:
         parts = []

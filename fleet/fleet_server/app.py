@@ -15,8 +15,10 @@ from .context import AppContext
 from .errors import ErrorBody, install_error_handlers
 from .health import make_health_router
 from .metrics import install_metrics
+from .mtls_info import make_mtls_router
 from .settings import Settings
 from .storage import Storage
+from .tls import TlsSetup
 
 log = logging.getLogger("fleet.app")
 
@@ -27,7 +29,8 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings, storage: Storage, server_secret: str, replica_id: str = "local") -> FastAPI:
+def create_app(settings: Settings, storage: Storage, server_secret: str, replica_id: str = "local",
+               tls: TlsSetup | None = None) -> FastAPI:
     components = load_components(settings.enabled())
 
     @asynccontextmanager
@@ -45,7 +48,9 @@ def create_app(settings: Settings, storage: Storage, server_secret: str, replica
     install_metrics(app)
     jobs = LeasedJobs(storage, replica_id, [housekeeping_job(settings.housekeeping_interval_s)],
                       app.state.metrics_registry)
+    app.state.tls = tls  # None: plain HTTP
     app.include_router(make_health_router(components))
+    app.include_router(make_mtls_router())
     for c in components:
         app.include_router(c.router)
     app.openapi = lambda: _openapi(app)

@@ -22,6 +22,11 @@ class Settings(BaseModel):
     heartbeat_s: int = Field(30, ge=5, le=3600)
     # how often background housekeeping (expired-nonce sweep) runs, on one replica at a time
     housekeeping_interval_s: float = Field(60, gt=0, le=86400)
+    # HTTPS when a certificate is given; mTLS with one client CA (PEM file) per tenant
+    tls_cert_file: Optional[str] = None
+    tls_key_file: Optional[str] = None
+    mtls_client_cas: dict[str, str] = Field(default_factory=dict)
+    mtls_enforce: bool = False
 
     def enabled(self) -> list[str]:
         """Enabled component names in canonical order (unknown names are ignored)."""

@@ -41,8 +41,9 @@ def _script(name: str) -> list[str]:
 class FleetServer:
     """One `fleet-server` subprocess on a free loopback port; `db` is a SQLite file or a postgresql:// URL."""
 
-    def __init__(self, db: Path | str, *extra: str, log_dir: Path | None = None):
+    def __init__(self, db: Path | str, *extra: str, log_dir: Path | None = None, tls=None):
         self.db = db
+        self.tls = tls  # an ssl.SSLContext the harness's own clients use: the server speaks HTTPS
         self.extra = list(extra)
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -51,7 +52,7 @@ class FleetServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> "FleetServer":
         self.port = free_port()
@@ -65,7 +66,7 @@ class FleetServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"fleet-server exited: {self.stderr_path.read_text()}")
             try:
-                if httpx.get(self.url + "/health/livez", timeout=0.5).status_code == 200:
+                if httpx.get(self.url + "/health/livez", timeout=0.5, verify=self.tls or True).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -85,7 +86,7 @@ class FleetServer:
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self.tls or True)
 
 
 def run_admin(db: Path | str, *args: str) -> subprocess.CompletedProcess:
