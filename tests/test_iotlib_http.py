@@ -157,8 +157,13 @@ auth = AuthManager("k")
 auth.set_device_token("tls-tok", auth.clock.time() + 60)
 url = "https://localhost:%d/x"
 async def main():
-    r = await HttpClient(auth=auth, timeout_ms=5000).get(url)
+    r = await HttpClient(auth=auth, timeout_ms=5000, tls_insecure=True).get(url)
     print(r.status, r.json())
+    try:
+        await HttpClient(timeout_ms=5000).get(url)
+        print("NOT REFUSED")
+    except OSError as e:
+        print("no CA:", e)
     r = await HttpClient(timeout_ms=5000, cadata=%r).get(url)
     print("verified", r.status)
     try:
@@ -173,5 +178,6 @@ asyncio.run(main())
         httpd.server_close()
     assert out[0] == "200 {'auth': 'Bearer tls-tok', 'tls': True}" or \
         out[0] == "200 {'tls': True, 'auth': 'Bearer tls-tok'}"
-    assert out[1] == "verified 200"
-    assert out[2] == "refused"  # a certificate for localhost does not match 127.0.0.1
+    assert out[1] == "no CA: https without a CA to verify the server (give cadata, or tls_insecure)"
+    assert out[2] == "verified 200"
+    assert out[3] == "refused"  # a certificate for localhost does not match 127.0.0.1
