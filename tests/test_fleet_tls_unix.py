@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from fleet_devtools.certs import issue, make_ca
+from test_device_e2e import wait_for
 from test_fleetmgr_helpers import VENV_BIN, free_port
 from test_role_device import RoleDevice
 
@@ -78,16 +79,6 @@ def tls_check(device):
     return httpx.get(device.url + "/health/readyz", timeout=5).json()["checks"]["fleet_tls"]
 
 
-def wait_for(what, fn, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError("%s: not within %ss (last: %r)" % (what, timeout, value))
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     f = TlsFleet(tmp_path_factory.mktemp("tls-fleet"))
@@ -114,9 +105,9 @@ def devices(fleet):
 
 
 def test_device_verifies_the_server_and_registers_over_mtls(fleet, devices):
-    hb = wait_for("heartbeat over mTLS", lambda: fleet.heartbeat("tls-verified"))
+    hb = wait_for("heartbeat over mTLS", lambda: fleet.heartbeat("tls-verified"), timeout=20)
     assert hb["free_heap"] > 0
-    assert wait_for("registered", lambda: registered_check(devices["verified"])["ok"])
+    assert wait_for("registered", lambda: registered_check(devices["verified"])["ok"], timeout=20)
     assert tls_check(devices["verified"]) == {"required": False, "ok": True,
                                               "detail": "server verified, client certificate"}
 
@@ -135,19 +126,19 @@ def test_a_server_the_ca_does_not_vouch_for_is_not_registered_with(fleet, device
     def failed():
         c = registered_check(devices["wrong_ca"])
         return c["detail"] if c["detail"] != "not yet" else None
-    detail = wait_for("a failed attempt", failed)
+    detail = wait_for("a failed attempt", failed, timeout=20)
     assert registered_check(devices["wrong_ca"])["ok"] is False and "refused" not in detail
     assert fleet.heartbeat("tls-wrong-ca") is None
 
 
 def test_the_insecure_option_skips_verification_and_says_so(fleet, devices):
-    wait_for("heartbeat without verification", lambda: fleet.heartbeat("tls-insecure"))
+    wait_for("heartbeat without verification", lambda: fleet.heartbeat("tls-insecure"), timeout=20)
     assert tls_check(devices["insecure"])["detail"] == \
         "server certificate NOT verified (fleet_tls_insecure_skip_verify), client certificate"
 
 
 def test_without_a_client_certificate_the_enforcing_server_refuses_the_device(fleet, devices):
-    wait_for("a failed attempt", lambda: devices["no_client_cert"].metric("iot_registration_attempts_total") >= 1)
-    wait_for("the failure shown", lambda: registered_check(devices["no_client_cert"])["detail"] != "not yet")
+    wait_for("a failed attempt", lambda: devices["no_client_cert"].metric("iot_registration_attempts_total") >= 1, timeout=20)
+    wait_for("the failure shown", lambda: registered_check(devices["no_client_cert"])["detail"] != "not yet", timeout=20)
     assert registered_check(devices["no_client_cert"])["ok"] is False
     assert fleet.heartbeat("tls-no-cert") is None
