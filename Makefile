@@ -4,11 +4,13 @@
 #   make run    build every image, then run the simulation (= make && make sim)
 #   make sim    run the simulation: fleet services + a relays and a sensors device (Ctrl-C stops)
 # More: make unix | qemu | rp2, make bench, make clean.
-# Options: VARIANTS="RELAYS SENSORS", MICROPY_DIR=/path/to/micropython, IOTLIB_WIRELESS=ON|OFF
+# Options (README, "Options"): VARIANTS, MICROPY_DIR, IOTLIB_WIRELESS, IOTLIB_LOADER, IOTLIB_OTA_KEY,
+# IOTLIB_RELEASE, IOTLIB_BUILD, IOTLIB_WIFI_SOURCES, PIOT_CACHE, DEBIAN_MIRROR
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-export VARIANTS MICROPY_DIR IOTLIB_WIRELESS
+export VARIANTS MICROPY_DIR IOTLIB_WIRELESS IOTLIB_LOADER IOTLIB_OTA_KEY IOTLIB_RELEASE IOTLIB_BUILD \
+       IOTLIB_WIFI_SOURCES PIOT_CACHE DEBIAN_MIRROR
 
 .PHONY: all build run unix qemu rp2 venv fleet-deps test sim bench clean
 

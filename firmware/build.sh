@@ -3,7 +3,8 @@
 #
 #   VARIANTS="RELAYS SENSORS"   rp2 variants of boards/PICO_W_IOT to build
 #   MICROPY_DIR=/path           a full upstream MicroPython checkout instead of Debian's tarball
-#   IOTLIB_WIRELESS=ON|OFF      force the Wi-Fi driver on or off (default: on when MICROPY_DIR has it)
+#   IOTLIB_WIRELESS=ON|OFF      rp2: link the Wi-Fi driver and lwIP (default ON, the product; OFF: no radio)
+#   IOTLIB_WIFI_SOURCES=/path   folder with the cyw43-driver and lwIP snapshots (default ../shared/deps)
 #   IOTLIB_BUILD=/path          where the images go (default: build/ in this repo)
 #   IOTLIB_OTA_KEY=/path        public.raw of the OTA signing key the images trust (iot-sign keygen);
 #                               default: the DEVELOPMENT key in tools/iot-sign/dev-key
@@ -62,12 +63,20 @@ if [ "$MICROPY_UPSTREAM" = 0 ]; then
 fi
 mkdir -p "$out"
 
+# Show what made a build fail: compiler errors and the linker's overflow lines.
+show_errors() {  # log-file
+    grep -E "error:|Error [0-9]|CMake Error|overflowed|will not fit|undefined reference" "$1" | head -n 20 >&2
+    if grep -q "overflowed by" "$1"; then
+        echo "build: the image is larger than its flash region (IOTLIB_LOADER=${IOTLIB_LOADER:-ON}; layout in docs/ota.md)" >&2
+    fi
+}
+
 # Run a make-based port build quietly; on failure show the errors and where the log is.
 make_port() {  # log-file make-arguments...
     local log=$1; shift
     mkdir -p "$(dirname "$log")"
     if ! make -C "$MICROPY_DIR/ports/$1" -j"$jobs" "${@:2}" >"$log" 2>&1; then
-        grep -E "error|Error" "$log" | head -n 20 >&2
+        show_errors "$log"
         die "$1 build failed, full log in $log"
     fi
 }
@@ -88,15 +97,35 @@ build_qemu() {
 }
 
 build_rp2() {
-    local dir=$out/rp2 wireless=()
-    [ "$MICROPY_UPSTREAM" = 0 ] || dir=$out/rp2-upstream
-    [ -z "${IOTLIB_WIRELESS:-}" ] || wireless=(-DIOTLIB_WIRELESS="$IOTLIB_WIRELESS")
-    echo "build: rp2 PICO_W_IOT variants: $VARIANTS" >&2
-    cmake -S "$root" -B "$dir" -DMICROPY_DIR="$MICROPY_DIR" -DPICO_SDK_PATH="$PICO_SDK_PATH" \
-        -Dpicotool_DIR="$PICOTOOL_DIR" -DIOTLIB_VARIANTS="${VARIANTS// /;}" "${wireless[@]}" \
-        -DIOTLIB_LOADER="${IOTLIB_LOADER:-ON}" >/dev/null
+    local wireless=${IOTLIB_WIRELESS:-ON} loader=${IOTLIB_LOADER:-ON} tree=$MICROPY_DIR dir
+    case $wireless in ON|OFF) ;; *) die "IOTLIB_WIRELESS=$wireless: choose ON or OFF";; esac
+    case $loader in ON|OFF) ;; *) die "IOTLIB_LOADER=$loader: choose ON or OFF";; esac
+    # One build folder per source tree: the Wi-Fi images (the product) in rp2/, the radio-less in rp2-radioless/.
+    if [ "$wireless" = ON ]; then
+        dir=$out/rp2
+        [ "$MICROPY_UPSTREAM" = 1 ] || tree=$MICROPY_WIFI_DIR
+    else
+        dir=$out/rp2-radioless
+    fi
+    [ "$MICROPY_UPSTREAM" = 0 ] || dir=$dir-upstream
+    echo "build: rp2 PICO_W_IOT variants: $VARIANTS (Wi-Fi $wireless, loader $loader)" >&2
+    # A folder built with other choices starts afresh: generated sources (frozen code, QSTRs) do
+    # not follow a change of source tree, radio or layout on their own.
+    local stamp="tree=$tree wireless=$wireless loader=$loader"
+    if [ -f "$dir/CMakeCache.txt" ] && [ "$(cat "$dir/.iotlib-config" 2>/dev/null)" != "$stamp" ]; then
+        echo "build: $dir was built with other options: starting it afresh" >&2
+        rm -rf "$dir"
+    fi
+    mkdir -p "$dir"
+    echo "$stamp" > "$dir/.iotlib-config"
+    if ! cmake -S "$root" -B "$dir" -DMICROPY_DIR="$tree" -DPICO_SDK_PATH="$PICO_SDK_PATH" \
+        -Dpicotool_DIR="$PICOTOOL_DIR" -DIOTLIB_VARIANTS="${VARIANTS// /;}" -DIOTLIB_WIRELESS="$wireless" \
+        -DIOTLIB_LOADER="$loader" >"$dir/configure.log" 2>&1; then
+        show_errors "$dir/configure.log"
+        die "rp2 configure failed, full log in $dir/configure.log"
+    fi
     if ! cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1; then
-        grep -E "error|Error" "$dir/build.log" | head -n 20 >&2
+        show_errors "$dir/build.log"
         die "rp2 build failed, full log in $dir/build.log"
     fi
     grep -E "^size:" "$dir/build.log" >&2

@@ -24,13 +24,14 @@ apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourcePar
           -o "Dir::Cache::archives=$apt_dir/archives" -o APT::Sandbox::User=root
           -o Debug::NoLocking=1)
 apt_ready() {
-    [ -s "$apt_dir/lists/.updated" ] && return 0
+    local mirror; mirror=$("$here/debian_mirror.sh")
+    [ "$(cat "$apt_dir/lists/.updated" 2>/dev/null)" = "$mirror" ] && return 0
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/cache"
-    printf 'deb %s %s main\ndeb-src %s %s main\n' "$DEBIAN_MIRROR" "$DEBIAN_SUITE" \
-        "$DEBIAN_MIRROR" "$DEBIAN_SUITE" > "$apt_dir/sources.list"
-    say "apt update ($DEBIAN_SUITE, private lists)"
-    apt-get "${apt_opts[@]}" -qq update >&2 || die "apt update for $DEBIAN_SUITE failed"
-    date > "$apt_dir/lists/.updated"
+    printf 'deb %s %s main\ndeb-src %s %s main\n' "$mirror" "$DEBIAN_SUITE" \
+        "$mirror" "$DEBIAN_SUITE" > "$apt_dir/sources.list"
+    say "apt update ($DEBIAN_SUITE from $mirror, private lists)"
+    apt-get "${apt_opts[@]}" -qq update >&2 || die "apt update for $DEBIAN_SUITE from $mirror failed"
+    echo "$mirror" > "$apt_dir/lists/.updated"
 }
 
 # Download one file of a source package (the .orig tarball alone: some .dsc answer 404 here)
@@ -149,8 +150,27 @@ if [ ! -x "$picotool_bin" ]; then
 fi
 picotool_dir=$(dirname "$picotool_bin")
 
+# ---- the radio: cyw43-driver and lwIP into a Wi-Fi tree of their own ----
+# The Debian tree stays as Debian ships it (the radio-less build uses it); the Wi-Fi tree is a
+# hard-linked copy of it with the two libraries unpacked into lib/, where ports/rp2 expects them.
+wifi_dir=
+if [ "$upstream" = 1 ]; then
+    # A full checkout brings its own submodules (or the board says what is missing).
+    wifi_dir=$MICROPY_DIR
+elif [ "${IOTLIB_WIRELESS:-ON}" != OFF ]; then
+    wifi_dir=$cache/micropython-$MICROPY_VERSION-wifi
+    if [ ! -f "$wifi_dir/.tree-ready" ]; then
+        say "make the Wi-Fi tree (hard links to $MICROPY_DIR)"
+        rm -rf "$wifi_dir"; mkdir -p "$wifi_dir"
+        cp -al "$MICROPY_DIR/." "$wifi_dir/" || die "could not make $wifi_dir"
+        rm -rf "$wifi_dir/lib/cyw43-driver" "$wifi_dir/lib/lwip"  # the tarball's empty submodule folders
+        touch "$wifi_dir/.tree-ready"
+    fi
+    "$here/fetch_wifi.sh" "$wifi_dir"
+fi
 cat <<EOF
 MICROPY_DIR=$MICROPY_DIR
+MICROPY_WIFI_DIR=$wifi_dir
 MICROPY_UPSTREAM=$upstream
 PICO_SDK_PATH=$PICO_SDK_PATH
 PICO_TINYUSB_PATH=${PICO_TINYUSB_PATH:-}

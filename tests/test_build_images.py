@@ -48,7 +48,7 @@ def test_uf2_boots_in_emulator_and_reports_itself(variant):
     assert m.group(1) == variant
     assert m.group(2) == "1.25.0"
     assert m.group(3) == "rp2040"
-    assert m.group(4) == "False"  # CI's image is the radio-less build of the board
+    assert m.group(4) == "True"  # the product: the Wi-Fi image (booted here on the plain board)
     free = int(m.group(5))
     print("%s free heap at the REPL: %d bytes" % (variant, free))
     assert free > 200 * 1024
@@ -89,7 +89,8 @@ def test_image_fits_flash_budget(variant):
     size_kb = image.stat().st_size / 1024
     budget = image_budget_kb()
     print("%s image: %.1f KB of %d KB budget" % (variant, size_kb, budget))
-    assert size_kb <= budget <= 900
+    assert budget <= 1200
+    assert budget - size_kb >= 64, "less than 64 KB left to grow into"
 
 
 def test_qemu_image_runs_c_module():

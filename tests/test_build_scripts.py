@@ -90,3 +90,82 @@ def test_ota_key_that_is_not_a_p256_public_key_is_refused(tmp_path):
     assert proc.returncode != 0
     [line] = error_lines(proc)
     assert "is not a raw P-256 public key" in line
+
+
+# ---- the radio's libraries: cyw43-driver and lwIP, pinned, verified before unpacking ----
+FETCH_WIFI = str(ROOT / "firmware" / "fetch_wifi.sh")
+SHARED_DEPS = ROOT.parent / "shared" / "deps"
+
+
+def empty_micropython_tree(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "py").mkdir(parents=True)
+    (tree / "py" / "mpconfig.h").write_text("")
+    return tree
+
+
+def test_wifi_snapshot_with_another_sha256_is_refused_and_nothing_unpacked(tmp_path):
+    tree = empty_micropython_tree(tmp_path)
+    sources = tmp_path / "deps"
+    sources.mkdir()
+    (sources / "cyw43-driver-dd75682.tar.gz").write_bytes(b"a driver we did not pin")
+    proc = run([FETCH_WIFI, str(tree)], IOTLIB_WIFI_SOURCES=str(sources))
+    assert proc.returncode != 0
+    [line] = error_lines(proc)
+    assert "cyw43-driver-dd75682.tar.gz: SHA-256 mismatch" in line
+    assert "b61d43ea12362f35d85ebe2717f942c0cc149e7dce947e852b8aaad2965d1865" in line
+    assert not (tree / "lib").exists()
+
+
+def test_wifi_snapshots_unpack_once_into_the_tree(tmp_path):
+    tree = empty_micropython_tree(tmp_path)
+    proc = run([FETCH_WIFI, str(tree)], IOTLIB_WIFI_SOURCES=str(SHARED_DEPS))
+    assert proc.returncode == 0, proc.stderr
+    assert (tree / "lib" / "cyw43-driver" / "src" / "cyw43.h").is_file()
+    assert (tree / "lib" / "cyw43-driver" / "firmware").is_dir()  # the CYW43439 blob
+    assert (tree / "lib" / "lwip" / "src" / "include" / "lwip" / "init.h").is_file()
+    assert proc.stderr.count("SHA-256 verified") == 2
+    again = run([FETCH_WIFI, str(tree)], IOTLIB_WIFI_SOURCES=str(SHARED_DEPS))
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_without_snapshots_the_pinned_commit_is_cloned_or_the_error_says_where(tmp_path):
+    # A reachable repository that lacks the pinned commit: refused, and the message names
+    # both the commit and the snapshot that would do instead.
+    tree = empty_micropython_tree(tmp_path)
+    repo = tmp_path / "cyw43-driver.git"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t",
+                    "commit", "-q", "--allow-empty", "-m", "not the pinned commit"], check=True)
+    proc = run([FETCH_WIFI, str(tree)], IOTLIB_WIFI_SOURCES=str(tmp_path / "none"),
+               CYW43_DRIVER_GIT_URL=str(repo))
+    assert proc.returncode != 0
+    assert "cloning cyw43-driver at dd7568229f3bf7a37737b9e1ef250c26efe75b23" in proc.stderr
+    [line] = [line for line in error_lines(proc) if line.startswith("fetch: error")]
+    assert "could not fetch cyw43-driver dd7568229f3bf7a37737b9e1ef250c26efe75b23" in line
+    assert "cyw43-driver-dd75682.tar.gz" in line
+    assert not (tree / "lib" / "cyw43-driver" / "src").exists()
+
+
+# ---- the Debian mirror is the machine's own ----
+MIRROR_SH = str(ROOT / "firmware" / "debian_mirror.sh")
+
+
+def test_debian_mirror_is_read_from_the_machines_apt_sources(tmp_path):
+    parts = tmp_path / "sources.list.d"
+    parts.mkdir()
+    (parts / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example.org/debian\nSuites: bookworm\n\n"
+        "Types: deb\nURIs: http://mirror.example.org/debian-security\nSuites: bookworm-security\n")
+    env = {"APT_ETC": str(tmp_path), "DEBIAN_MIRROR": ""}
+    assert run([MIRROR_SH], **env).stdout.strip() == "http://mirror.example.org/debian"
+    # A one-line sources.list is read too (and first, as apt lists it first).
+    (tmp_path / "sources.list").write_text(
+        "# local\ndeb [arch=amd64] http://apt.internal:3142/debian bookworm main\n")
+    assert run([MIRROR_SH], **env).stdout.strip() == "http://apt.internal:3142/debian"
+    # DEBIAN_MIRROR wins over both.
+    env["DEBIAN_MIRROR"] = "http://other.example/debian"
+    assert run([MIRROR_SH], **env).stdout.strip() == "http://other.example/debian"
+    # Nothing configured: Debian's own redirector.
+    assert run([MIRROR_SH], APT_ETC=str(tmp_path / "empty"),
+               DEBIAN_MIRROR="").stdout.strip() == "http://deb.debian.org/debian"

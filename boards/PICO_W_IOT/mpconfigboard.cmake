@@ -1,27 +1,31 @@
 # Pico W board for the IoT image. Variants (mpconfigvariant_<NAME>.cmake) pick the role.
 #
-# IOTLIB_WIRELESS: ON links the CYW43 Wi-Fi driver and lwIP (needs an upstream MicroPython
-# checkout with lib/cyw43-driver); OFF builds the same board without the radio, which is the
-# image CI boots in the rp2040py emulator. The default follows what MICROPY_DIR provides.
+# IOTLIB_WIRELESS: ON (the default, the product) links the CYW43 Wi-Fi driver and lwIP from
+# lib/cyw43-driver and lib/lwip (firmware/fetch_deps.sh provides them); OFF builds the same board
+# without the radio, for tests that need none.
 
 set(PICO_BOARD "pico_w")
 get_filename_component(IOTLIB_ROOT ${MICROPY_BOARD_DIR}/../.. ABSOLUTE)
 
 if(NOT DEFINED IOTLIB_WIRELESS)
-    if(EXISTS ${MICROPY_DIR}/lib/cyw43-driver/src/cyw43.h)
-        set(IOTLIB_WIRELESS ON)
-    else()
-        set(IOTLIB_WIRELESS OFF)
-    endif()
+    set(IOTLIB_WIRELESS ON)
 endif()
 
 if(IOTLIB_WIRELESS)
-    if(NOT EXISTS ${MICROPY_DIR}/lib/cyw43-driver/src/cyw43.h)
-        message(FATAL_ERROR "IOTLIB_WIRELESS=ON needs lib/cyw43-driver: pass MICROPY_DIR=<full upstream checkout with submodules>")
-    endif()
+    foreach(lib cyw43-driver/src/cyw43.h lwip/src/include/lwip/init.h)
+        if(NOT EXISTS ${MICROPY_DIR}/lib/${lib})
+            message(FATAL_ERROR "IOTLIB_WIRELESS=ON needs ${MICROPY_DIR}/lib/${lib}: build with firmware/build.sh (it unpacks cyw43-driver and lwIP), or IOTLIB_WIRELESS=OFF for the radio-less board")
+        endif()
+    endforeach()
     set(MICROPY_PY_LWIP ON)
     set(MICROPY_PY_NETWORK_CYW43 ON)
     list(APPEND MICROPY_DEF_BOARD IOTLIB_WIRELESS=1)
+    # With Bluetooth off, upstream puts pico/cyw43_driver.h on no include path (it arrives through
+    # the Bluetooth targets); the driver's SPI bus file needs it, so link the headers ourselves.
+    function(_iotlib_cyw43_headers)
+        target_link_libraries(${MICROPY_TARGET} pico_cyw43_driver_headers)
+    endfunction()
+    cmake_language(DEFER CALL _iotlib_cyw43_headers)
 else()
     list(APPEND MICROPY_DEF_BOARD IOTLIB_WIRELESS=0)
 endif()

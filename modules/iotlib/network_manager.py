@@ -51,6 +51,7 @@ class NetworkManager:
         self.failures = 0  # consecutive failed attempts, drives the backoff
         self.reconnects = 0
         self.last_delay_ms = 0
+        self.radio_error = None  # why the radio last failed to come up, for health
         self._listeners = []
         self._task = BackgroundTask()
         self._reconnect_metric = None
@@ -87,10 +88,19 @@ class NetworkManager:
     async def connect(self, timeout_ms=None):
         """Join the network; True when up (link and probe) within the deadline."""
         timeout_ms = timeout_ms or self.connect_timeout_ms
-        self.link.active(True)
-        self.link.set_power_save(False)
-        if not self.link.isconnected():
-            self.link.connect(self.ssid, self.password)
+        try:
+            self.link.active(True)
+            self.link.set_power_save(False)
+            if not self.link.isconnected():
+                self.link.connect(self.ssid, self.password)
+            self.radio_error = None
+        except OSError as e:
+            # A radio that does not come up (no chip answering, a driver fault) is one more
+            # failed attempt: retried with backoff, never an exception out of the manager.
+            self.radio_error = "radio: %s" % e
+            self._set_state(False)
+            self.failures += 1
+            return False
         waited = 0
         while not self.link.isconnected() and waited < timeout_ms:
             await asyncio.sleep_ms(100)
@@ -119,7 +129,10 @@ class NetworkManager:
             if self.failures:
                 self.last_delay_ms = self.backoff_ms()
                 await asyncio.sleep_ms(self.last_delay_ms)
-            self.link.disconnect()
+            try:
+                self.link.disconnect()
+            except OSError:
+                pass  # the radio is already down; connect() reports why
             self.reconnects += 1
             if self._reconnect_metric is not None:
                 self._reconnect_metric.inc()
@@ -140,4 +153,9 @@ class NetworkManager:
                       read=lambda: 1 if self.is_up() else 0)
         metrics.gauge("wifi_rssi_dbm", "Received signal strength",
                       read=lambda: self.link.rssi() or 0)
-        health.add_check("network", lambda: (self.is_up(), "up" if self.is_up() else "down"))
+        health.add_check("network", self._health)
+
+    def _health(self):
+        if self.is_up():
+            return True, "up"
+        return False, self.radio_error or "down"
