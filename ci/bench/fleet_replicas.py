@@ -41,13 +41,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db: str, log: Path, name: str) -> tuple[subprocess.Popen, int]:
+def start_server(db: str, secrets: str, log: Path, name: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     exe = Path(sys.executable).parent / "fleet-server"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "fleet_server.server_cli"]
     # WARNING keeps per-request log lines out of the measurement; the URL travels in the environment
     proc = subprocess.Popen(cmd + ["--port", str(port), "--log-level", "WARNING", "--replica-id", name],
-                            env=dict(os.environ, FLEET_DB=db), stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+                            env=dict(os.environ, FLEET_DB=db, FLEET_SECRETS=secrets), stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
     for _ in range(600):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health/readyz", timeout=0.5).status_code == 200:
@@ -85,8 +85,8 @@ class PeakSampler:
         self._thread.join()
 
 
-def drive(db: str, ports: list[int], devices: int, rounds: int) -> dict:
-    store = open_storage(db, pool_size=1)
+def drive(db: str, secrets: str, ports: list[int], devices: int, rounds: int) -> dict:
+    store = open_storage(db, pool_size=1, secrets=secrets)
     try:
         provs = provision_devices(store, devices, prefix="bench")
     finally:
@@ -113,22 +113,23 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        secrets = f"file:{tmp / 'fleet-keys.json'}"  # one master-key file shared by every process
         pg = LocalPostgres(durable=True, max_connections=50).start()
         try:
             url = pg.create_database("bench")
-            procs, ports = zip(*(start_server(url, tmp / f"r{i}.log", f"replica-{i}") for i in range(2)))
+            procs, ports = zip(*(start_server(url, secrets, tmp / f"r{i}.log", f"replica-{i}") for i in range(2)))
             try:
                 with PeakSampler(lambda: pg.connections("bench")) as peak:
-                    results["postgres_2_replicas"] = drive(url, list(ports), args.devices, args.rounds)
+                    results["postgres_2_replicas"] = drive(url, secrets, list(ports), args.devices, args.rounds)
                 results["postgres_2_replicas"]["db_connections_peak"] = peak.peak
             finally:
                 rcs = stop(list(procs))
         finally:
             pg.stop()
         sqlite_db = str(tmp / "fleet.sqlite")
-        proc, port = start_server(sqlite_db, tmp / "sqlite.log", "single")
+        proc, port = start_server(sqlite_db, secrets, tmp / "sqlite.log", "single")
         try:
-            results["sqlite_1_process"] = drive(sqlite_db, [port], args.devices, args.rounds)
+            results["sqlite_1_process"] = drive(sqlite_db, secrets, [port], args.devices, args.rounds)
             results["sqlite_1_process"]["db_connections_peak"] = 1
         finally:
             rcs += stop([proc])

@@ -6,6 +6,7 @@ Output is JSON on stdout; any error is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -141,10 +142,41 @@ def cmd_publish(store: Storage, a) -> dict:
     return {"name": name, "tenant": a.tenant, **manifest.model_dump(exclude_none=True)}
 
 
+def cmd_rotate_device_key(store: Storage, a) -> dict:
+    _device(store, a.id)
+    new = new_key()
+    until = store.rotate_device_key(a.id, new, a.grace)
+    return {"device_id": a.id, "device_key": new, "previous_key_accepted_until": until}
+
+
+def cmd_rotate_tenant_key(store: Storage, a) -> dict:
+    if store.get_tenant(a.tenant) is None:
+        raise CliError(f"unknown tenant {a.tenant!r}")
+    new = new_key()
+    until = store.rotate_tenant_key(a.tenant, new, a.grace)
+    return {"tenant": a.tenant, "api_key": new, "previous_key_accepted_until": until}
+
+
+def cmd_secrets_audit(store: Storage, a) -> dict:
+    return {"audit": store.list_audit(a.subject, a.limit)}
+
+
+def cmd_secrets_reseal(store: Storage, a) -> dict:
+    if a.new_master_key:
+        add_key = getattr(store.box.backend, "add_key", None)
+        if add_key is None:
+            raise CliError("--new-master-key needs a file: keyring (with env, add the key to FLEET_SECRETS_KEYS)")
+        store.record_audit("add_master_key", "keyring", {"key_id": add_key()})
+    return {"resealed": store.reseal_secrets(), "key_id": store.box.backend.current_key_id()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fleet-admin", description=__doc__.splitlines()[0])
     p.add_argument("--db", default=os.environ.get("FLEET_DB"), required="FLEET_DB" not in os.environ,
                    help="the fleet server's SQLite file or postgresql:// URL (default: $FLEET_DB)")
+    p.add_argument("--secrets", default=os.environ.get("FLEET_SECRETS"),
+                   help="master keys sealing secrets at rest: file:PATH or env (default: $FLEET_SECRETS, "
+                        "else the keyring file beside a SQLite database)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name, fn, help_):
@@ -182,6 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ttl", type=int, default=3600)
     sp.add_argument("--sub")
 
+    for name, fn, what in (("rotate-device-key", cmd_rotate_device_key, "--id"),
+                           ("rotate-tenant-key", cmd_rotate_tenant_key, "--tenant")):
+        sp = command(name, fn, f"new key for {what[2:]}; the old one stays accepted for --grace seconds")
+        sp.add_argument(what, dest=what[2:], required=True)
+        sp.add_argument("--grace", type=float, default=86400, help="seconds the old key stays accepted")
+    sp = command("secrets-audit", cmd_secrets_audit, "print the audit trail of secret operations")
+    sp.add_argument("--subject", help="e.g. device:pico-1, tenant:acme")
+    sp.add_argument("--limit", type=int, default=200)
+    sp = command("secrets-reseal", cmd_secrets_reseal, "seal every secret under the current master key")
+    sp.add_argument("--new-master-key", action="store_true", help="first add a master key and make it current")
+
     sp = command("publish", cmd_publish, "store an update artefact and its manifest")
     sp.add_argument("--tenant", required=True)
     sp.add_argument("--file", required=True)
@@ -189,10 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid: the uid itself
+        return str(os.getuid())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        store = open_storage(args.db, pool_size=1)
+        store = open_storage(args.db, pool_size=1, secrets=args.secrets, actor=f"fleet-admin:{_operator()}")
         try:
             result = args.fn(store, args)
         finally:

@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--db", default=os.environ.get("FLEET_DB"), required="FLEET_DB" not in os.environ,
                    help="SQLite file (created if absent) or postgresql://user@host/db URL (default: $FLEET_DB, "
                         "which keeps a password off the command line)")
+    p.add_argument("--secrets", default=os.environ.get("FLEET_SECRETS"),
+                   help="master keys sealing secrets at rest: file:PATH or env (FLEET_SECRETS_KEYS); "
+                        "default $FLEET_SECRETS, else a keyring file beside a SQLite database")
     p.add_argument("--db-pool-size", type=int, default=4, help="PostgreSQL connections this process may open")
     p.add_argument("--replica-id", default=f"{socket.gethostname()}:{os.getpid()}",
                    help="this process's name in background-job leases (default host:pid)")
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings.model_validate({**settings.model_dump(), **overrides})
         tls = build_tls_setup(settings.tls_cert_file, settings.tls_key_file, settings.mtls_client_cas,
                               settings.mtls_enforce)
-        storage = open_storage(args.db, pool_size=args.db_pool_size)
+        storage = open_storage(args.db, pool_size=args.db_pool_size, secrets=args.secrets,
+                               actor=f"fleet-server:{args.replica_id}")
         secret = load_server_secret(storage, args.secret_file)
     except (OSError, ValueError, SchemaTooNew) as exc:
         log.error("cannot start", extra={"reason": str(exc)})

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from fleet_devtools.pg_cluster import LocalPostgres
 from fleet_harness import Device, FleetServer, api_token
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_keyring(tmp_path_factory):
+    """One master-key file for every server and CLI of the session (inherited through the
+    environment), as replicas on one database must share it; without it a SQLite file gets its own."""
+    os.environ["FLEET_SECRETS"] = f"file:{tmp_path_factory.mktemp('keys') / 'fleet-keys.json'}"
+    yield
+    os.environ.pop("FLEET_SECRETS", None)
 
 
 @pytest.fixture(scope="session")

@@ -22,13 +22,16 @@ from contextlib import contextmanager
 
 from .base import AlreadyExists, NotFound, StaleVersion
 from .migrate import migrate
+from .secret_rows import SecretBox, SecretRows, default_box
 
 
-class SqliteStorage:
+class SqliteStorage(SecretRows):
     IntegrityError = sqlite3.IntegrityError
     DDL_TOKENS = {"@AUTOINC_PK@": "INTEGER PRIMARY KEY AUTOINCREMENT", "@BLOB@": "BLOB"}
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, box: SecretBox | None = None, actor: str = "fleet"):
+        self.box = box or default_box(path)  # seals device and tenant keys at rest
+        self.actor = actor  # who the secret audit trail names for this handle's operations
         self._lock = threading.Lock()
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves where a read-modify-write must be atomic
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -92,25 +95,31 @@ class SqliteStorage:
         row = self._one("SELECT * FROM tenants WHERE tenant=?", (tenant,))
         if row is None:
             return None
-        return {"tenant": row["tenant"], "api_key": row["api_key"], "roles": json.loads(row["roles"])}
+        api_key, accepted = self._open_keys(row, "api_key", "prev_api_key", f"api_key:{tenant}")
+        return {"tenant": row["tenant"], "api_key": api_key, "api_keys": accepted, "roles": json.loads(row["roles"])}
 
     def ensure_tenant(self, tenant: str, api_key: str, roles: dict[str, list[str]]) -> dict:
         with self._txn() as db:
-            db.execute(
-                "INSERT INTO tenants (tenant, api_key, roles) VALUES (?, ?, ?) ON CONFLICT (tenant) DO NOTHING",
-                (tenant, api_key, json.dumps(roles)),
-            )
+            created = db.execute(
+                "INSERT INTO tenants (tenant, api_key, roles) VALUES (?, ?, ?) ON CONFLICT (tenant) DO NOTHING"
+                " RETURNING tenant",
+                (tenant, self.box.seal(api_key, f"api_key:{tenant}"), json.dumps(roles)),
+            ).fetchall()
+            if created:
+                self._audit(db, "create_tenant_key", f"tenant:{tenant}", {})
         return self.get_tenant(tenant)
 
     # ---- devices -------------------------------------------------------------------
     def create_device(self, device: dict) -> None:
         try:
-            self._write(
-                "INSERT INTO devices (id, tenant, namespace, role, device_key, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (device["id"], device["tenant"], device["namespace"], device["role"],
-                 device["device_key"], time.time()),
-            )
+            with self._txn() as db:
+                db.execute(
+                    "INSERT INTO devices (id, tenant, namespace, role, device_key, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (device["id"], device["tenant"], device["namespace"], device["role"],
+                     self.box.seal(device["device_key"], f"device_key:{device['id']}"), time.time()),
+                )
+                self._audit(db, "create_device_key", f"device:{device['id']}", {"tenant": device["tenant"]})
         except self.IntegrityError as exc:
             raise AlreadyExists(device["id"]) from exc
 
@@ -118,7 +127,9 @@ class SqliteStorage:
         row = self._one("SELECT * FROM devices WHERE id=?", (device_id,))
         if row is None:
             return None
-        device = {k: row[k] for k in ("id", "tenant", "namespace", "role", "device_key", "created_at")}
+        device = {k: row[k] for k in ("id", "tenant", "namespace", "role", "created_at")}
+        device["device_key"], device["device_keys"] = self._open_keys(
+            row, "device_key", "prev_device_key", f"device_key:{device_id}")
         device["registration"] = json.loads(row["registration"]) if row["registration"] else None
         return device
 
