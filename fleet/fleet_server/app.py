@@ -30,7 +30,7 @@ DESCRIPTION = (
 
 
 def create_app(settings: Settings, storage: Storage, server_secret: str, replica_id: str = "local",
-               tls: TlsSetup | None = None) -> FastAPI:
+               tls: TlsSetup | None = None, tracer_provider=None) -> FastAPI:
     components = load_components(settings.enabled())
 
     @asynccontextmanager
@@ -40,10 +40,17 @@ def create_app(settings: Settings, storage: Storage, server_secret: str, replica
         yield
         await jobs.stop()
         storage.close()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()  # flush the last spans
         log.info("stopped")
 
     app = FastAPI(title="fleet", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    app.state.ctx = AppContext(settings=settings, storage=storage, server_secret=server_secret)
+    ctx_storage = storage
+    if tracer_provider is not None:  # requests and storage calls as spans of the caller's trace
+        from .tracing import TracedStorage, install_tracing
+        tracer = install_tracing(app, tracer_provider)
+        ctx_storage = TracedStorage(storage, tracer, getattr(storage, "DB_SYSTEM", "unknown"))
+    app.state.ctx = AppContext(settings=settings, storage=ctx_storage, server_secret=server_secret)
     install_error_handlers(app)
     install_metrics(app)
     jobs = LeasedJobs(storage, replica_id, [housekeeping_job(settings.housekeeping_interval_s)],

@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="ask clients for a certificate from this tenant's CA (repeat per tenant)")
     p.add_argument("--mtls-enforce", action="store_true",
                    help="refuse, in the TLS handshake, any client without a certificate from a tenant CA")
+    p.add_argument("--trace-exporter", default=os.environ.get("FLEET_TRACE_EXPORTER"),
+                   help="OpenTelemetry spans: console, file:PATH (JSON lines) or otlp; default off")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -73,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.mtls_enforce:
             overrides["mtls_enforce"] = True
         settings = settings.model_validate({**settings.model_dump(), **overrides})
+        tracer_provider = None
+        if args.trace_exporter:
+            try:  # OpenTelemetry is imported only when tracing is on
+                from .tracing import make_provider
+            except ImportError as exc:
+                raise ValueError(f"--trace-exporter needs pip install 'fleet-server[tracing]' ({exc})")
+            tracer_provider = make_provider(args.trace_exporter, args.replica_id)
         tls = build_tls_setup(settings.tls_cert_file, settings.tls_key_file, settings.mtls_client_cas,
                               settings.mtls_enforce)
         storage = open_storage(args.db, pool_size=args.db_pool_size, secrets=args.secrets,
@@ -82,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start", extra={"reason": str(exc)})
         return 2
 
-    app = create_app(settings, storage, secret, replica_id=args.replica_id, tls=tls)
+    app = create_app(settings, storage, secret, replica_id=args.replica_id, tls=tls,
+                     tracer_provider=tracer_provider)
     tls_options = {} if tls is None else {
         "ssl_context_factory": lambda _config, _default: tls.ssl_context(),
         "http": peer_cert_protocol(AutoHTTPProtocol, tls)}

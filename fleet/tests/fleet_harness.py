@@ -7,6 +7,7 @@ import hashlib
 import io
 import hmac
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from fleet_server import admin_cli
+from fleet_server import admin_cli, server_cli
 
 BIN = Path(sys.executable).parent
 FLEET_DIR = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ class FleetServer:
             _script("fleet-server") + ["--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
                                        *self.extra],
             stdout=subprocess.DEVNULL, stderr=self._stderr)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30  # a loaded 2-core machine can take this long to import and bind
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"fleet-server exited: {self.stderr_path.read_text()}")
@@ -87,6 +88,20 @@ class FleetServer:
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self.tls or True)
+
+
+def refused_at_start(capfd, *args: str) -> str:
+    """Run fleet-server's own main() in this process with args it must refuse before serving;
+    returns the logged reason (main exits 2 with one JSON line, and would otherwise serve)."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        assert server_cli.main(["--port", "0", *args]) == 2
+    finally:  # main() points the root logger at stderr; give pytest's handlers back
+        root.handlers[:], root.level = saved[0], saved[1]
+    line = json.loads(capfd.readouterr().err.strip().splitlines()[-1])
+    assert line["msg"] == "cannot start"
+    return line["reason"]
 
 
 def run_admin(db: Path | str, *args: str) -> subprocess.CompletedProcess:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import socket
 import ssl
 
@@ -11,8 +9,7 @@ import httpx
 import pytest
 
 from fleet_devtools.certs import issue, make_ca
-from fleet_harness import Device, FleetServer, assert_error
-from fleet_server import server_cli
+from fleet_harness import Device, FleetServer, assert_error, refused_at_start
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +120,4 @@ def test_bad_tls_configuration_is_refused_at_start(tmp_db, pki, flags, reason, c
         flags = tls_flags(pki, "--mtls-ca", f"acme={pki['acme_client'].cert_pem}")
     elif flags == "bad-mtls-arg":
         flags = tls_flags(pki, "--mtls-ca", "acme")
-    # fleet-server's own main() in this process: it refuses before it would start serving
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    try:
-        assert server_cli.main(["--db", str(tmp_db), "--port", "0", *flags]) == 2
-    finally:  # main() points the root logger at stderr; give pytest's handlers back
-        root.handlers[:], root.level = saved[0], saved[1]
-    line = json.loads(capfd.readouterr().err.strip().splitlines()[-1])
-    assert line["msg"] == "cannot start" and reason in line["reason"]
+    assert reason in refused_at_start(capfd, "--db", str(tmp_db), *flags)

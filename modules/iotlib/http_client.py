@@ -3,6 +3,8 @@
 # time per client so every request reuses the same preallocated body buffer.
 import asyncio
 import json as _json
+import os
+from binascii import hexlify
 
 
 class HttpError(OSError):
@@ -100,6 +102,10 @@ class HttpClient:
         for name, value in (headers or {}).items():
             sent.add(name.lower())
             lines.append("%s: %s\r\n" % (name, value))
+        if "traceparent" not in sent:
+            # W3C trace context: each request starts a trace the fleet server's spans continue
+            ids = hexlify(os.urandom(24)).decode()
+            lines.append("traceparent: 00-%s-%s-01\r\n" % (ids[:32], ids[32:]))
         token = self.auth.device_token() if self.auth is not None else None
         if token and "authorization" not in sent:
             lines.append("Authorization: Bearer %s\r\n" % token)

@@ -27,6 +27,7 @@ from .secret_rows import SecretBox, SecretRows, default_box
 
 class SqliteStorage(SecretRows):
     IntegrityError = sqlite3.IntegrityError
+    DB_SYSTEM = "sqlite"  # OpenTelemetry's name for the engine
     DDL_TOKENS = {"@AUTOINC_PK@": "INTEGER PRIMARY KEY AUTOINCREMENT", "@BLOB@": "BLOB"}
 
     def __init__(self, path: str, box: SecretBox | None = None, actor: str = "fleet"):
