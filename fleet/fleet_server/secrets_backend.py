@@ -75,15 +75,21 @@ class FileKeyring(_Keyring):
             raise ValueError(f"keyring {self.path}: current key {self._current!r} is not in keys")
 
     def _write(self, doc: dict, create: bool = False) -> None:
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp = f"{self.path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=1)
-        if create and os.path.exists(self.path):  # another process created it first: keep theirs
-            os.unlink(tmp)
-            return
-        os.replace(tmp, self.path)
-
+        try:
+            if create:  # link fails if another process created the keyring first: then theirs is used
+                try:
+                    os.link(tmp, self.path)
+                except FileExistsError:
+                    pass
+            else:
+                os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
 
     def add_key(self) -> str:
         """A new master key becomes current; the old ones stay to open what they sealed."""

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
 
 from fleet_harness import Device, admin_json, api_token, assert_error, new_id, proof, registration_body, run_admin
+from fleet_server.secrets_backend import FileKeyring
 from fleet_server.storage import open_storage
 
 
@@ -139,3 +141,20 @@ def test_bad_secrets_backend_is_one_clear_line(tmp_path, spec, env, reason):
         if saved is not None:
             os.environ["FLEET_SECRETS_KEYS"] = saved
     assert proc.returncode == 2 and reason in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_processes_creating_the_keyring_at_once_agree_on_one_key(tmp_path):
+    path, rings = str(tmp_path / "keys.json"), [None] * 8
+    barrier = threading.Barrier(8)
+
+    def create(i):
+        barrier.wait()
+        rings[i] = FileKeyring(path)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len({r.key("k1") for r in rings}) == 1 and os.listdir(tmp_path) == ["keys.json"]
+    assert os.stat(path).st_mode & 0o777 == 0o600
