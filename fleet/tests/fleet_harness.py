@@ -72,7 +72,10 @@ class FleetServer:
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("fleet-server did not come up")
+        self.proc.kill()  # not left running behind a failed test
+        self.proc.wait()
+        self._stderr.close()
+        raise RuntimeError(f"fleet-server did not come up: {self.stderr_path.read_text()[-2000:]}")
 
     def stop(self) -> int:
         assert self.proc is not None
