@@ -55,7 +55,9 @@ class PostgresStorage(SqliteStorage):
             raise ConnectionError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
         # the server's storage calls are synchronous on its event loop, so one connection is busy at a
         # time per process; a few more cover the admin CLI's threads and readiness checks
-        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False,
+        # timeout: a call waits this long for a connection, so with the database gone requests fail
+        # (readyz says so) and a stopping server stops, instead of hanging
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=5,
                                     kwargs={"autocommit": True, "row_factory": dict_row},
                                     check=ConnectionPool.check_connection, name="fleet")
         try:
