@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fleet_devtools.pg_cluster import LocalPostgres
 from fleet_devtools.device_sim import REQUESTS_PER_ROUND, REQUESTS_TO_REGISTER, provision_devices, run_fleet
 from fleet_harness import FleetServer, admin_json, assert_error, new_id, registration_body
 from fleet_server.storage import open_storage
@@ -178,3 +179,17 @@ def test_simulated_devices_across_both_replicas(pair):
         assert len(bad.errors) == 1 and "-> 401" in bad.errors[0]
     finally:
         store.close()
+
+
+def test_database_gone_makes_a_replica_unready_and_it_still_stops_cleanly(tmp_path):
+    pg = LocalPostgres().start()  # its own cluster: this test stops it
+    try:
+        srv = FleetServer(pg.create_database(), log_dir=tmp_path).start()
+        with srv.client() as c:
+            assert c.get("/health/readyz").status_code == 200
+            pg.stop()
+            res = c.get("/health/readyz", timeout=30)
+            assert res.status_code == 503 and res.json()["checks"]["state"].startswith("fail")
+        assert srv.stop() == 0
+    finally:
+        pg.stop()

@@ -9,6 +9,7 @@ DELETE ... RETURNING) plus a transaction-scoped advisory lock around migrations.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -22,6 +23,7 @@ from .sqlite import SqliteStorage
 
 # any constant both replicas agree on: the key of the advisory lock that serialises migrations
 _SCHEMA_LOCK_KEY = 0x666C656574  # "fleet"
+PING_FAILURE_MEMO_S = 2.0
 
 
 @lru_cache(maxsize=512)
@@ -65,6 +67,7 @@ class PostgresStorage(SqliteStorage):
         except PoolTimeout as exc:
             self._pool.close()
             raise ConnectionError(f"cannot connect to PostgreSQL within {connect_timeout_s:g}s") from exc
+        self._ping_failure = (-PING_FAILURE_MEMO_S, "")
         migrate(self)
 
     # ---- helpers: the same four SqliteStorage's methods are written against ----------
@@ -89,6 +92,19 @@ class PostgresStorage(SqliteStorage):
         db.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
 
     # ---- lifecycle ---------------------------------------------------------------------
+    def ping(self) -> None:
+        """Readiness: every component checks storage, so a failure is remembered for a moment
+        rather than each check waiting for a connection again."""
+        failed_at, reason = self._ping_failure
+        if time.monotonic() - failed_at < PING_FAILURE_MEMO_S:
+            raise ConnectionError(reason)
+        try:
+            with self._pool.connection(timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except (PoolTimeout, psycopg.Error) as exc:
+            self._ping_failure = (time.monotonic(), f"PostgreSQL unreachable: {exc}")
+            raise ConnectionError(self._ping_failure[1]) from exc
+
     def close(self) -> None:
         self._pool.close()
 
