@@ -1,4 +1,4 @@
-"""`fleet-admin --url URL --token T <command>` (the admin API) or `--db PATH` (bootstrap, on the database).
+"""`fleet-admin --url URL --token T <command>` (the admin API) or `--db PATH|URL` (bootstrap, on the database).
 
 Output is JSON on stdout; any error is one line on stderr and exit status 2.
 """
@@ -6,6 +6,7 @@ Output is JSON on stdout; any error is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -14,7 +15,8 @@ from . import admin_client, admin_ops
 from .admin_ops import ACTIONS, DEVICE_ROLES
 from .api_error import ApiError
 from .audit import Scope
-from .storage import SqliteStorage, Storage
+from .auth import new_key
+from .storage import Storage, open_storage
 
 BOOTSTRAP_ACTOR = "fleet-admin --db"
 
@@ -110,13 +112,45 @@ def cmd_deprovision(store: Storage, a) -> dict:
     return admin_ops.deprovision(store, _scope(store, a.id), a.id)
 
 
+def cmd_rotate_device_key(store: Storage, a) -> dict:
+    _device(store, a.id)
+    new = new_key()
+    until = store.rotate_device_key(a.id, new, a.grace)
+    return {"device_id": a.id, "device_key": new, "previous_key_accepted_until": until}
+
+
+def cmd_rotate_tenant_key(store: Storage, a) -> dict:
+    if store.get_tenant(a.tenant) is None:
+        raise CliError(f"unknown tenant {a.tenant!r}")
+    new = new_key()
+    until = store.rotate_tenant_key(a.tenant, new, a.grace)
+    return {"tenant": a.tenant, "api_key": new, "previous_key_accepted_until": until}
+
+
+def cmd_secrets_audit(store: Storage, a) -> dict:
+    return {"audit": store.list_secret_audit(a.subject, a.limit)}
+
+
+def cmd_secrets_reseal(store: Storage, a) -> dict:
+    if a.new_master_key:
+        add_key = getattr(store.box.backend, "add_key", None)
+        if add_key is None:
+            raise CliError("--new-master-key needs a file: keyring (with env, add the key to FLEET_SECRETS_KEYS)")
+        store.record_secret_audit("add_master_key", "keyring", {"key_id": add_key()})
+    return {"resealed": store.reseal_secrets(), "key_id": store.box.backend.current_key_id()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fleet-admin", description=__doc__.splitlines()[0])
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--db", help="the fleet server's SQLite file (bootstrap: acts as any tenant)")
+    where = p.add_mutually_exclusive_group(required="FLEET_DB" not in os.environ)
+    where.add_argument("--db", help="the fleet server's SQLite file or postgresql:// URL (bootstrap: acts as "
+                                    "any tenant; default: $FLEET_DB)")
     where.add_argument("--url", help="the fleet server's base URL: commands go through its admin API")
     p.add_argument("--token", default=os.environ.get("FLEET_TOKEN"),
                    help="API token for --url (default: $FLEET_TOKEN)")
+    p.add_argument("--secrets", default=os.environ.get("FLEET_SECRETS"),
+                   help="with --db: master keys sealing secrets at rest: file:PATH or env (default: "
+                        "$FLEET_SECRETS, else the keyring file beside a SQLite database)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name, db_fn, http_fn, help_):
@@ -162,6 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ttl", type=int, default=3600)
     sp.add_argument("--sub")
 
+    # only on the database (--db): secrets at rest
+    for name, fn, what in (("rotate-device-key", cmd_rotate_device_key, "--id"),
+                           ("rotate-tenant-key", cmd_rotate_tenant_key, "--tenant")):
+        sp = command(name, fn, None, f"new key for {what[2:]}; the old one stays accepted for --grace seconds")
+        sp.add_argument(what, dest=what[2:], required=True)
+        sp.add_argument("--grace", type=float, default=86400, help="seconds the old key stays accepted")
+    sp = command("secrets-audit", cmd_secrets_audit, None, "print the audit trail of secret operations")
+    sp.add_argument("--subject", help="e.g. device:pico-1, tenant:acme")
+    sp.add_argument("--limit", type=int, default=200)
+    sp = command("secrets-reseal", cmd_secrets_reseal, None, "seal every secret under the current master key")
+    sp.add_argument("--new-master-key", action="store_true", help="first add a master key and make it current")
+
     sp = command("publish", cmd_publish, admin_client.publish, "store an update artefact and its manifest")
     scope_args(sp, namespace=False)
     sp.add_argument("--file", required=True)
@@ -197,7 +243,8 @@ def _run_db(args) -> dict:
     for name in ("tenant", "namespace"):
         if hasattr(args, name) and getattr(args, name) is None:
             raise CliError(f"--{name} is required with --db")
-    store = SqliteStorage(args.db)
+    store = open_storage(args.db or os.environ["FLEET_DB"], pool_size=1, secrets=args.secrets,
+                         actor=f"fleet-admin:{_operator()}")
     try:
         return args.fn(store, args)
     except ApiError as exc:
@@ -207,6 +254,8 @@ def _run_db(args) -> dict:
 
 
 def _run_http(args) -> dict:
+    if args.http_fn is None:
+        raise CliError(f"{args.command} needs --db (it works on the database itself)")
     try:
         client = admin_client.Admin(args.url, args.token or "")
         try:
@@ -217,10 +266,17 @@ def _run_http(args) -> dict:
         raise CliError(str(exc))
 
 
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid: the uid itself
+        return str(os.getuid())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        result = _run_db(args) if args.db else _run_http(args)
+        result = _run_http(args) if args.url else _run_db(args)
     except CliError as exc:
         print(f"fleet-admin: error: {exc}", file=sys.stderr)
         return 2

@@ -11,15 +11,13 @@ import time
 
 from .api_error import ApiError
 from .audit import record
-from .task import PeriodicTask
 
 
 class AlarmLifecycle:
-    def __init__(self, storage, notifier, escalate_after_s: dict[str, int], check_s: float = 5.0):
+    def __init__(self, storage, notifier, escalate_after_s: dict[str, int]):
         self.storage = storage
         self.notifier = notifier
         self.escalate_after_s = escalate_after_s
-        self.task = PeriodicTask(check_s, self.escalate_once, "alarm escalation")
 
     # ---- helpers ----------------------------------------------------------------------
     def _alarm(self, device_id: str, type_: str, source: str) -> dict | None:

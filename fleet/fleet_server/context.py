@@ -37,7 +37,11 @@ def get_principal(request: Request, creds: HTTPAuthorizationCredentials | None =
     if creds is None or creds.scheme.lower() != "bearer":
         raise ApiError(401, "missing bearer token")
     ctx = get_ctx(request)
-    return verify_bearer(creds.credentials, ctx.server_secret, ctx.storage.get_tenant)
+    who = verify_bearer(creds.credentials, ctx.server_secret, ctx.storage.get_tenant)
+    tls = request.app.state.tls
+    if tls is not None and who.kind == "device":  # mTLS: a device's certificate must be its tenant's
+        tls.check_device(request.scope.get("client"), who.tenant)
+    return who
 
 
 def load_device(ctx: AppContext, device_id: str) -> dict:

@@ -13,6 +13,7 @@ log = logging.getLogger("fleet.access")
 
 def install_metrics(app: FastAPI) -> CollectorRegistry:
     registry = CollectorRegistry()  # per app, so tests and embedders can build several apps
+    app.state.metrics_registry = registry  # other parts (background jobs) add their metrics here
     requests = Counter("fleet_http_requests_total", "HTTP requests handled",
                        ["method", "route", "status"], registry=registry)
     latency = Histogram("fleet_http_request_duration_seconds", "HTTP request latency",

@@ -16,7 +16,6 @@ import time
 from .api_error import ApiError
 from .audit import Scope, record
 from .storage import AlreadyExists
-from .task import PeriodicTask
 
 ACTIVE = "canary"
 
@@ -38,9 +37,8 @@ def pick_canaries(device_ids: list[str], percentage: int) -> list[str]:
 
 
 class RolloutManager:
-    def __init__(self, storage, check_s: float = 5.0):
+    def __init__(self, storage):
         self.storage = storage
-        self.task = PeriodicTask(check_s, self.evaluate_once, "rollout evaluation")
 
     # ---- operator side -------------------------------------------------------------------
     def create(self, scope: Scope, name: str, artifact: str, canaries: list[str] | None, percentage: int | None,

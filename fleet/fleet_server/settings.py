@@ -28,6 +28,13 @@ class Settings(BaseModel):
     webhook_attempts: int = Field(5, ge=1, le=20)
     webhook_backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles per attempt")
     rollout_check_s: float = Field(5.0, gt=0, description="how often staged rollouts are evaluated")
+    # how often background housekeeping (expired-nonce sweep) runs, on one replica at a time
+    housekeeping_interval_s: float = Field(60, gt=0, le=86400)
+    # HTTPS when a certificate is given; mTLS with one client CA (PEM file) per tenant
+    tls_cert_file: Optional[str] = None
+    tls_key_file: Optional[str] = None
+    mtls_client_cas: dict[str, str] = Field(default_factory=dict)
+    mtls_enforce: bool = False
 
     def enabled(self) -> list[str]:
         """Enabled component names in canonical order (unknown names are ignored)."""

@@ -54,12 +54,12 @@ class Receiver:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, module_db):
     tmp = tmp_path_factory.mktemp("lifecycle")
     cfg = tmp / "settings.json"
     cfg.write_text(json.dumps({"escalate_after_s": {"critical": 2}, "escalation_check_s": 0.2,
                                "webhook_attempts": 3, "webhook_backoff_s": 0.1}))
-    srv = FleetServer(tmp / "fleet.sqlite", "--config", str(cfg)).start()
+    srv = FleetServer(module_db, "--config", str(cfg), log_dir=tmp).start()
     yield srv
     assert srv.stop() == 0
 

@@ -13,11 +13,11 @@ from fleet_harness import Device, FleetServer, api_token, assert_error, new_id
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, module_db):
     tmp = tmp_path_factory.mktemp("rollouts")
     cfg = tmp / "settings.json"
     cfg.write_text(json.dumps({"rollout_check_s": 0.2}))
-    srv = FleetServer(tmp / "fleet.sqlite", "--config", str(cfg)).start()
+    srv = FleetServer(module_db, "--config", str(cfg), log_dir=tmp).start()
     yield srv
     assert srv.stop() == 0
 

@@ -21,7 +21,8 @@ from iotlib.task import BackgroundTask
 
 # device.json keys the device uses itself; the rest go to the role's controller
 DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
-               "ntp_servers", "mask_fields", "max_missed", "state_poll_s")
+               "ntp_servers", "mask_fields", "max_missed", "state_poll_s", "fleet_ca_file",
+               "fleet_client_cert_file", "fleet_client_key_file", "fleet_tls_insecure_skip_verify")
 OPTIONAL = ("alarms", "state", "timesync", "ota")
 
 
@@ -81,9 +82,10 @@ class FleetLink:
     the start, so a hung loop resets the device even before registration."""
 
     def __init__(self, registration, watchdog, backoff_min_ms=1000, backoff_max_ms=60000,
-                 log=None, enabled=True):
+                 log=None, enabled=True, refused=None):
         self.registration = registration
         self.enabled = enabled  # False: a standalone device (no discovery URL), WDT only
+        self.refused = refused  # why the link must not start (e.g. an unverifiable server)
         self.watchdog = watchdog
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
@@ -112,7 +114,11 @@ class FleetLink:
     async def start(self):
         if self.watchdog.use_wdt:
             self.watchdog.start_feeder()
-        if self.enabled:
+        if self.enabled and self.refused:
+            self.last_error = "fleet link refused: " + self.refused
+            if self.log is not None:
+                self.log("ERROR", "fleet link refused", reason=self.refused)
+        elif self.enabled:
             self._task.start(self._run)
 
     async def stop(self):
@@ -190,6 +196,7 @@ class Device:
         from iotlib.audit import Audit
         from iotlib.auth_manager import AuthManager
         from iotlib.http_client import HttpClient
+        from iotlib.fleet_tls import fleet_tls_options
         from iotlib.network_manager import NetworkManager
 
         self.settings = settings
@@ -210,7 +217,9 @@ class Device:
         roles = (settings.get("rbac") or {}).get("roles")
         if roles:
             auth.set_roles(roles)
-        self.http = http = HttpClient(auth=auth)  # one client (and body buffer) for all
+        tls_options, self.fleet_refused = fleet_tls_options(settings)
+        # one client (and body buffer, and TLS context) for all
+        self.http = http = HttpClient(auth=auth, **tls_options)
         self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"))
         for m in (self.network, auth, logger, audit):
             m.register(metrics, health)
@@ -254,6 +263,7 @@ class Device:
         from iotlib.state_manager import StateManager
         from iotlib.alarm_manager import AlarmManager
         from iotlib.ota_manager import OTAUpdateManager
+        from iotlib.fleet_tls import fleet_tls_mode
 
         auth, http, metrics, health = self.auth, self.http, self.metrics, self.health
         # no discovery URL: a standalone device (API, config from device.json/flash only)
@@ -281,7 +291,12 @@ class Device:
                                         use_wdt=settings.get("use_wdt", True), boot=self.boot,
                                         alarms=alarms, health=health, metrics=metrics,
                                         network=self.network, describe=self._describe)
-        self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet)
+        self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet, refused=self.fleet_refused)
+        if fleet:  # how far the fleet server is authenticated, for operators reading /health
+            tls_mode = fleet_tls_mode(settings, self.fleet_refused)
+            health.add_check("fleet_tls", lambda: (self.fleet_refused is None, tls_mode), required=False)
+            if "NOT verified" in tls_mode:
+                self._log("WARNING", tls_mode)
         self.config = config = ConfigManager(
             sd, auth, device_id, http=http, store=store,
             interval_s=settings.get("config_poll_s", 30), audit=self.audit, logger=self.logger,

@@ -9,7 +9,7 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from ..auth import Principal, mint_device_token, proof_matches
+from ..auth import Principal, mint_device_token, proof_matches_any
 from ..context import AppContext, authorized_device, get_ctx, get_principal, load_device
 from ..errors import ApiError, responses
 from .readiness import storage_reachable
@@ -89,7 +89,7 @@ def make_router() -> APIRouter:
             raise ApiError(401, "nonce was issued to another device")
         if expires_at < time.time():
             raise ApiError(401, "nonce expired")
-        if not proof_matches(device["device_key"], body.nonce, body.id, body.proof):
+        if not proof_matches_any(device.get("device_keys") or [device["device_key"]], body.nonce, body.id, body.proof):
             raise ApiError(401, "wrong proof")
         # only after the proof: telling an impostor which binding is right would leak it
         if body.tenant != device["tenant"] or body.namespace != device["namespace"]:

@@ -1,7 +1,8 @@
-"""The operator's side of the SQLite backend: inventory, audit log, alarm lifecycle, webhooks, rollouts.
+"""The operator's side of the storage: inventory, audit log, alarm lifecycle, webhooks, rollouts.
 
-Kept apart from sqlite.py so a second backend can take these methods over as they are: plain SQL
-(no SQLite-only syntax), `?` parameters through the same helpers, JSON kept as text.
+Mixed into SqliteStorage, so PostgresStorage runs the same SQL (the rules are in sqlite.py's
+docstring: shared subset, upserts rather than read-then-write, since replicas write concurrently).
+The tables are migrations/0004_operator.sql. A webhook's signing secret is sealed like device keys.
 """
 
 from __future__ import annotations
@@ -10,31 +11,17 @@ import json
 
 from .base import AlreadyExists, NotFound
 
-OPERATOR_SCHEMA = """
-CREATE TABLE IF NOT EXISTS device_seen (device_id TEXT PRIMARY KEY, last_seen REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, tenant TEXT NOT NULL, actor TEXT NOT NULL,
-    action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alarm_status (
-    device_id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL,
-    status TEXT NOT NULL, opened_at REAL NOT NULL, changed_at REAL NOT NULL, changed_by TEXT NOT NULL,
-    escalation INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (device_id, type, source));
-CREATE TABLE IF NOT EXISTS webhooks (
-    tenant TEXT NOT NULL, name TEXT NOT NULL, url TEXT NOT NULL, secret TEXT NOT NULL,
-    format TEXT NOT NULL, min_severity TEXT NOT NULL, PRIMARY KEY (tenant, name));
-CREATE TABLE IF NOT EXISTS rollouts (
-    name TEXT PRIMARY KEY, tenant TEXT NOT NULL, artifact TEXT NOT NULL, body TEXT NOT NULL,
-    created_at REAL NOT NULL);
-"""
-
 # tables keyed by device id that de-provisioning empties (devices itself last)
 _DEVICE_TABLES = ("nonces", "heartbeats", "actions", "configs", "states", "alarms", "device_seen",
                   "alarm_status")
 
 
+def _webhook_context(tenant: str, name: str) -> str:
+    return f"webhook_secret:{tenant}/{name}"
+
+
 class OperatorSqlMixin:
-    """Mixed into SqliteStorage; uses its _one/_all/_write/_txn helpers."""
+    """Mixed into SqliteStorage; uses its _one/_all/_write/_txn helpers, its box and _audit."""
 
     # ---- devices: listing, de-provisioning, last heard from --------------------------------
     def list_devices(self, tenant: str, namespace: str | None = None, role: str | None = None,
@@ -69,10 +56,9 @@ class OperatorSqlMixin:
         return out, total
 
     def mark_seen(self, device_id: str, at: float) -> None:
-        with self._txn() as db:
-            cur = db.execute("UPDATE device_seen SET last_seen=? WHERE device_id=?", (at, device_id))
-            if cur.rowcount == 0:
-                db.execute("INSERT INTO device_seen (device_id, last_seen) VALUES (?, ?)", (device_id, at))
+        # GREATEST: a late write from another replica never moves last_seen backwards
+        self._write("INSERT INTO device_seen (device_id, last_seen) VALUES (?, ?) ON CONFLICT (device_id)"
+                    " DO UPDATE SET last_seen=GREATEST(device_seen.last_seen, excluded.last_seen)", (device_id, at))
 
     def count_online(self, seen_after: float) -> dict[tuple[str, str], int]:
         """(tenant, role) -> devices heard from since `seen_after`, every tenant."""
@@ -87,6 +73,7 @@ class OperatorSqlMixin:
             for table in _DEVICE_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE device_id=?", (device_id,))
             db.execute("DELETE FROM devices WHERE id=?", (device_id,))
+            self._audit(db, "delete_device_key", f"device:{device_id}", {})
 
     # ---- tenants: role table and API key ------------------------------------------------------
     def set_tenant_roles(self, tenant: str, roles: dict[str, list[str]]) -> None:
@@ -94,8 +81,13 @@ class OperatorSqlMixin:
             raise NotFound(tenant)
 
     def set_tenant_api_key(self, tenant: str, api_key: str) -> None:
-        if self._write("UPDATE tenants SET api_key=? WHERE tenant=?", (api_key, tenant)).rowcount == 0:
-            raise NotFound(tenant)
+        """Replace the key at once (no grace: rotate_tenant_key keeps the old one for a while)."""
+        with self._txn() as db:
+            rows = db.execute("UPDATE tenants SET api_key=?, prev_api_key=NULL, prev_key_until=NULL WHERE tenant=?"
+                              " RETURNING tenant", (self.box.seal(api_key, f"api_key:{tenant}"), tenant)).fetchall()
+            if not rows:
+                raise NotFound(tenant)
+            self._audit(db, "set_api_key", f"tenant:{tenant}", {})
 
     # ---- audit log ----------------------------------------------------------------------------
     def append_audit(self, entry: dict) -> None:
@@ -107,10 +99,9 @@ class OperatorSqlMixin:
                    offset: int = 0) -> list[dict]:
         """Newest first."""
         sql, args = "SELECT * FROM audit_log WHERE tenant=?", [tenant]
-        if action_prefix:
-            sql += " AND action LIKE ?"
-            args.append(action_prefix.replace("%", "").replace("_", "\\_") + "%")
-            sql += " ESCAPE '\\'"
+        if action_prefix:  # substr, not LIKE: no wildcards to escape, case-sensitive on both engines
+            sql += " AND substr(action, 1, ?)=?"
+            args.extend([len(action_prefix), action_prefix])
         rows = self._all(sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", [*args, limit, offset])
         return [dict(r, detail=json.loads(r["detail"])) for r in rows]
 
@@ -125,12 +116,11 @@ class OperatorSqlMixin:
         key = (status["device_id"], status["type"], status["source"])
         values = (status["status"], status["opened_at"], status["changed_at"], status["changed_by"],
                   status.get("escalation", 0))
-        with self._txn() as db:
-            cur = db.execute("UPDATE alarm_status SET status=?, opened_at=?, changed_at=?, changed_by=?,"
-                             " escalation=? WHERE device_id=? AND type=? AND source=?", (*values, *key))
-            if cur.rowcount == 0:
-                db.execute("INSERT INTO alarm_status (status, opened_at, changed_at, changed_by, escalation,"
-                           " device_id, type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*values, *key))
+        self._write("INSERT INTO alarm_status (status, opened_at, changed_at, changed_by, escalation,"
+                    " device_id, type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, type, source)"
+                    " DO UPDATE SET status=excluded.status, opened_at=excluded.opened_at,"
+                    " changed_at=excluded.changed_at, changed_by=excluded.changed_by,"
+                    " escalation=excluded.escalation", (*values, *key))
 
     def list_alarm_records(self, tenant: str | None, device_id: str | None = None,
                            statuses: list[str] | None = None) -> list[dict]:
@@ -155,26 +145,30 @@ class OperatorSqlMixin:
 
     # ---- webhooks ----------------------------------------------------------------------------------
     def put_webhook(self, hook: dict) -> None:
-        with self._txn() as db:
-            db.execute("DELETE FROM webhooks WHERE tenant=? AND name=?", (hook["tenant"], hook["name"]))
-            db.execute("INSERT INTO webhooks (tenant, name, url, secret, format, min_severity)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", (hook["tenant"], hook["name"], hook["url"], hook["secret"],
-                                                      hook["format"], hook["min_severity"]))
+        secret = self.box.seal(hook["secret"], _webhook_context(hook["tenant"], hook["name"]))
+        self._write("INSERT INTO webhooks (tenant, name, url, secret, format, min_severity) VALUES (?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (tenant, name) DO UPDATE SET url=excluded.url, secret=excluded.secret,"
+                    " format=excluded.format, min_severity=excluded.min_severity",
+                    (hook["tenant"], hook["name"], hook["url"], secret, hook["format"], hook["min_severity"]))
 
     def delete_webhook(self, tenant: str, name: str) -> None:
         if self._write("DELETE FROM webhooks WHERE tenant=? AND name=?", (tenant, name)).rowcount == 0:
             raise NotFound(name)
 
     def list_webhooks(self, tenant: str) -> list[dict]:
-        return [dict(r) for r in self._all("SELECT * FROM webhooks WHERE tenant=? ORDER BY name", (tenant,))]
+        rows = self._all("SELECT * FROM webhooks WHERE tenant=? ORDER BY name", (tenant,))
+        return [dict(r, secret=self.box.open(r["secret"], _webhook_context(tenant, r["name"]))) for r in rows]
 
     # ---- rollouts ------------------------------------------------------------------------------------
     def create_rollout(self, rollout: dict) -> None:
-        if self._one("SELECT 1 FROM rollouts WHERE name=?", (rollout["name"],)) is not None:
+        # one statement: of two replicas creating the same name, one gets AlreadyExists
+        with self._txn() as db:
+            rows = db.execute("INSERT INTO rollouts (name, tenant, artifact, body, created_at) VALUES (?, ?, ?, ?, ?)"
+                              " ON CONFLICT (name) DO NOTHING RETURNING name",
+                              (rollout["name"], rollout["tenant"], rollout["artifact"], json.dumps(rollout),
+                               rollout["created_at"])).fetchall()
+        if not rows:
             raise AlreadyExists(rollout["name"])
-        self._write("INSERT INTO rollouts (name, tenant, artifact, body, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (rollout["name"], rollout["tenant"], rollout["artifact"], json.dumps(rollout),
-                     rollout["created_at"]))
 
     def update_rollout(self, rollout: dict) -> None:
         if self._write("UPDATE rollouts SET body=? WHERE name=?",
