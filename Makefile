@@ -48,7 +48,8 @@ sim: venv unix
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) firmware/sim.py
 
 # Side-by-side ratios (C vs Python, our servers vs a baseline), printed; not timed tests.
-BENCHES := ci/bench/bench_hotpath.py ci/bench/bench_relays_api.py ci/bench/fleet_load.py ci/bench/fleet_replicas.py ci/bench/tls_session_heap.py
+BENCHES := ci/bench/bench_hotpath.py ci/bench/bench_relays_api.py ci/bench/fleet_load.py ci/bench/fleet_replicas.py \
+           ci/bench/tls_session_heap.py ci/bench/bench_hardening.py
 bench: venv fleet-deps build
 	for b in $(BENCHES); do PATH=$(abspath $(VENV))/bin:$$PATH $(PY) $$b || exit 1; done
 

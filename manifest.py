@@ -15,6 +15,6 @@ module("main.py", base_path="modules")
 # Microdot is installed from PyPI into build/vendor at build time (firmware/vendor_microdot.sh).
 package(
     "microdot",
-    files=("__init__.py", "microdot.py", "websocket.py", "helpers.py"),
+    files=("__init__.py", "microdot.py", "helpers.py"),  # WebSocket: iotlib.websocket
     base_path="build/vendor",
 )

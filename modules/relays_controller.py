@@ -106,14 +106,15 @@ class RelaysController(RoleController):
                  tenant=None, namespace=None, api_key=None, host="0.0.0.0", port=80,
                  rate_limit=None, allowed_mask=None, network=None, auth=None, config=None,
                  logger=None, audit=None, state=None, alarms=None, metrics=None, health=None,
-                 managers=(), restore_desired=False):
+                 managers=(), restore_desired=False, denials=None, http=None):
         self.restore_desired = restore_desired
         RoleController.__init__(
             self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
             device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
             namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
             network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
-            alarms=alarms, metrics=metrics, health=health, managers=managers)
+            alarms=alarms, metrics=metrics, health=health, managers=managers, denials=denials,
+            http=http)
         self._allowed_mask = allowed_mask
         # no relays given: the device waits for the fleet's configuration (no bank yet)
         self._table = relay_table(relay_pins, relays) if (relay_pins or relays) else {}
@@ -395,8 +396,12 @@ class RelaysController(RoleController):
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self):
-        """Relays to safe state first, then network, managers and config."""
+        """Relays to safe state first, then network, managers and config. The state the
+        pins are really in is reported before any desired state can be applied: the
+        reported state kept from before a restart no longer holds."""
         self.setup_relays()
+        if self.state is not None:
+            self.state.report({"relays": self.read()})
         self.start_guard()
         if self.network is not None:
             await self.network.connect()

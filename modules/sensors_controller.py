@@ -19,7 +19,9 @@ import math
 import time
 from array import array
 
+from iotlib import websocket
 from iotlib.api_server import error
+from iotlib.http_server import ALREADY_HANDLED
 from iotlib.buildinfo import build_info
 from iotlib.rate_limit import RateLimiter
 from iotlib.role_base import RoleController
@@ -29,10 +31,7 @@ ROLE = "sensors"
 _SOURCES = ("adc0", "adc1", "adc2", "adc3", "temp", "sim")
 _VOLTS_PER_COUNT = 3.3 / 4096
 _BURST = 16  # ADC samples averaged per reading
-_CLOSE_NORMAL = b"\x03\xe8"  # close code 1000
-_CLOSE_OVERLOAD = b"\x03\xf5"  # close code 1013 (try again later)
-_CLOSE_TIMEOUT = b"\x03\xf3"  # close code 1011: no pong to our ping in time
-_PONG = 10  # WebSocket opcode
+_CLOSE_TIMEOUT = 1011  # no pong to our ping in time
 DEFAULT_FIELDS = {"sim": {"source": "sim", "rate_hz": 5}}
 
 
@@ -78,13 +77,15 @@ class SensorsController(RoleController):
                  client_rps=5, client_burst=10, ping_s=20, pong_timeout_s=10, tenant=None, namespace=None, api_key=None,
                  host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, network=None,
                  auth=None, config=None, logger=None, audit=None, alarms=None, state=None,
-                 metrics=None, health=None, sampler=None, managers=()):
+                 metrics=None, health=None, sampler=None, managers=(), denials=None,
+                 http=None):
         RoleController.__init__(
             self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
             device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
             namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
             network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
-            alarms=alarms, metrics=metrics, health=health, managers=managers)
+            alarms=alarms, metrics=metrics, health=health, managers=managers, denials=denials,
+            http=http)
         self.sampler = sampler
         self.ws_sndbuf = ws_sndbuf
         self.client_rps = client_rps
@@ -269,17 +270,15 @@ class SensorsController(RoleController):
                 ctl.hub.refused += 1
                 return error(503, "too many stream clients (max %d)" % ctl.hub.max_clients,
                              {"Retry-After": "5"})
-            if request.headers.get("Upgrade", "").lower() != "websocket" or \
-                    "Sec-WebSocket-Key" not in request.headers:
-                return error(400, "this endpoint needs a WebSocket upgrade")
-            from microdot.websocket import websocket_upgrade
-            from microdot import Response
-            ws = await websocket_upgrade(request)
+            refused = websocket.handshake_error(request)
+            if refused is not None:
+                return refused
+            ws = await websocket.upgrade(request, control_rps=ctl.client_rps,
+                                         control_burst=ctl.client_burst)
             await ctl._serve_client(request, ws)
-            return Response.already_handled
+            return ALREADY_HANDLED
 
     async def _serve_client(self, request, ws):
-        from microdot.websocket import WebSocketError
         if self.ws_sndbuf:
             try:
                 request.sock[1].s.setsockopt(1, 7, self.ws_sndbuf)  # SOL_SOCKET, SO_SNDBUF
@@ -287,20 +286,13 @@ class SensorsController(RoleController):
                 pass
         client = self.hub.add(ws, request.client_addr[0])
         if client is None:  # raced past the check above
-            await ws.send(_CLOSE_OVERLOAD, ws.CLOSE)
+            await ws.close(1013)
             return
         limiter = RateLimiter(self.client_rps, self.client_burst, max_keys=1)
         client.task = asyncio.current_task()
-        # microdot (pinned) swallows pongs in receive(): note them for the keepalive
-        process = ws._process_websocket_frame
-
-        def frame(opcode, payload):
-            if opcode == _PONG:
-                client.pong()
-            return process(opcode, payload)
-        ws._process_websocket_frame = frame
+        ws.on_pong = client.pong
         sender = asyncio.create_task(self._pump(client))
-        code = _CLOSE_NORMAL
+        code = websocket.NORMAL
         try:
             while True:
                 message = await ws.receive()
@@ -310,8 +302,8 @@ class SensorsController(RoleController):
                                      ' "retry_after": %d}' % wait)
                     continue
                 client.queue.put(self._handle_message(client, message))
-        except WebSocketError:
-            pass  # the client closed
+        except websocket.WebSocketError:
+            pass  # closed by the client, or refused with a close frame already sent
         except OSError:
             code = None  # the socket is gone
         except asyncio.CancelledError:
@@ -322,12 +314,11 @@ class SensorsController(RoleController):
             sender.cancel()
             self.hub.remove(client)
             if code is not None and not ws.closed:
-                ws.closed = True
                 try:
                     if client.timed_out:  # its socket may be stalled: do not wait on it
-                        await asyncio.wait_for_ms(ws.send(code, ws.CLOSE), 1000)
+                        await asyncio.wait_for_ms(ws.close(code), 1000)
                     else:
-                        await ws.send(code, ws.CLOSE)
+                        await ws.close(code)
                 except Exception:
                     pass
 

@@ -254,6 +254,15 @@ with open("/device.json", "w") as f:
 import iot_boot
 device = iot_boot.prepare()
 
+class Reader:  # the request's bytes, as the socket stream hands them to the HTTP server
+    def __init__(self, data): self.data = data
+    async def readinto(self, buf): return self._take(len(buf), buf)
+    async def readexactly(self, n): return bytes(self._take(n, None))
+    def _take(self, n, buf):
+        n = min(n, len(self.data)); part = self.data[:n]; self.data = self.data[n:]
+        if buf is None: return part
+        buf[:n] = part; return n
+
 class Writer:
     def __init__(self): self.data = b""
     async def awrite(self, b): self.data += bytes(b)
@@ -261,11 +270,10 @@ class Writer:
     def get_extra_info(self, what): return ("10.0.0.2", 40000)
 
 async def request(path, role):
-    from microdot import AsyncBytesIO
     raw = b"GET %s HTTP/1.1\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n" % (
         path, device.auth.issue("t", role))
     w = Writer()
-    await device.controller.server.app.handle_request(AsyncBytesIO(raw), w)
+    await device.controller.server.app.handle_request(Reader(raw), w)
     return w.data.split(b"\\r\\n", 1)[0].decode()
 
 async def main():

@@ -7,7 +7,6 @@ from conftest import run_rp2
 
 _SETUP = """
 import gc, machine, asyncio
-from microdot import AsyncBytesIO
 from relays_controller import RelaysController
 from iotlib.auth_manager import AuthManager
 
@@ -53,6 +52,15 @@ print("kept", sorted(ctl.read()))
 
 def test_relays_image_serves_http_in_process_and_reports_free_heap():
     out = run_rp2("RELAYS", _SETUP + """
+class Reader:  # the request's bytes, as the socket stream hands them to the HTTP server
+    def __init__(self, data): self.data = data
+    async def readinto(self, buf): return self._take(len(buf), buf)
+    async def readexactly(self, n): return bytes(self._take(n, None))
+    def _take(self, n, buf):
+        n = min(n, len(self.data)); part = self.data[:n]; self.data = self.data[n:]
+        if buf is None: return part
+        buf[:n] = part; return n
+
 class Writer:
     def __init__(self): self.data = b""
     async def awrite(self, b): self.data += bytes(b)
@@ -65,7 +73,7 @@ async def request(method, path, body=b""):
     raw = b"%s %s HTTP/1.1\\r\\nAuthorization: Bearer %s\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (
         method, path, token, len(body), body)
     w = Writer()
-    await ctl.server.app.handle_request(AsyncBytesIO(raw), w)
+    await ctl.server.app.handle_request(Reader(raw), w)
     return w.data.split(b"\\r\\n", 1)[0], w.data.rsplit(b"\\r\\n", 1)[1]
 
 async def main():
@@ -73,6 +81,9 @@ async def main():
     print("post", await request(b"POST", b"/gpio/relay2", b'{"state": "HIGH"}'), pins())
     print("get", await request(b"GET", b"/gpio"))
     print("conflict", (await request(b"POST", b"/gpio/relay1", b'{"state": "HIGH"}'))[0])
+    # the longest path allowed is matched without overflowing the board's stack; longer: 414
+    print("paths", (await request(b"GET", b"/gpio/" + b"r" * 58))[0],
+          (await request(b"GET", b"/gpio/" + b"r" * 300))[0])
     for i in range(50):
         await request(b"GET", b"/gpio/relay1")
     gc.collect()
@@ -88,6 +99,7 @@ asyncio.run(main())
     assert "post (b'HTTP/1.1 200 OK', b'{\"relay\": \"relay2\", \"state\": \"HIGH\"}') (0, 1)" in out
     assert "\"relay1\": \"LOW\"" in out and "\"relay2\": \"HIGH\"" in out
     assert "conflict b'HTTP/1.1 409 Conflict'" in out
+    assert "paths b'HTTP/1.1 404 Not Found' b'HTTP/1.1 414 URI Too Long'" in out
     started = int(re.search(r"free_started (\d+)", out).group(1))
     after = int(re.search(r"free_after_100 (\d+)", out).group(1))
     print("RELAYS image in rp2040py: free heap %d bytes after start, %d after 100 more "

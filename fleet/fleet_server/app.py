@@ -20,6 +20,7 @@ from .metrics import install_metrics
 from .mtls_info import make_mtls_router
 from .notify import Notifier
 from .rollouts import RolloutManager
+from .request_limits import install_request_limits
 from .settings import Settings
 from .storage import Storage
 from .tls import TlsSetup
@@ -63,11 +64,12 @@ def create_app(settings: Settings, storage: Storage, server_secret: str, replica
     ctx.rollouts = RolloutManager(ctx_storage)
     app.state.ctx = ctx
     install_error_handlers(app)
+    install_request_limits(app, settings.max_body_bytes)  # inside the access log: 413s are logged
     registry = install_metrics(app)
     registry.register(FleetGauges(ctx))
     # periodic work that must happen once per fleet, not once per replica, runs under a lease
     jobs = LeasedJobs(storage, replica_id, [
-        housekeeping_job(settings.housekeeping_interval_s),
+        housekeeping_job(settings.housekeeping_interval_s, settings.nonce_grace_s),
         Job("alarm_escalation", settings.escalation_check_s, lambda _s: ctx.alarms.escalate_once()),
         Job("rollout_evaluation", settings.rollout_check_s, lambda _s: ctx.rollouts.evaluate_once()),
     ], registry)

@@ -91,7 +91,7 @@ def verify_bearer(token: str, server_secret: str, get_tenant) -> Principal:
             raise ApiError(401, "token names an unknown tenant")
         claims = _decode_with_any(token, tenant.get("api_keys") or [tenant["api_key"]])
         return Principal("api", claims["sub"], claims["tenant"], claims["namespace"],
-                         list(claims.get("permissions") or []))
+                         granted_permissions(tenant["roles"], claims))
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "token expired")
     except jwt.PyJWTError as exc:
@@ -114,6 +114,17 @@ def _decode_api(token: str, key: str) -> dict:
 
 
 # ---- access rules -------------------------------------------------------------------
+
+def granted_permissions(roles: dict[str, list[str]], claims: dict) -> list[str]:
+    """What the token's role grants in the tenant's current role table, narrowed by its
+    `permissions` claim when it has one: the claim can take permissions away, never add
+    them (the device applies the same rule). An unknown role grants nothing."""
+    granted = list(roles.get(str(claims.get("role")), []))
+    narrowed = claims.get("permissions")
+    if isinstance(narrowed, list):
+        granted = [p for p in granted if p in narrowed]
+    return granted
+
 
 def check_device_access(who: Principal, device: dict) -> None:
     """A device touches only itself; an API caller only devices of its tenant and namespace."""

@@ -21,7 +21,6 @@ from .storage import Storage
 
 log = logging.getLogger("fleet.background")
 LEASE_TICKS = 3
-NONCE_GRACE_S = 3600  # an expired nonce stays this long so a late proof hears "expired", not "unknown"
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,9 @@ class Job:
     run: Callable[[Storage], object]
 
 
-def housekeeping_job(interval_s: float) -> Job:
-    return Job("housekeeping", interval_s, lambda s: s.sweep_nonces(time.time() - NONCE_GRACE_S))
+def housekeeping_job(interval_s: float, nonce_grace_s: float = 3600) -> Job:
+    """Sweeps nonces expired more than nonce_grace_s ago (until then a late proof hears "expired")."""
+    return Job("housekeeping", interval_s, lambda s: s.sweep_nonces(time.time() - nonce_grace_s))
 
 
 class LeasedJobs:

@@ -6,6 +6,7 @@ import logging
 import time
 
 from fastapi import FastAPI, Request, Response
+from .errors import error_response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 log = logging.getLogger("fleet.access")
@@ -23,7 +24,12 @@ def install_metrics(app: FastAPI) -> CollectorRegistry:
     @app.middleware("http")
     async def _measure(request: Request, call_next):
         start = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:
+            # a bug: still the one error shape, and still a line in the access log
+            log.exception("unhandled error", extra={"method": request.method, "path": request.url.path})
+            response = error_response(500, "internal error")
         elapsed = time.perf_counter() - start
         route = request.scope.get("route")
         # the template (/api/devices/{device_id}/config), never the raw path, keeps label cardinality bounded

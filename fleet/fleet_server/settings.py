@@ -35,6 +35,10 @@ class Settings(BaseModel):
     tls_key_file: Optional[str] = None
     mtls_client_cas: dict[str, str] = Field(default_factory=dict)
     mtls_enforce: bool = False
+    # every request body, any route (413 above it); device documents are a few KB
+    max_body_bytes: int = Field(65536, ge=1024)
+    # an expired nonce stays this long (then housekeeping sweeps it) so a late proof hears "expired"
+    nonce_grace_s: float = Field(3600, ge=0, le=86400)
 
     def enabled(self) -> list[str]:
         """Enabled component names in canonical order (unknown names are ignored)."""

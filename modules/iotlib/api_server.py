@@ -2,115 +2,38 @@
 #
 # ApiServer owns one Microdot app and adds what every device endpoint needs:
 #   /health/livez, /health/readyz, /metrics   (no token: probes and scrapers)
-#   everything else: per-address limit -> token (Bearer header or ?token=) -> RBAC
-#   permission and tenant/namespace (through the `auth` collaborator) -> per-token limit
+#   everything else: per-address limit -> token (Bearer header; ?token= on a WebSocket
+#   upgrade only) -> RBAC permission and tenant/namespace (through the `auth`
+#   collaborator) -> per-token limit. Refusals are counted; through `denials` they are
+#   summarised in their own audit trail, never the command trail.
 #   JSON errors {"error": <code>, "detail": <text>} for every status Microdot produces.
+# Connections (bounds, deadlines, the one-write response) are iotlib.http_server's job.
 # A role declares its routes with ApiServer.route(url, methods, permission).
 import asyncio
 import gc
 import json
 
-from microdot import Microdot, Request, Response
-
-_REASONS = {200: b"OK", 204: b"No Content", 400: b"Bad Request", 401: b"Unauthorized",
-            403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
-            409: b"Conflict", 413: b"Payload Too Large", 429: b"Too Many Requests",
-            500: b"Internal Server Error", 503: b"Service Unavailable"}
-_HEAD_SIZE = 1024  # status line + headers + small bodies go out in one write from here
+from iotlib.http_server import ConnectionLimits, HttpServer, Response, error  # noqa: F401
 
 PUBLIC_PATHS = ("/health/livez", "/health/readyz", "/metrics")
 JSON_HEADERS = {"Content-Type": "application/json"}
-_ERROR_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    429: "rate_limited", 500: "internal_error", 503: "unavailable",
-}
 # Reasons from AuthManager.authorize() that mean "valid token, but not here / not this"
 # (403); every other reason (malformed, signature, expired, issuer, ...) is a 401.
 _FORBIDDEN_WORDS = ("permission", "tenant", "namespace", "role", "forbidden")
 
 
-def error(status, detail, headers=None):
-    """A JSON error response: {"error": <short code>, "detail": <what to fix>}."""
-    body = json.dumps({"error": _ERROR_CODES.get(status, "error"), "detail": detail})
-    h = {"Content-Type": "application/json"}
-    if headers:
-        h.update(headers)
-    return Response(body, status, h)
-
-
 def bearer_token(request):
-    """The API token from `Authorization: Bearer ...` or the `token` query parameter."""
+    """The API token from `Authorization: Bearer ...`; the `token` query parameter only on
+    a WebSocket upgrade (browsers cannot set headers there; anywhere else a token in the
+    URL ends up in proxy logs and browser history for nothing)."""
     h = request.headers.get("Authorization")
     if h:
         if h[:7].lower() == "bearer ":
             return h[7:].strip()
         return None
-    return request.args.get("token")
-
-
-class _App(Microdot):
-    """Microdot with one change: a response leaves in a single write, as HTTP/1.1.
-
-    Microdot writes the status line and each header with its own awrite (one syscall
-    and a few allocations each) and says HTTP/1.0, which WebSocket clients refuse when
-    reading a 401/403/503 in reply to an upgrade. Here the head and a small body are
-    copied into one preallocated buffer; the connection still closes after the reply.
-    Bodies that are not bytes (streams, generators) go through Microdot's own writer.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._head = bytearray(_HEAD_SIZE)
-        self._head_mv = memoryview(self._head)
-
-    async def handle_request(self, reader, writer):
-        req = None
-        try:
-            req = await Request.create(self, reader, writer,
-                                       writer.get_extra_info("peername"))
-        except Exception:  # a broken or closed request: answered below with a 400
-            pass
-        res = await self.dispatch_request(req)
-        try:
-            if res is not Response.already_handled:
-                n = self._compose(res)
-                if n is None:
-                    await res.write(writer)
-                else:
-                    await writer.awrite(self._head_mv[:n])
-            await writer.aclose()
-        except OSError:  # the client went away
-            pass
-
-    def _compose(self, res):
-        """Lay the response into the head buffer; its length, or None when it won't fit.
-
-        Runs without awaiting, so concurrent requests never share the buffer mid-write
-        (the stream copies what it cannot send at once)."""
-        res.complete()
-        body = res.body
-        if not isinstance(body, (bytes, bytearray)):
-            return None
-        buf = self._head
-        n = _put(buf, 0, b"HTTP/1.1 %d " % res.status_code)
-        n = _put(buf, n, _REASONS.get(res.status_code, b"Unknown"))
-        n = _put(buf, n, b"\r\nConnection: close\r\n")
-        for header, value in res.headers.items():
-            for v in (value if isinstance(value, list) else (value,)):
-                n = _put(buf, n, b"%s: %s\r\n" % (header, v))
-        n = _put(buf, n, b"\r\n")
-        if not res.is_head:
-            n = _put(buf, n, body)
-        return n if n >= 0 else None
-
-
-def _put(buf, n, data):
-    """Copy data into buf at n; -1 once the buffer has overflowed."""
-    if n < 0 or n + len(data) > len(buf):
-        return -1
-    buf[n:n + len(data)] = data
-    return n + len(data)
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.args.get("token")
+    return None
 
 
 class ApiServer:
@@ -124,11 +47,16 @@ class ApiServer:
       metrics - iotlib.metrics.Metrics served at /metrics (managers register into it).
       health  - iotlib.health.Health behind /health/livez and /health/readyz.
       logger  - optional logger with log(level, msg, **fields).
+      denials - optional iotlib.denial_log.DenialLog: note(reason, address, sub) for every
+                401/403 (rate-limited audit lines).
+      connections - http_server.ConnectionLimits (the board-sized defaults when None).
     """
 
-    def __init__(self, auth, limits=None, metrics=None, health=None, logger=None):
+    def __init__(self, auth, limits=None, metrics=None, health=None, logger=None,
+                 denials=None, connections=None):
         self.auth = auth
         self.limits = limits
+        self.denials = denials
         if metrics is None:
             from iotlib.metrics import Metrics
             metrics = Metrics()
@@ -138,7 +66,7 @@ class ApiServer:
         self.metrics = metrics
         self.health = health
         self.logger = logger
-        self.app = _App()
+        self.app = app = HttpServer(connections)
         self._permissions = {}  # route handler -> permission it needs
         self.started = False
         self._responses = metrics.counter("http_responses_total", "HTTP responses sent",
@@ -150,6 +78,17 @@ class ApiServer:
                                        ("status",))
         metrics.gauge("heap_free_after_gc_bytes", "Free heap right after a collection",
                       read=_heap_after_gc)
+        metrics.gauge("http_connections", "Connections holding a slot", read=app.busy)
+        metrics.counter("http_connections_refused_total", "Connections refused: every slot "
+                        "serving", read=lambda: app.refused)
+        metrics.counter("http_connections_evicted_total", "Waiting connections closed for a "
+                        "newcomer", read=lambda: app.evicted)
+        metrics.counter("http_timeouts_total", "Connections closed at an idle, head, body "
+                        "or write deadline", read=lambda: app.timeouts)
+        metrics.counter("http_rejected_total", "Requests refused before dispatch (400, 411, "
+                        "413, 414, 431)", read=lambda: app.rejected)
+        metrics.counter("http_errors_total", "Exceptions answered with a 500 or a close",
+                        read=lambda: app.errors)
         health.add_check("http_server", lambda: (self.started, "listening" if self.started
                                                  else "not listening"))
         self._install()
@@ -183,15 +122,16 @@ class ApiServer:
                                  {"Retry-After": str(wait)})
             token = bearer_token(request)
             if not token:
-                server._denied.inc(labels=("401",))
+                server._deny(request, "401", "missing_token", None)
                 return error(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
             permission = server._permissions.get(request.route)
             allowed, reason, claims = server.auth.authorize(token, permission)
             if not allowed:
+                sub = claims.get("sub") if claims else None
                 if _forbidden(reason):
-                    server._denied.inc(labels=("403",))
+                    server._deny(request, "403", reason, sub)
                     return error(403, reason)
-                server._denied.inc(labels=("401",))
+                server._deny(request, "401", reason, sub)
                 return error(401, reason or "invalid token", {"WWW-Authenticate": "Bearer"})
             if limits is not None:
                 wait = limits.by_token.take(hash(token))
@@ -213,6 +153,7 @@ class ApiServer:
         for status in (400, 404, 405, 413, 500):
             app.errorhandler(status)(_json_error_handler(status))
 
+
         @app.route("/health/livez")
         async def livez(request):
             ok, checks = server.health.livez()
@@ -227,6 +168,11 @@ class ApiServer:
         async def metrics(request):
             return Response(server.metrics.render(), 200,
                             {"Content-Type": "text/plain; version=0.0.4"})
+
+    def _deny(self, request, status, reason, sub):
+        self._denied.inc(labels=(status,))
+        if self.denials is not None:
+            self.denials.note(reason, request.client_addr[0], sub)
 
     # -- running --------------------------------------------------------------------
 

@@ -1,6 +1,11 @@
 # Append-only audit trail of security events (auth failures, config changes, relay commands,
 # updates). Each line carries the SHA-256 of the line before it and a head file holds the
 # hash of the last line, so editing, removing or truncating any line breaks verify().
+#
+# Retention: the live file rotates at max_bytes and `keep` rotated files are kept, so the
+# newest (keep + 1) * max_bytes of records are always on flash (device default: 4 x 32 KB).
+# Only callers that passed authentication write to the command trail; failed
+# authentication goes to a trail of its own (iotlib.denial_log), so it cannot flush this.
 import binascii
 import hashlib
 import os
@@ -19,7 +24,10 @@ def _hash(line):
 
 class Audit:
     def __init__(self, directory="logs", name="audit.log", max_bytes=32768, mask_fields=None,
-                 clock=None, line_bytes=512):
+                 clock=None, line_bytes=512, keep=3):
+        if keep < 1:
+            raise ValueError("keep: at least one rotated file")
+        self.keep = keep
         self.directory = directory
         self.path = directory + "/" + name
         self.head_path = self.path + ".head"
@@ -59,8 +67,7 @@ class Audit:
         makedirs(self.directory)
         try:
             if os.stat(self.path)[6] + n > self.max_bytes:
-                # one older file is kept; the chain continues across the rename
-                os.rename(self.path, self.path + ".1")
+                self._rotate()  # the chain continues across the renames
         except OSError:
             pass
         with open(self.path, "ab") as f:
@@ -71,12 +78,29 @@ class Audit:
         if self.events is not None:
             self.events.inc(labels=(event,))
 
+    def _rotate(self):
+        remove("%s.%d" % (self.path, self.keep))
+        for i in range(self.keep - 1, 0, -1):
+            try:
+                os.rename("%s.%d" % (self.path, i), "%s.%d" % (self.path, i + 1))
+            except OSError:
+                pass
+        os.rename(self.path, self.path + ".1")
+
+    def files(self):
+        """The trail's files, oldest first."""
+        return ["%s.%d" % (self.path, i) for i in range(self.keep, 0, -1)] + [self.path]
+
     def verify(self):
         """(ok, reason): the chain from the first kept line to the head file is intact."""
+        files = self.files()
         # without a rotated file the first line must start the chain
-        prev = None if exists(self.path + ".1") else GENESIS
+        rotated = False
+        for path in files[:-1]:
+            rotated = rotated or exists(path)
+        prev = None if rotated else GENESIS
         number = 0
-        for path in (self.path + ".1", self.path):
+        for path in files:
             try:
                 f = open(path, "rb")
             except OSError:
@@ -107,6 +131,6 @@ class Audit:
         self.events = metrics.counter("audit_events_total", "Audit events recorded", ("event",))
 
     def clear(self):
-        for path in (self.path, self.path + ".1", self.head_path):
+        for path in self.files() + [self.head_path]:
             remove(path)
         self._prev = GENESIS

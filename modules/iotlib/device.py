@@ -194,6 +194,7 @@ class Device:
         from iotlib.health import Health
         from iotlib.logger import Logger
         from iotlib.audit import Audit
+        from iotlib.denial_log import DenialLog
         from iotlib.auth_manager import AuthManager
         from iotlib.http_client import HttpClient
         from iotlib.fleet_tls import fleet_tls_options
@@ -211,6 +212,9 @@ class Device:
         self.health = health = Health()
         self.logger = logger = Logger(mask_fields=settings.get("mask_fields"))
         self.audit = audit = Audit(mask_fields=settings.get("mask_fields"))
+        # failed logins: their own small trail, at most two lines a minute (denial_log)
+        self.denials = denials = DenialLog(Audit(name="auth.log", max_bytes=8192, keep=1,
+                                                 mask_fields=settings.get("mask_fields")))
         self.auth = auth = AuthManager(settings.get("device_key"), tenant=settings.get("tenant"),
                                        namespace=settings.get("namespace"),
                                        api_key=settings.get("api_key"), audit=audit)
@@ -221,7 +225,7 @@ class Device:
         # one client (and body buffer, and TLS context) for all
         self.http = http = HttpClient(auth=auth, **tls_options)
         self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"))
-        for m in (self.network, auth, logger, audit):
+        for m in (self.network, auth, logger, audit, denials):
             m.register(metrics, health)
         boot = self.boot
         metrics.gauge("boot_count", "Boots counted by the boot counter",
@@ -236,8 +240,8 @@ class Device:
             kwargs.pop("restore_desired", None)  # only relays restore a desired state
         kwargs.update({"auth": auth, "metrics": metrics, "health": health, "logger": logger,
                        "audit": audit, "config": self.config, "state": self.state,
-                       "alarms": self.alarms,
-                       "managers": (self.network, auth, logger, self.link)})
+                       "alarms": self.alarms, "denials": denials,
+                       "managers": (self.network, auth, logger, denials, self.link)})
         if self.safe_mode:  # no config poller: alarms and OTA start with the managers
             kwargs["managers"] += (self.alarms, self.components["ota"])
         self.controller = controller_class(**kwargs)

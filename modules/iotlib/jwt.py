@@ -53,11 +53,22 @@ def b64url_encode(data):
 
 
 def b64url_decode(text):
-    text = _to_bytes(text).replace(b"-", b"+").replace(b"_", b"/")
+    """Strict base64url without padding (RFC 7515): anything else is JWTError("malformed").
+
+    a2b_base64 skips characters outside its alphabet and ignores the unused low bits of
+    the last character, so many strings decode to the same bytes. Only the one canonical
+    encoding is accepted: the decoded bytes must encode back to exactly `text`. That
+    refuses stray characters, "+", "/", "=" and non-zero trailing bits, in C, with no
+    per-character loop."""
+    text = _to_bytes(text)
+    std = text.replace(b"-", b"+").replace(b"_", b"/")
     try:
-        return binascii.a2b_base64(text + b"=" * (-len(text) % 4))
+        data = binascii.a2b_base64(std + b"=" * (-len(std) % 4))
     except ValueError:
         raise JWTError("malformed", "bad base64")
+    if b64url_encode(data) != text:
+        raise JWTError("malformed", "not canonical base64url")
+    return data
 
 
 def encode(claims, key, alg="HS256"):

@@ -1,7 +1,7 @@
 # What the relay and sensor roles share: their settings, the default network and auth
 # managers, the collaborators, the request limits and the ApiServer, and the lifecycle
 # around the role's own work (relay guard, sampling).
-from iotlib.api_server import ApiServer
+from iotlib.api_server import ApiServer, ConnectionLimits
 from iotlib.rate_limit import RequestLimits
 
 
@@ -16,7 +16,7 @@ class RoleController:
                  service_discovery_url=None, tenant=None, namespace=None, api_key=None,
                  host="0.0.0.0", port=80, rate_limit=None, network=None, auth=None,
                  config=None, logger=None, audit=None, state=None, alarms=None, metrics=None,
-                 health=None, managers=()):
+                 health=None, managers=(), denials=None, http=None):
         self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
                          "service_discovery_url": service_discovery_url,
                          "tenant": tenant, "namespace": namespace}
@@ -40,7 +40,8 @@ class RoleController:
         self.limits = RequestLimits()
         if rate_limit:
             self.limits.configure(rate_limit)
-        self.server = ApiServer(auth, self.limits, metrics=metrics, health=health, logger=logger)
+        self.server = ApiServer(auth, self.limits, metrics=metrics, health=health, logger=logger,
+                                denials=denials, connections=ConnectionLimits.from_settings(http))
 
     def _halt(self):
         pass

@@ -156,12 +156,14 @@ class StateManager:
         raise OSError("state PUT kept conflicting")
 
     async def sync(self):
-        """Pull if asked, push if dirty; marks online/offline."""
+        """Push if dirty, then pull if asked; marks online/offline. Pushing first means the
+        fleet learns the real state (e.g. safe states after a restart) before a desired
+        state is applied on top of it."""
         try:
+            await self.push()
             if self._pull_now:
                 await self.pull()
                 self._pull_now = False
-            await self.push()
             if not self.online:
                 self._say("state: online")
             self.online = True

@@ -20,7 +20,7 @@ class AlarmIn(BaseModel):
     type: str = Field(min_length=1, max_length=64)
     severity: Severity
     source: str = Field(min_length=1, max_length=64)
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=2**31 - 1)
     first_seen: float = Field(ge=0, description="unix seconds")
     last_seen: float = Field(ge=0, description="unix seconds")
     message: Optional[str] = Field(None, max_length=256)
@@ -33,7 +33,7 @@ class AlarmKey(BaseModel):
 
 class AlarmBatchIn(BaseModel):
     device_id: str = Field(min_length=1)
-    alarms: list[AlarmIn]
+    alarms: list[AlarmIn] = Field(max_length=256, description="a device batches at most a few dozen")
     dropped: int = Field(0, ge=0, description="alarms the device had to drop since its last batch")
     cleared: list[AlarmKey] = Field(default_factory=list, max_length=64,
                                     description="conditions gone on the device: their alarms clear")

@@ -6,11 +6,11 @@ import secrets
 import time
 from typing import Literal, Optional
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from ..auth import Principal, mint_device_token, proof_matches_any
-from ..context import AppContext, authorized_device, get_ctx, get_principal, load_device
+from ..context import AppContext, authorized_device, get_ctx, get_principal
 from ..errors import ApiError, responses
 from .readiness import storage_reachable
 
@@ -68,12 +68,13 @@ def _base_url(request: Request, ctx: AppContext) -> str:
 def make_router() -> APIRouter:
     router = APIRouter(prefix="/api", tags=["discovery"])
 
-    @router.post("/devices/{device_id}/challenge", response_model=ChallengeOut, responses=responses(404))
-    async def challenge(device_id: str, ctx: AppContext = Depends(get_ctx)):
-        """Issue a single-use nonce for registration."""
-        load_device(ctx, device_id)
+    @router.post("/devices/{device_id}/challenge", response_model=ChallengeOut, responses=responses(400))
+    async def challenge(device_id: str = Path(max_length=64), ctx: AppContext = Depends(get_ctx)):
+        """Issue a single-use nonce for registration. Every id gets the same answer, so ids
+        cannot be enumerated; only a provisioned device's nonce is stored (and it expires)."""
         nonce = secrets.token_hex(16)
-        ctx.storage.put_nonce(nonce, device_id, time.time() + ctx.settings.nonce_ttl_s)
+        if ctx.storage.get_device(device_id) is not None:
+            ctx.storage.put_nonce(nonce, device_id, time.time() + ctx.settings.nonce_ttl_s)
         return ChallengeOut(nonce=nonce, expires_in=ctx.settings.nonce_ttl_s)
 
     @router.post("/devices", response_model=RegisterOut, responses=responses(400, 401, 403))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+MAX_NONCES_PER_DEVICE = 4  # outstanding registration nonces kept per device
+
 
 class AlreadyExists(Exception):
     """Creating a record whose key is already taken."""
@@ -44,6 +46,7 @@ class Storage(Protocol):
     def update_registration(self, device_id: str, registration: dict) -> None: ...
 
     # ---- registration nonces (single use) --------------------------------
+    # put_nonce drops expired nonces and keeps at most MAX_NONCES_PER_DEVICE per device
     def put_nonce(self, nonce: str, device_id: str, expires_at: float) -> None: ...
     def take_nonce(self, nonce: str) -> tuple[str, float] | None: ...
     def sweep_nonces(self, expired_before: float) -> int: ...

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from .base import AlreadyExists, NotFound, StaleVersion
+from .base import MAX_NONCES_PER_DEVICE, AlreadyExists, NotFound, StaleVersion
 from .migrate import migrate
 from .secret_rows import SecretBox, SecretRows, default_box
 from .sqlite_operator import OperatorSqlMixin
@@ -142,8 +142,14 @@ class SqliteStorage(SecretRows, OperatorSqlMixin):
 
     # ---- nonces ----------------------------------------------------------------------
     def put_nonce(self, nonce: str, device_id: str, expires_at: float) -> None:
-        self._write("INSERT INTO nonces (nonce, device_id, expires_at) VALUES (?, ?, ?)",
-                    (nonce, device_id, expires_at))
+        with self._txn() as db:
+            # a device needs one nonce at a time: keep its newest few, not one per call (expired
+            # ones beyond that are swept by the housekeeping job, background.py)
+            db.execute("DELETE FROM nonces WHERE device_id = ? AND nonce NOT IN (SELECT nonce FROM nonces"
+                       " WHERE device_id = ? ORDER BY expires_at DESC LIMIT ?)",
+                       (device_id, device_id, MAX_NONCES_PER_DEVICE - 1))
+            db.execute("INSERT INTO nonces (nonce, device_id, expires_at) VALUES (?, ?, ?)",
+                       (nonce, device_id, expires_at))
 
     def take_nonce(self, nonce: str) -> tuple[str, float] | None:
         # one statement: of two replicas taking the same nonce at once, exactly one gets the row
