@@ -1,10 +1,11 @@
 """fleet-admin: JSON on stdout, one-line errors with exit status 2, API tokens as the device expects."""
 
 import json
+import subprocess
 
 import jwt
 
-from fleet_harness import admin_json, new_id, run_admin
+from fleet_harness import _script, admin_json, new_id, run_admin
 
 ADMIN_PERMS = ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read",
                "alarms:write", "devices:read", "devices:admin", "config:write", "tenant:admin", "audit:read"]
@@ -64,3 +65,11 @@ def test_role_set_upgrades_a_tenant_made_before_new_permissions(tmp_db):
         "audit:read", "relays:read"]
     res = run_admin(tmp_db, "role-set", "--tenant", "old", "--role", "viewer", "Everything")
     assert res.returncode == 2 and "area:verb" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_database_only_and_api_only_commands_say_which_they_need(tmp_db):
+    for args, needs in ((("--url", "http://127.0.0.1:9", "rotate-device-key", "--id", "d"), "--db"),
+                        (("--url", "http://127.0.0.1:9", "secrets-audit"), "--db"),
+                        (("--db", str(tmp_db), "audit"), "--url")):
+        res = subprocess.run(_script("fleet-admin") + list(args), capture_output=True, text=True, timeout=30)
+        assert res.returncode == 2 and f"needs {needs}" in res.stderr, (args, res.stderr)
