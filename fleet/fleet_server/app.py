@@ -20,6 +20,7 @@ from .metrics import install_metrics
 from .mtls_info import make_mtls_router
 from .notify import Notifier
 from .rollouts import RolloutManager
+from .components.admin_tenant import ARTIFACT_UPLOAD_PATH, artifact_upload_limit
 from .request_limits import install_request_limits
 from .settings import Settings
 from .storage import Storage
@@ -64,7 +65,8 @@ def create_app(settings: Settings, storage: Storage, server_secret: str, replica
     ctx.rollouts = RolloutManager(ctx_storage)
     app.state.ctx = ctx
     install_error_handlers(app)
-    install_request_limits(app, settings.max_body_bytes)  # inside the access log: 413s are logged
+    # inside the access log: 413s are logged
+    install_request_limits(app, settings.max_body_bytes, {ARTIFACT_UPLOAD_PATH: artifact_upload_limit(settings)})
     registry = install_metrics(app)
     registry.register(FleetGauges(ctx))
     # periodic work that must happen once per fleet, not once per replica, runs under a lease

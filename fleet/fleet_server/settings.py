@@ -37,6 +37,8 @@ class Settings(BaseModel):
     mtls_enforce: bool = False
     # every request body, any route (413 above it); device documents are a few KB
     max_body_bytes: int = Field(65536, ge=1024)
+    # an update artefact uploaded through the admin API (sent base64 in JSON, so the body is ~4/3 of it)
+    max_artifact_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     # an expired nonce stays this long (then housekeeping sweeps it) so a late proof hears "expired"
     nonce_grace_s: float = Field(3600, ge=0, le=86400)
 

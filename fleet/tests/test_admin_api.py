@@ -11,6 +11,7 @@ import jwt
 from prometheus_client.parser import text_string_to_metric_families
 
 from fleet_harness import (BIN, Device, FleetServer, api_token, assert_error, new_id, registration_body)
+from fleet_server.storage import open_storage
 
 BEAT = {"uptime_s": 42, "free_heap": 150000, "health": {"ok": True, "checks": {"wifi": True}}, "boot_count": 3,
         "firmware_version": "1.2.0", "image": {"wireless": True, "variant": "RELAYS"}, "safe_mode": False,
@@ -164,6 +165,27 @@ def test_publish_through_the_api(server):
     with dev.client() as c:
         offer = c.get(f"/api/devices/{dev.id}/update", params={"version": "1.0.0"}).json()
         assert offer["version"] == "2.0.0" and c.get(offer["url"]).content == data
+
+
+def test_an_image_sized_artefact_passes_the_body_limit_and_an_oversized_one_is_413(server):
+    # the general body limit (64 KB) is for device documents; an app image is hundreds of KB
+    tenant = _tenant()
+    Device(server, tenant=tenant)
+    data = bytes(range(256)) * 1200  # 300 KB
+    manifest = {"kind": "bundle", "version": "3.0.0", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "signature": "sig"}
+    with server.client(api_token(server.db, tenant, "plant1")) as c:
+        res = c.post("/api/admin/artifacts", json={"manifest": manifest, "data_base64": base64.b64encode(data).decode()})
+        assert res.status_code == 201, res.text
+        name = res.json()["name"]
+        assert_error(c.post("/api/admin/artifacts", json={"manifest": manifest, "data_base64": "A" * (12 * 1024 * 1024)}),
+                     413)
+        assert_error(c.put("/api/admin/tenant/roles/x", json={"permissions": ["a:b"], "pad": "A" * 70000}), 413)
+    store = open_storage(str(server.db))
+    try:
+        assert store.read_artifact(name, 0, len(data)) == data
+    finally:
+        store.close()
 
 
 def _cli(server, token, *args):

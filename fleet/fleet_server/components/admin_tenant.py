@@ -73,6 +73,14 @@ class AuditOut(BaseModel):
     entries: list[AuditEntry]
 
 
+ARTIFACT_UPLOAD_PATH = "/api/admin/artifacts"
+
+
+def artifact_upload_limit(settings) -> int:
+    """The upload route's body limit: the artefact in base64 (4/3 of it) plus room for the manifest."""
+    return settings.max_artifact_bytes * 4 // 3 + 16 * 1024
+
+
 def make_router() -> APIRouter:
     router = APIRouter(prefix="/api/admin", tags=["admin"])
     ctx_dep, who_dep = Depends(get_ctx), Depends(get_principal)
@@ -102,8 +110,8 @@ def make_router() -> APIRouter:
         """Mint an API token of a tenant role for the caller's namespace (`tenant:admin`)."""
         return admin_ops.mint_token(ctx.storage, api_scope(who, "tenant:admin"), body.role, body.ttl_s, body.sub)
 
-    @router.post("/artifacts", response_model=dict, status_code=201,
-                 responses={**responses(400, 401, 403), 409: {"description": "already published"}})
+    @router.post(ARTIFACT_UPLOAD_PATH.removeprefix("/api/admin"), response_model=dict, status_code=201,
+                 responses={**responses(400, 401, 403, 413), 409: {"description": "already published"}})
     async def publish(body: PublishIn, ctx: AppContext = ctx_dep, who: Principal = who_dep):
         """Publish an update artefact and its manifest (`ota:admin`); refused when size or sha256 differ."""
         scope = api_scope(who, "ota:admin")
