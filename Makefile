@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 export VARIANTS MICROPY_DIR IOTLIB_WIRELESS IOTLIB_LOADER IOTLIB_OTA_KEY IOTLIB_RELEASE IOTLIB_BUILD \
        IOTLIB_WIFI_SOURCES PIOT_CACHE DEBIAN_MIRROR
 
-.PHONY: all build run unix qemu rp2 venv test sim bench clean
+.PHONY: all build run unix qemu rp2 venv fleet-deps test sim bench clean
 
 all: build
 
@@ -31,9 +31,13 @@ $(VENV)/.installed: requirements-test.txt fleet/pyproject.toml tools/iot-sign/py
 	$(PY) -m pip install -q --disable-pip-version-check -e 'fleet[test]' -e tools/iot-sign
 	touch $@
 
+# Debian's PostgreSQL server: the fleet tests and benchmarks start their own in a temporary folder.
+fleet-deps:
+	fleet/install_system_deps.sh
+
 # The fleet services' suite has its own conftest, so it runs as its own pytest session.
 # fetch_chrony.sh: Debian's chronyd for the time-sync tests, unpacked, never installed.
-test: venv build
+test: venv fleet-deps build
 	firmware/fetch_chrony.sh >/dev/null
 	$(PY) -m pytest tests
 	$(PY) -m pytest fleet/tests
@@ -46,8 +50,9 @@ sim: venv unix
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) firmware/sim.py
 
 # Side-by-side ratios (C vs Python, our servers vs a baseline), printed; not timed tests.
-BENCHES := ci/bench/bench_hotpath.py ci/bench/bench_relays_api.py ci/bench/fleet_load.py ci/bench/bench_hardening.py
-bench: venv build
+BENCHES := ci/bench/bench_hotpath.py ci/bench/bench_relays_api.py ci/bench/fleet_load.py ci/bench/fleet_replicas.py \
+           ci/bench/tls_session_heap.py ci/bench/bench_hardening.py
+bench: venv fleet-deps build
 	for b in $(BENCHES); do PATH=$(abspath $(VENV))/bin:$$PATH $(PY) $$b || exit 1; done
 
 clean:

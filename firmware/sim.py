@@ -44,6 +44,7 @@ RELAYS_CONFIG = {
                "pump": {"pin": 4, "max_on_s": 30}},
     "interlocks": [["relay1", "relay2"]],
     "rate_limit": {"per_token_rps": 20, "per_address_rps": 50, "burst": 40},
+    "heartbeat_s": 10,  # the console's uptime, heap and health stay fresh
 }
 SENSORS_CONFIG = {
     "sensors": {"fields": {"wave": {"source": "sim", "rate_hz": 5, "threshold_high": 24},
@@ -51,6 +52,7 @@ SENSORS_CONFIG = {
                            "chip_temp": {"source": "temp", "rate_hz": 1}},
                 "max_clients": 4},
     "rate_limit": {"per_token_rps": 20, "per_address_rps": 50, "burst": 40},
+    "heartbeat_s": 10,
 }
 
 
@@ -220,6 +222,7 @@ def main():
         print("iotlib simulation is up (files in %s)" % work)
         if use_fleet:
             print("  fleet services : %s   (discovery %s)" % (fleet_url, sd_url))
+            print("  web console    : %s/console/   (log in with $TOKEN)" % fleet_url)
         print("  relays device  : %s   (sim-relays-1: relay1, relay2, pump)" % urls["relays"])
         print("  sensors device : %s   (sim-sensors-1: wave, volts, chip_temp)"
               % urls["sensors"])

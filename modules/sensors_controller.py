@@ -10,7 +10,7 @@
 #   GET /sensors  (REST; sensors:read) -> {"fields": {name: {"value", "ts"}}, "clients": n}
 # Fields: {"source": "adc0".."adc3" | "temp" | "sim", "rate_hz", "threshold_high",
 # "threshold_low"}. A threshold crossing raises one alarm (AlarmManager) until the value
-# is back inside the band. Slow clients lose their oldest frames (counted), never stall
+# is back inside the band (or crosses the other way), which clears it (AlarmManager.clear_alarm). Slow clients lose their oldest frames (counted), never stall
 # the sampler or the other clients (see iotlib.ws_stream). The server pings every client
 # every `ping_s` seconds; one that has not answered within `pong_timeout_s` is closed
 # (code 1011) and counted.
@@ -162,8 +162,11 @@ class SensorsController(RoleController):
             side = "high"
         elif low is not None and value < low:
             side = "low"
-        if side == self._alarmed.get(name):
+        before = self._alarmed.get(name)
+        if side == before:
             return
+        if before is not None and self.alarms is not None:  # that crossing is over: its alarm clears
+            self.alarms.clear_alarm("threshold_" + before)
         if side is None:
             self._alarmed.pop(name, None)
             return

@@ -92,3 +92,38 @@ def test_alarms_deduplicated_and_surviving_a_reboot_while_the_service_is_down(fl
     assert by_type["b"]["source"] == "device"
     assert listed["dropped"] == 1                       # fleet-admin: this device's cumulative count
     assert json.loads((store / "alarms.json").read_text())["alarms"] == []
+
+
+CLEARING = """
+from iotlib.registration import Registration
+reg = Registration(SD, auth, DEVICE, role="sensors")
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)
+async def main():
+    await reg.register()
+    alarms.url = reg.service("alarms")
+    alarms.report_alarm({"type": "threshold_high", "severity": "warning"})
+    print("SENT", await alarms.flush())
+    alarms.clear_alarm("threshold_high")
+    alarms.clear_alarm("threshold_low")            # never raised: the fleet ignores it
+    alarms.report_alarm({"type": "fan", "severity": "warning", "source": "fan1"})
+    alarms.clear_alarm("fan", "fan1")
+    alarms.report_alarm({"type": "fan", "severity": "warning", "source": "fan1"})  # back: not cleared
+    print("CLEARED", await alarms.flush(), alarms.cleared)
+asyncio.run(main())
+"""
+
+
+def test_a_condition_gone_on_the_device_clears_its_alarm_in_the_fleet(fleet, tmp_path):
+    import httpx
+    creds = fleet.provision("sensor-08", role="sensors")
+    fleet.start()
+    dev = Device(prelude(creds, fleet.url, tmp_path / "dev") + CLEARING, tmp_path)
+    assert dev.expect(r"^SENT (\w+)$").group(1) == "True"
+    assert dev.expect(r"^CLEARED (\w+) (.*)$").groups() == ("True", "[]")
+    assert dev.wait() == 0
+    token = fleet.admin("token", "--tenant", "acme", "--namespace", "plant1", "--role", "admin")["token"]
+    res = httpx.get(fleet.url + "/alarms", params={"device_id": "sensor-08"},
+                    headers={"Authorization": "Bearer " + token}, timeout=10)
+    by_type = {a["type"]: a for a in res.json()["alarms"]}
+    assert (by_type["threshold_high"]["status"], by_type["threshold_high"]["changed_by"]) == ("cleared", "device")
+    assert by_type["fan"]["status"] == "open" and "threshold_low" not in by_type

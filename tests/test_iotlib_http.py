@@ -3,6 +3,7 @@ JSON requests and the device token header."""
 import asyncio
 import http.server
 import json
+import re
 import ssl
 import subprocess
 import threading
@@ -106,6 +107,25 @@ asyncio.run(main())
     line, headers, body = server.requests[0]
     assert line == "POST /echo HTTP/1.1" and headers["Content-Type"] == "application/json"
     assert headers["X-Req"] == "1" and json.loads(body) == {"a": [1, 2]}
+    # every request carries its own W3C traceparent: version 00, 32-hex trace id, 16-hex span id
+    parents = [h["traceparent"] for _, h, _ in server.requests]
+    assert all(re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", p) for p in parents), parents
+    assert len({p.split("-")[1] for p in parents}) == len(parents)
+
+
+def test_a_callers_traceparent_is_sent_as_given(server):
+    given = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    out = run_unix("""
+import asyncio
+from iotlib.http_client import HttpClient
+async def main():
+    r = await HttpClient().get("http://127.0.0.1:%d/given", headers={"traceparent": "%s"})
+    print(r.status)
+asyncio.run(main())
+""" % (server.port, given))
+    assert out.strip() == "201"
+    sent = [h for line, h, _ in server.requests if line.startswith("GET /given")][-1]
+    assert sent["traceparent"] == given and list(sent).count("traceparent") == 1
 
 
 def test_url_parsing():
@@ -157,8 +177,13 @@ auth = AuthManager("k")
 auth.set_device_token("tls-tok", auth.clock.time() + 60)
 url = "https://localhost:%d/x"
 async def main():
-    r = await HttpClient(auth=auth, timeout_ms=5000).get(url)
+    r = await HttpClient(auth=auth, timeout_ms=5000, tls_insecure=True).get(url)
     print(r.status, r.json())
+    try:
+        await HttpClient(timeout_ms=5000).get(url)
+        print("NOT REFUSED")
+    except OSError as e:
+        print("no CA:", e)
     r = await HttpClient(timeout_ms=5000, cadata=%r).get(url)
     print("verified", r.status)
     try:
@@ -173,5 +198,6 @@ asyncio.run(main())
         httpd.server_close()
     assert out[0] == "200 {'auth': 'Bearer tls-tok', 'tls': True}" or \
         out[0] == "200 {'tls': True, 'auth': 'Bearer tls-tok'}"
-    assert out[1] == "verified 200"
-    assert out[2] == "refused"  # a certificate for localhost does not match 127.0.0.1
+    assert out[1] == "no CA: https without a CA to verify the server (give cadata, or tls_insecure)"
+    assert out[2] == "verified 200"
+    assert out[3] == "refused"  # a certificate for localhost does not match 127.0.0.1

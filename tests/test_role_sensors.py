@@ -184,8 +184,9 @@ from sensors_controller import SensorsController
 from iotlib.auth_manager import AuthManager
 
 class Alarms:
-    def __init__(self): self.alarms = []
+    def __init__(self): self.alarms, self.cleared = [], []
     def report_alarm(self, a): self.alarms.append(a)
+    def clear_alarm(self, type_, source="device"): self.cleared.append(type_)
 
 alarms = Alarms()
 ctl = SensorsController(fields={"v": {"source": "adc1", "rate_hz": 1, "threshold_high": 3.0,
@@ -195,6 +196,7 @@ for raw in (2048, 4000, 4000, 2048, 100, 100, 4095):
     _iotlib.sim_adc_set(1, raw)
     print("v", ctl.sample("v"))
 print("alarms", [(a["type"], a["field"]) for a in alarms.alarms], ctl.threshold_alarms)
+print("cleared", alarms.cleared)
 try:
     ctl.reconfigure({"v": {"source": "adc9", "rate_hz": 1}})
 except ValueError as e:
@@ -204,6 +206,7 @@ print("kept", list(ctl._fields))
     assert "v 1.65" in out and "v 3.2227" in out
     assert ("alarms [('threshold_high', 'v'), ('threshold_low', 'v'), "
             "('threshold_high', 'v')] 3") in out
+    assert "cleared ['threshold_high', 'threshold_low']" in out  # back in band; low straight to high
     assert "vetoed sensors.fields.v.source" in out and "kept ['v']" in out
 
 

@@ -1,4 +1,4 @@
-"""`fleet-admin --db PATH <command>`: operate on the fleet database directly.
+"""`fleet-admin --url URL --token T <command>` (the admin API) or `--db PATH|URL` (bootstrap, on the database).
 
 Output is JSON on stdout; any error is one line on stderr and exit status 2.
 """
@@ -6,19 +6,19 @@ Output is JSON on stdout; any error is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import sys
 
-from pydantic import ValidationError
+from . import admin_client, admin_ops
+from .admin_ops import ACTIONS, DEVICE_ROLES
+from .api_error import ApiError
+from .audit import Scope
+from .auth import new_key
+from .storage import Storage, open_storage
 
-from .auth import DEFAULT_ROLES, mint_api_token, new_key
-from .api_error import validation_detail
-from .device_config import validate_config
-from .storage import AlreadyExists, SqliteStorage, Storage
-from .update_manifest import PublishManifest, artifact_name, check_file_matches
-
-DEVICE_ROLES = ("relays", "sensors")
-ACTIONS = ("reboot", "refresh_token", "check_update")
+BOOTSTRAP_ACTOR = "fleet-admin --db"
 
 
 class CliError(Exception):
@@ -45,27 +45,19 @@ def _device(store: Storage, device_id: str) -> dict:
     return device
 
 
-# ---- commands: each takes (store, args) and returns what to print ----------------------
+def _scope(store: Storage, device_id: str) -> Scope:
+    _device(store, device_id)
+    return admin_ops.device_scope(store, device_id, BOOTSTRAP_ACTOR)
+
+
+# ---- commands on the database: each takes (store, args) and returns what to print ----------
 
 def cmd_provision(store: Storage, a) -> dict:
-    tenant = store.ensure_tenant(a.tenant, new_key(), DEFAULT_ROLES)
-    device_key = new_key()
-    try:
-        store.create_device({"id": a.id, "tenant": a.tenant, "namespace": a.namespace,
-                             "role": a.role, "device_key": device_key})
-    except AlreadyExists:
-        raise CliError(f"device {a.id!r} is already provisioned")
-    return {"device_id": a.id, "device_key": device_key, "tenant": a.tenant, "namespace": a.namespace,
-            "api_key": tenant["api_key"], "role": a.role}
+    return admin_ops.provision(store, Scope(a.tenant, a.namespace, BOOTSTRAP_ACTOR), a.id, a.role)
 
 
 def cmd_config_set(store: Storage, a) -> dict:
-    _device(store, a.id)
-    try:
-        config = validate_config(_read_json(a.file))
-    except ValidationError as exc:
-        raise CliError(f"invalid config: {validation_detail(exc.errors())}")
-    return {"device_id": a.id, "version": store.put_config(a.id, config)}
+    return admin_ops.set_config(store, _scope(store, a.id), a.id, _read_json(a.file))
 
 
 def cmd_config_get(store: Storage, a) -> dict:
@@ -80,12 +72,7 @@ def cmd_state_get(store: Storage, a) -> dict:
 
 
 def cmd_state_set_desired(store: Storage, a) -> dict:
-    _device(store, a.id)
-    desired = _read_json(a.file)
-    if not isinstance(desired, dict):
-        raise CliError("desired state must be a JSON object")
-    store.put_desired(a.id, desired, None)
-    return dict(store.get_state(a.id), device_id=a.id)
+    return admin_ops.set_desired(store, _scope(store, a.id), a.id, _read_json(a.file))
 
 
 def cmd_alarms(store: Storage, a) -> dict:
@@ -100,103 +87,198 @@ def cmd_heartbeat(store: Storage, a) -> dict:
 
 
 def cmd_action(store: Storage, a) -> dict:
-    _device(store, a.id)
-    store.queue_action(a.id, a.action)
-    return {"device_id": a.id, "queued": a.action}
+    return admin_ops.queue_action(store, _scope(store, a.id), a.id, a.action)
 
 
 def cmd_token(store: Storage, a) -> dict:
-    tenant = store.get_tenant(a.tenant)
-    if tenant is None:
-        raise CliError(f"unknown tenant {a.tenant!r} (provision a device first)")
-    try:
-        token = mint_api_token(tenant, a.namespace, a.role, a.sub or a.role, a.ttl)
-    except ValueError as exc:
-        raise CliError(str(exc))
-    return {"token": token}
+    return admin_ops.mint_token(store, Scope(a.tenant, a.namespace, BOOTSTRAP_ACTOR), a.role, a.ttl, a.sub)
 
 
 def cmd_publish(store: Storage, a) -> dict:
-    if store.get_tenant(a.tenant) is None:
-        raise CliError(f"unknown tenant {a.tenant!r}")
-    try:
-        manifest = PublishManifest.model_validate(_read_json(a.manifest))
-    except ValidationError as exc:
-        raise CliError(f"invalid manifest: {validation_detail(exc.errors())}")
+    manifest = _read_json(a.manifest)
     try:
         with open(a.file, "rb") as fh:
             data = fh.read()
     except OSError as exc:
         raise CliError(f"{a.file}: {exc}")
-    try:
-        check_file_matches(manifest, data)
-    except ValueError as exc:
-        raise CliError(f"manifest does not match file: {exc}")
-    name = artifact_name(a.tenant, manifest)
-    try:
-        store.put_artifact(name, a.tenant, manifest.model_dump(exclude_none=True), data)
-    except AlreadyExists:
-        raise CliError(f"artefact {name!r} is already published")
-    return {"name": name, "tenant": a.tenant, **manifest.model_dump(exclude_none=True)}
+    return admin_ops.publish(store, Scope(a.tenant, "", BOOTSTRAP_ACTOR), manifest, data)
+
+
+def cmd_role_set(store: Storage, a) -> dict:
+    return admin_ops.set_role(store, Scope(a.tenant, "", BOOTSTRAP_ACTOR), a.role, a.permissions)
+
+
+def cmd_deprovision(store: Storage, a) -> dict:
+    return admin_ops.deprovision(store, _scope(store, a.id), a.id)
+
+
+def cmd_rotate_device_key(store: Storage, a) -> dict:
+    _device(store, a.id)
+    new = new_key()
+    until = store.rotate_device_key(a.id, new, a.grace)
+    return {"device_id": a.id, "device_key": new, "previous_key_accepted_until": until}
+
+
+def cmd_rotate_tenant_key(store: Storage, a) -> dict:
+    if store.get_tenant(a.tenant) is None:
+        raise CliError(f"unknown tenant {a.tenant!r}")
+    new = new_key()
+    until = store.rotate_tenant_key(a.tenant, new, a.grace)
+    return {"tenant": a.tenant, "api_key": new, "previous_key_accepted_until": until}
+
+
+def cmd_secrets_audit(store: Storage, a) -> dict:
+    return {"audit": store.list_secret_audit(a.subject, a.limit)}
+
+
+def cmd_secrets_reseal(store: Storage, a) -> dict:
+    if a.new_master_key:
+        add_key = getattr(store.box.backend, "add_key", None)
+        if add_key is None:
+            raise CliError("--new-master-key needs a file: keyring (with env, add the key to FLEET_SECRETS_KEYS)")
+        store.record_secret_audit("add_master_key", "keyring", {"key_id": add_key()})
+    return {"resealed": store.reseal_secrets(), "key_id": store.box.backend.current_key_id()}
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fleet-admin", description=__doc__.splitlines()[0])
-    p.add_argument("--db", required=True, help="the fleet server's SQLite file")
+    where = p.add_mutually_exclusive_group(required="FLEET_DB" not in os.environ)
+    where.add_argument("--db", help="the fleet server's SQLite file or postgresql:// URL (bootstrap: acts as "
+                                    "any tenant; default: $FLEET_DB)")
+    where.add_argument("--url", help="the fleet server's base URL: commands go through its admin API")
+    p.add_argument("--token", default=os.environ.get("FLEET_TOKEN"),
+                   help="API token for --url (default: $FLEET_TOKEN)")
+    p.add_argument("--secrets", default=os.environ.get("FLEET_SECRETS"),
+                   help="with --db: master keys sealing secrets at rest: file:PATH or env (default: "
+                        "$FLEET_SECRETS, else the keyring file beside a SQLite database)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def command(name, fn, help_):
+    def command(name, db_fn, http_fn, help_):
         sp = sub.add_parser(name, help=help_)
-        sp.set_defaults(fn=fn)
+        sp.set_defaults(fn=db_fn, http_fn=http_fn)
         return sp
 
-    sp = command("provision", cmd_provision, "create a device key and tenant binding")
+    def scope_args(sp, namespace=True):  # required with --db; with --url the token's scope applies
+        sp.add_argument("--tenant")
+        if namespace:
+            sp.add_argument("--namespace")
+
+    sp = command("provision", cmd_provision, admin_client.provision, "create a device key and tenant binding")
     sp.add_argument("--id", required=True)
-    sp.add_argument("--tenant", required=True)
-    sp.add_argument("--namespace", required=True)
+    scope_args(sp)
     sp.add_argument("--role", required=True, choices=DEVICE_ROLES)
 
-    sp = command("config-set", cmd_config_set, "validate and store a device config (bumps the version)")
+    sp = command("config-set", cmd_config_set, admin_client.config_set,
+                 "validate and store a device config (bumps the version)")
     sp.add_argument("--id", required=True)
     sp.add_argument("--file", required=True)
-    for name, fn, help_ in (("config-get", cmd_config_get, "print the current config"),
-                            ("state-get", cmd_state_get, "print desired and reported state"),
-                            ("alarms", cmd_alarms, "print the device's deduplicated alarms"),
-                            ("heartbeat", cmd_heartbeat, "print the last heartbeat")):
-        command(name, fn, help_).add_argument("--id", required=True)
+    for name, fn, http_fn, help_ in (
+            ("config-get", cmd_config_get, admin_client.config_get, "print the current config"),
+            ("state-get", cmd_state_get, admin_client.state_get, "print desired and reported state"),
+            ("alarms", cmd_alarms, admin_client.alarms, "print the device's deduplicated alarms"),
+            ("heartbeat", cmd_heartbeat, admin_client.heartbeat,
+             "print the last heartbeat (--url: the device's inventory entry)"),
+            ("deprovision", cmd_deprovision, admin_client.deprovision, "remove a device and its data")):
+        command(name, fn, http_fn, help_).add_argument("--id", required=True)
 
-    sp = command("state-set-desired", cmd_state_set_desired, "set desired state from a JSON object file")
+    sp = command("state-set-desired", cmd_state_set_desired, admin_client.state_set_desired,
+                 "set desired state from a JSON object file")
     sp.add_argument("--id", required=True)
     sp.add_argument("--file", required=True)
 
-    sp = command("action", cmd_action, "queue an action delivered with the next heartbeat reply")
+    sp = command("action", cmd_action, admin_client.action, "queue an action delivered with the next heartbeat reply")
     sp.add_argument("--id", required=True)
     sp.add_argument("action", choices=ACTIONS)
 
-    sp = command("token", cmd_token, "mint an API-caller JWT signed with the tenant's API key")
-    sp.add_argument("--tenant", required=True)
-    sp.add_argument("--namespace", required=True)
+    sp = command("token", cmd_token, admin_client.token, "mint an API-caller JWT signed with the tenant's API key")
+    scope_args(sp)
     sp.add_argument("--role", required=True)
     sp.add_argument("--ttl", type=int, default=3600,
                     help="lifetime in seconds (devices refuse more than their "
                          "max_token_lifetime_s, 86400 by default)")
     sp.add_argument("--sub")
 
-    sp = command("publish", cmd_publish, "store an update artefact and its manifest")
-    sp.add_argument("--tenant", required=True)
+    # only on the database (--db): secrets at rest
+    for name, fn, what in (("rotate-device-key", cmd_rotate_device_key, "--id"),
+                           ("rotate-tenant-key", cmd_rotate_tenant_key, "--tenant")):
+        sp = command(name, fn, None, f"new key for {what[2:]}; the old one stays accepted for --grace seconds")
+        sp.add_argument(what, dest=what[2:], required=True)
+        sp.add_argument("--grace", type=float, default=86400, help="seconds the old key stays accepted")
+    sp = command("secrets-audit", cmd_secrets_audit, None, "print the audit trail of secret operations")
+    sp.add_argument("--subject", help="e.g. device:pico-1, tenant:acme")
+    sp.add_argument("--limit", type=int, default=200)
+    sp = command("secrets-reseal", cmd_secrets_reseal, None, "seal every secret under the current master key")
+    sp.add_argument("--new-master-key", action="store_true", help="first add a master key and make it current")
+
+    sp = command("publish", cmd_publish, admin_client.publish, "store an update artefact and its manifest")
+    scope_args(sp, namespace=False)
     sp.add_argument("--file", required=True)
     sp.add_argument("--manifest", required=True)
+
+    sp = command("role-set", cmd_role_set, admin_client.role_set,
+                 "create or replace a tenant role's permissions (tokens minted afterwards get them)")
+    scope_args(sp, namespace=False)
+    sp.add_argument("--role", required=True)
+    sp.add_argument("permissions", nargs="+", help="area:verb, e.g. devices:read")
+
+    # only through the API (they need the running server: inventory, alarm lifecycle, audit)
+    sp = command("devices", None, admin_client.devices, "the inventory, filtered and paged")
+    sp.add_argument("--role")
+    sp.add_argument("--online", choices=("true", "false"))
+    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--offset", type=int, default=0)
+    for name, fn, help_ in (("ack", admin_client.alarm_ack, "acknowledge an open alarm"),
+                            ("clear", admin_client.alarm_clear, "clear an alarm")):
+        sp = command(name, None, fn, help_)
+        sp.add_argument("--id", required=True)
+        sp.add_argument("--type", required=True)
+        sp.add_argument("--source", required=True)
+    sp = command("audit", None, admin_client.audit, "the tenant's audit log, newest first")
+    sp.add_argument("--action", help="action prefix, e.g. alarm.")
+    sp.add_argument("--limit", type=int, default=100)
     return p
+
+
+def _run_db(args) -> dict:
+    if args.fn is None:
+        raise CliError(f"{args.command} needs --url (it goes through the running server)")
+    for name in ("tenant", "namespace"):
+        if hasattr(args, name) and getattr(args, name) is None:
+            raise CliError(f"--{name} is required with --db")
+    store = open_storage(args.db or os.environ["FLEET_DB"], pool_size=1, secrets=args.secrets,
+                         actor=f"fleet-admin:{_operator()}")
+    try:
+        return args.fn(store, args)
+    except ApiError as exc:
+        raise CliError(exc.detail)
+    finally:
+        store.close()
+
+
+def _run_http(args) -> dict:
+    if args.http_fn is None:
+        raise CliError(f"{args.command} needs --db (it works on the database itself)")
+    try:
+        client = admin_client.Admin(args.url, args.token or "")
+        try:
+            return args.http_fn(client, args)
+        finally:
+            client.close()
+    except admin_client.HttpCliError as exc:
+        raise CliError(str(exc))
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid: the uid itself
+        return str(os.getuid())
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        store = SqliteStorage(args.db)
-        try:
-            result = args.fn(store, args)
-        finally:
-            store.close()
+        result = _run_http(args) if args.url else _run_db(args)
     except CliError as exc:
         print(f"fleet-admin: error: {exc}", file=sys.stderr)
         return 2

@@ -13,9 +13,11 @@ import jwt
 from .api_error import ApiError
 
 DEFAULT_ROLES: dict[str, list[str]] = {
-    "admin": ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read"],
-    "operator": ["relays:read", "relays:write", "sensors:read"],
-    "viewer": ["relays:read", "sensors:read"],
+    "admin": ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read",
+              "alarms:write", "devices:read", "devices:admin", "config:write", "tenant:admin", "audit:read"],
+    "operator": ["relays:read", "relays:write", "sensors:read", "state:write", "alarms:read", "alarms:write",
+                 "devices:read"],
+    "viewer": ["relays:read", "sensors:read", "devices:read"],
 }
 API_ISSUER = "fleet"
 API_AUDIENCE = "iotlib"
@@ -35,6 +37,11 @@ def device_proof(device_key: str, nonce: str, device_id: str) -> str:
 
 def proof_matches(device_key: str, nonce: str, device_id: str, proof: str) -> bool:
     return hmac.compare_digest(device_proof(device_key, nonce, device_id), proof.lower())
+
+
+def proof_matches_any(device_keys: list[str], nonce: str, device_id: str, proof: str) -> bool:
+    """The current key, or the previous one during its rotation grace period."""
+    return any([proof_matches(k, nonce, device_id, proof) for k in device_keys])
 
 
 # ---- tokens ------------------------------------------------------------------------
@@ -82,14 +89,28 @@ def verify_bearer(token: str, server_secret: str, get_tenant) -> Principal:
         tenant = get_tenant(str(unverified.get("tenant", "")))
         if tenant is None:
             raise ApiError(401, "token names an unknown tenant")
-        claims = jwt.decode(token, tenant["api_key"], algorithms=["HS256"], audience=API_AUDIENCE,
-                            issuer=API_ISSUER, options={"require": ["exp", "sub", "tenant", "namespace"]})
+        claims = _decode_with_any(token, tenant.get("api_keys") or [tenant["api_key"]])
         return Principal("api", claims["sub"], claims["tenant"], claims["namespace"],
                          granted_permissions(tenant["roles"], claims))
     except jwt.ExpiredSignatureError:
         raise ApiError(401, "token expired")
     except jwt.PyJWTError as exc:
         raise ApiError(401, f"invalid token: {exc}")
+
+
+def _decode_with_any(token: str, keys: list[str]) -> dict:
+    """Verify with the tenant's current key, or the previous one during its rotation grace period."""
+    for key in keys[:-1]:
+        try:
+            return _decode_api(token, key)
+        except jwt.InvalidSignatureError:
+            continue
+    return _decode_api(token, keys[-1])
+
+
+def _decode_api(token: str, key: str) -> dict:
+    return jwt.decode(token, key, algorithms=["HS256"], audience=API_AUDIENCE, issuer=API_ISSUER,
+                      options={"require": ["exp", "sub", "tenant", "namespace"]})
 
 
 # ---- access rules -------------------------------------------------------------------

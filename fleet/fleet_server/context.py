@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from .auth import Principal, check_device_access, verify_bearer
+from .audit import Scope
+from .auth import Principal, check_device_access, check_permission, verify_bearer
 from .errors import ApiError
 from .settings import Settings
 from .storage import Storage
@@ -18,6 +20,10 @@ class AppContext:
     settings: Settings
     storage: Storage
     server_secret: str
+    # the operator side's long-running parts (set by create_app; absent when only exporting OpenAPI)
+    notifier: Any = None
+    alarms: Any = None
+    rollouts: Any = None
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -31,7 +37,11 @@ def get_principal(request: Request, creds: HTTPAuthorizationCredentials | None =
     if creds is None or creds.scheme.lower() != "bearer":
         raise ApiError(401, "missing bearer token")
     ctx = get_ctx(request)
-    return verify_bearer(creds.credentials, ctx.server_secret, ctx.storage.get_tenant)
+    who = verify_bearer(creds.credentials, ctx.server_secret, ctx.storage.get_tenant)
+    tls = request.app.state.tls
+    if tls is not None and who.kind == "device":  # mTLS: a device's certificate must be its tenant's
+        tls.check_device(request.scope.get("client"), who.tenant)
+    return who
 
 
 def load_device(ctx: AppContext, device_id: str) -> dict:
@@ -48,3 +58,9 @@ def authorized_device(ctx: AppContext, who: Principal, device_id: str) -> dict:
     device = load_device(ctx, device_id)
     check_device_access(who, device)
     return device
+
+
+def api_scope(who: Principal, permission: str) -> Scope:
+    """An API caller holding `permission`, as the Scope admin operations act in."""
+    check_permission(who, permission)
+    return Scope(who.tenant, who.namespace, who.sub)

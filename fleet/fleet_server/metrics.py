@@ -12,8 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 log = logging.getLogger("fleet.access")
 
 
-def install_metrics(app: FastAPI) -> None:
+def install_metrics(app: FastAPI) -> CollectorRegistry:
     registry = CollectorRegistry()  # per app, so tests and embedders can build several apps
+    app.state.metrics_registry = registry  # other parts (background jobs) add their metrics here
     requests = Counter("fleet_http_requests_total", "HTTP requests handled",
                        ["method", "route", "status"], registry=registry)
     latency = Histogram("fleet_http_request_duration_seconds", "HTTP request latency",
@@ -47,3 +48,5 @@ def install_metrics(app: FastAPI) -> None:
              response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return registry

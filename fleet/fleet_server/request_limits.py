@@ -2,6 +2,7 @@
 
 - A body longer than `max_body_bytes` is refused with 413 in the one error shape, from
   its Content-Length when it has one, else as soon as the streamed bytes pass the limit.
+  A few routes that carry files (the admin API's artefact upload) have a limit of their own.
 - A JSON body with an integer outside SQLite's 64-bit range, or a number too large to be
   finite, is refused with 400 naming the field: no route's model can forget an upper
   bound and end in an OverflowError deep in the storage layer.
@@ -40,16 +41,17 @@ def out_of_range(value, path: str = "") -> str | None:
 class RequestLimits:
     """Pure ASGI middleware (the body is read once, bounded, then replayed to the app)."""
 
-    def __init__(self, app, max_body_bytes: int):
+    def __init__(self, app, max_body_bytes: int, route_limits: dict[str, int] | None = None):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.route_limits = route_limits or {}  # exact path -> its own limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or ())
         length = headers.get(b"content-length")
-        limit = self.max_body_bytes
+        limit = self.route_limits.get(scope.get("path"), self.max_body_bytes)
         too_large = error_response(413, f"request body larger than {limit} bytes")
         if length is not None and length.isdigit() and int(length) > limit:
             return await too_large(scope, receive, send)
@@ -93,5 +95,5 @@ class RequestLimits:
         return b"".join(chunks)
 
 
-def install_request_limits(app, max_body_bytes: int) -> None:
-    app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes)
+def install_request_limits(app, max_body_bytes: int, route_limits: dict[str, int] | None = None) -> None:
+    app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes, route_limits=route_limits)

@@ -7,13 +7,18 @@ import os
 from .auth import new_key
 from .storage import Storage
 
-META_KEY = "device_token_secret"
+from .storage.secret_rows import TOKEN_SECRET_KEY as META_KEY
 
 
 def load_server_secret(storage: Storage, secret_file: str | None) -> str:
     if secret_file is None:
-        # kept in the database so a restart keeps issued device tokens valid
-        return storage.set_meta_if_absent(META_KEY, new_key())
+        # kept in the database, sealed, so a restart (or another replica) keeps issued tokens valid
+        context = f"meta:{META_KEY}"
+        proposed = storage.box.seal(new_key(), context)
+        stored = storage.set_meta_if_absent(META_KEY, proposed)
+        if stored == proposed:
+            storage.record_secret_audit("create_token_secret", "server", {})
+        return storage.box.open(stored, context)
     if not os.path.exists(secret_file):
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -7,17 +7,19 @@ import hashlib
 import io
 import hmac
 import json
+import logging
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 
-from fleet_server import admin_cli
+from fleet_server import admin_cli, server_cli
 
 BIN = Path(sys.executable).parent
 FLEET_DIR = Path(__file__).resolve().parents[1]
@@ -38,18 +40,20 @@ def _script(name: str) -> list[str]:
 
 
 class FleetServer:
-    """One `fleet-server` subprocess on a free loopback port."""
+    """One `fleet-server` subprocess on a free loopback port; `db` is a SQLite file or a postgresql:// URL."""
 
-    def __init__(self, db: Path, *extra: str):
+    def __init__(self, db: Path | str, *extra: str, log_dir: Path | None = None, tls=None):
         self.db = db
+        self.tls = tls  # an ssl.SSLContext the harness's own clients use: the server speaks HTTPS
         self.extra = list(extra)
         self.proc: subprocess.Popen | None = None
         self.port = 0
-        self.stderr_path = db.with_suffix(f".{uuid.uuid4().hex[:6]}.log")
+        log_dir = log_dir or (db.parent if isinstance(db, Path) else Path(tempfile.gettempdir()))
+        self.stderr_path = log_dir / f"fleet-server.{uuid.uuid4().hex[:6]}.log"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> "FleetServer":
         self.port = free_port()
@@ -58,17 +62,20 @@ class FleetServer:
             _script("fleet-server") + ["--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
                                        *self.extra],
             stdout=subprocess.DEVNULL, stderr=self._stderr)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30  # a loaded 2-core machine can take this long to import and bind
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"fleet-server exited: {self.stderr_path.read_text()}")
             try:
-                if httpx.get(self.url + "/health/livez", timeout=0.5).status_code == 200:
+                if httpx.get(self.url + "/health/livez", timeout=0.5, verify=self.tls or True).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("fleet-server did not come up")
+        self.proc.kill()  # not left running behind a failed test
+        self.proc.wait()
+        self._stderr.close()
+        raise RuntimeError(f"fleet-server did not come up: {self.stderr_path.read_text()[-2000:]}")
 
     def stop(self) -> int:
         assert self.proc is not None
@@ -83,15 +90,29 @@ class FleetServer:
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=self.tls or True)
 
 
-def run_admin(db: Path, *args: str) -> subprocess.CompletedProcess:
+def refused_at_start(capfd, *args: str) -> str:
+    """Run fleet-server's own main() in this process with args it must refuse before serving;
+    returns the logged reason (main exits 2 with one JSON line, and would otherwise serve)."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        assert server_cli.main(["--port", "0", *args]) == 2
+    finally:  # main() points the root logger at stderr; give pytest's handlers back
+        root.handlers[:], root.level = saved[0], saved[1]
+    line = json.loads(capfd.readouterr().err.strip().splitlines()[-1])
+    assert line["msg"] == "cannot start"
+    return line["reason"]
+
+
+def run_admin(db: Path | str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(_script("fleet-admin") + ["--db", str(db), *args],
                           capture_output=True, text=True, timeout=30)
 
 
-def admin_json(db: Path, *args: str):
+def admin_json(db: Path | str, *args: str):
     """Run fleet-admin's own main() in this process (same code, no interpreter start-up) for set-up steps;
     tests about the CLI itself use run_admin, a real subprocess."""
     out, err = io.StringIO(), io.StringIO()
@@ -144,7 +165,7 @@ class Device:
         return f"/api/tenants/{self.tenant}/namespaces/{self.namespace}/devices/{self.id}/state"
 
 
-def api_token(db: Path, tenant: str, namespace: str, role: str = "admin", ttl: int = 600) -> str:
+def api_token(db: Path | str, tenant: str, namespace: str, role: str = "admin", ttl: int = 600) -> str:
     return admin_json(db, "token", "--tenant", tenant, "--namespace", namespace, "--role", role,
                       "--ttl", str(ttl))["token"]
 

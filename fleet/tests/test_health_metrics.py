@@ -11,7 +11,8 @@ def test_livez_and_readyz(server):
         res = c.get("/health/readyz")
     assert res.status_code == 200
     assert res.json() == {"status": "ok", "checks": {name: "ok" for name in
-                                                     ("discovery", "config", "state", "alarms", "updates")}}
+                                                     ("discovery", "config", "state", "alarms", "updates",
+                                                      "admin", "console")}}
 
 
 def test_metrics_count_requests_per_route_and_status(server, device):

@@ -47,6 +47,7 @@ class AlarmManager:
         self.pending = data.get("alarms", [])   # list of dicts in the wire format
         self.dropped = data.get("dropped", 0)   # not yet reported to the service
         self.dropped_total = data.get("dropped_total", 0)
+        self.cleared = data.get("cleared", [])  # [{"type", "source"}]: conditions gone, to tell the fleet
         self._m_reported = self._m_dropped = None
         if metrics is not None:
             self._m_reported = metrics.counter("alarms_reported_total", "Alarms reported", ("severity",))
@@ -68,7 +69,7 @@ class AlarmManager:
     def _save(self):
         if self.store is not None:
             self.store.write_json(self.name, {"alarms": self.pending, "dropped": self.dropped,
-                                              "dropped_total": self.dropped_total})
+                                              "dropped_total": self.dropped_total, "cleared": self.cleared})
 
     def _find(self, type_, source):
         for a in self.pending:
@@ -94,6 +95,7 @@ class AlarmManager:
         if self.clock is not None and not self.clock.trusted \
                 and (type_, source) not in self._unsynced:
             self._unsynced.append((type_, source))
+        self._uncleared(type_, source)  # back again: the fleet must not clear it
         if self._m_reported is not None:
             self._m_reported.inc(labels=(severity,))
         entry = self._find(type_, source)
@@ -138,20 +140,38 @@ class AlarmManager:
         self._save()
         self._wake.set()
 
+    def _uncleared(self, type_, source):
+        for c in self.cleared:
+            if c["type"] == type_ and c["source"] == source:
+                self.cleared.remove(c)
+                return
+
+    def clear_alarm(self, type_, source="device"):
+        """The condition behind an alarm is gone: the fleet clears its alarm (at the next send)."""
+        type_, source = str(type_)[:64], str(source)[:64]
+        self._uncleared(type_, source)
+        if len(self.cleared) >= self.capacity:
+            self.cleared.pop(0)
+        self.cleared.append({"type": type_, "source": source})
+        self._save()
+        self._wake.set()
+
     async def flush(self):
         """Send what is pending, in batches; True when the buffer is empty afterwards.
         Nothing leaves before the clock is trusted: the fleet keeps the earliest first_seen
         it is told, and a 2021 one would stay."""
         if self.url is None or (self.clock is not None and not self.clock.trusted):
             return False
-        while self.pending or self.dropped:
+        while self.pending or self.dropped or self.cleared:
             chunk = self.pending[:self.batch]
             # send a snapshot; alarms repeated while the request is in flight keep the difference
             snapshot = [dict(a) for a in chunk]
             dropped = self.dropped
+            cleared = self.cleared[:self.batch]
             try:
                 r = await self.http.request("POST", self.url + "/alarms", json={
-                    "device_id": self.device_id, "alarms": snapshot, "dropped": dropped})
+                    "device_id": self.device_id, "alarms": snapshot, "dropped": dropped,
+                    "cleared": cleared})
             except Exception as e:
                 if self.log is not None:
                     self.log("alarms: send failed", e)
@@ -170,13 +190,16 @@ class AlarmManager:
                 else:
                     self.pending.remove(live)
             self.dropped -= dropped
+            for c in cleared:
+                if c in self.cleared:  # not re-raised meanwhile
+                    self.cleared.remove(c)
             self.sent += len(snapshot)
             self._save()
         return True
 
     async def send_loop(self):
         while True:
-            if self.pending or self.dropped:
+            if self.pending or self.dropped or self.cleared:
                 await self.flush()
             try:
                 await asyncio.wait_for_ms(self._wake.wait(), self.interval_ms)

@@ -26,7 +26,8 @@ from iotlib.task import BackgroundTask
 # device.json keys the device uses itself; the rest go to the role's controller
 DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
                "ntp_servers", "mask_fields", "max_missed", "state_poll_s",
-               "max_token_lifetime_s", "ntp_retry_s")
+               "max_token_lifetime_s", "ntp_retry_s", "fleet_ca_file",
+               "fleet_client_cert_file", "fleet_client_key_file", "fleet_tls_insecure_skip_verify")
 OPTIONAL = ("alarms", "state", "timesync", "ota")
 
 
@@ -89,9 +90,10 @@ class FleetLink:
     the start, so a hung loop resets the device even before registration."""
 
     def __init__(self, registration, watchdog, backoff_min_ms=1000, backoff_max_ms=60000,
-                 log=None, enabled=True):
+                 log=None, enabled=True, refused=None):
         self.registration = registration
         self.enabled = enabled  # False: a standalone device (no discovery URL), WDT only
+        self.refused = refused  # why the link must not start (e.g. an unverifiable server)
         self.watchdog = watchdog
         self.backoff_min_ms = backoff_min_ms
         self.backoff_max_ms = backoff_max_ms
@@ -120,7 +122,11 @@ class FleetLink:
     async def start(self):
         if self.watchdog.use_wdt:
             self.watchdog.start_feeder()
-        if self.enabled:
+        if self.enabled and self.refused:
+            self.last_error = "fleet link refused: " + self.refused
+            if self.log is not None:
+                self.log("ERROR", "fleet link refused", reason=self.refused)
+        elif self.enabled:
             self._task.start(self._run)
 
     async def stop(self):
@@ -200,12 +206,14 @@ class Device:
         from iotlib.denial_log import DenialLog
         from iotlib.auth_manager import AuthManager
         from iotlib.http_client import HttpClient
+        from iotlib.fleet_tls import fleet_tls_options
         from iotlib.network_manager import NetworkManager
 
         self.settings = settings
         store, self.boot, self.bundles, self.image, self.clock = early
         clock = self.clock
         self.safe_mode = getattr(controller_class, "SAFE_MODE", False)
+        self._image_kind = None  # build_info()'s wireless/variant, read once for heartbeats
         device_id = settings["device_id"]
         self.registered = asyncio.Event()
         # -- core ----------------------------------------------------------------------
@@ -226,7 +234,9 @@ class Device:
         roles = (settings.get("rbac") or {}).get("roles")
         if roles:
             auth.set_roles(roles)
-        self.http = http = HttpClient(auth=auth)  # one client (and body buffer) for all
+        tls_options, self.fleet_refused = fleet_tls_options(settings)
+        # one client (and body buffer, and TLS context) for all
+        self.http = http = HttpClient(auth=auth, **tls_options)
         self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"))
         for m in (self.network, auth, logger, audit, denials):
             m.register(metrics, health)
@@ -259,6 +269,16 @@ class Device:
     def _log(self, level, msg, **fields):
         self.logger.log(level, msg, fields)
 
+    def _describe(self):
+        """What the fleet inventory shows beyond uptime and heap: sent with every heartbeat."""
+        if self._image_kind is None:
+            from iotlib.buildinfo import build_info
+            info = build_info()
+            self._image_kind = {"wireless": bool(info.get("wireless")), "variant": info.get("variant")}
+        ota = self.ota
+        return {"firmware_version": ota.current_version(), "image": self._image_kind,
+                "safe_mode": self.safe_mode, "ota": {"trial": ota.on_trial(), "state": ota.state}}
+
     def _build_fleet(self, settings, device_id, store, version):
         from iotlib.registration import Registration
         from iotlib.watchdog_manager import WatchdogManager
@@ -266,6 +286,7 @@ class Device:
         from iotlib.state_manager import StateManager
         from iotlib.alarm_manager import AlarmManager
         from iotlib.ota_manager import OTAUpdateManager
+        from iotlib.fleet_tls import fleet_tls_mode
 
         auth, http, metrics, health = self.auth, self.http, self.metrics, self.health
         # no discovery URL: a standalone device (API, config from device.json/flash only)
@@ -289,8 +310,13 @@ class Device:
                                         max_missed=settings.get("max_missed", 5),
                                         use_wdt=settings.get("use_wdt", True), boot=self.boot,
                                         alarms=alarms, health=health, metrics=metrics,
-                                        network=self.network)
-        self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet)
+                                        network=self.network, describe=self._describe)
+        self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet, refused=self.fleet_refused)
+        if fleet:  # how far the fleet server is authenticated, for operators reading /health
+            tls_mode = fleet_tls_mode(settings, self.fleet_refused)
+            health.add_check("fleet_tls", lambda: (self.fleet_refused is None, tls_mode), required=False)
+            if "NOT verified" in tls_mode:
+                self._log("WARNING", tls_mode)
         self.config = config = ConfigManager(
             sd, auth, device_id, http=http, store=store,
             interval_s=settings.get("config_poll_s", 30), audit=self.audit, logger=self.logger,

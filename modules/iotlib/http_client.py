@@ -3,6 +3,8 @@
 # time per client so every request reuses the same preallocated body buffer.
 import asyncio
 import json as _json
+import os
+from binascii import hexlify
 
 
 class HttpError(OSError):
@@ -35,27 +37,35 @@ def parse_url(url):
     return tls, host.strip("[]"), int(port), slash + path if slash else "/"
 
 
-def tls_context(cadata=None):
+def tls_context(cadata=None, insecure=False, client_cert=None, client_key=None):
+    """Verify the server against cadata (DER); no CA is an error unless insecure is asked for."""
     import tls
 
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     if cadata:
         ctx.load_verify_locations(cadata)  # DER bytes; positional in MicroPython
         ctx.verify_mode = tls.CERT_REQUIRED
+    elif insecure:
+        ctx.verify_mode = tls.CERT_NONE  # encrypted, but anyone on the path can pose as the server
     else:
-        # without a CA we can only encrypt, not authenticate the server: pass cadata in production
-        ctx.verify_mode = tls.CERT_NONE
+        raise HttpError("https without a CA to verify the server (give cadata, or tls_insecure)")
+    if client_cert:
+        ctx.load_cert_chain(client_cert, client_key)  # DER certificate and key: mTLS
     return ctx
 
 
 class HttpClient:
     def __init__(self, auth=None, timeout_ms=10000, max_body=8192, max_header_line=512,
-                 cadata=None, user_agent="iotlib"):
+                 cadata=None, user_agent="iotlib", tls_insecure=False, client_cert=None,
+                 client_key=None):
         self.auth = auth
         self.timeout_ms = timeout_ms
         self.max_body = max_body
         self.max_header_line = max_header_line
         self.cadata = cadata
+        self.tls_insecure = tls_insecure
+        self.client_cert = client_cert
+        self.client_key = client_key
         self.user_agent = user_agent
         self._body = bytearray(max_body)
         self._lock = asyncio.Lock()
@@ -82,7 +92,7 @@ class HttpClient:
 
     def _context(self):
         if self._tls is None:
-            self._tls = tls_context(self.cadata)
+            self._tls = tls_context(self.cadata, self.tls_insecure, self.client_cert, self.client_key)
         return self._tls
 
     def _head(self, method, host, port, path, headers, body):
@@ -92,6 +102,10 @@ class HttpClient:
         for name, value in (headers or {}).items():
             sent.add(name.lower())
             lines.append("%s: %s\r\n" % (name, value))
+        if "traceparent" not in sent:
+            # W3C trace context: each request starts a trace the fleet server's spans continue
+            ids = hexlify(os.urandom(24)).decode()
+            lines.append("traceparent: 00-%s-%s-01\r\n" % (ids[:32], ids[32:]))
         token = self.auth.device_token() if self.auth is not None else None
         if token and "authorization" not in sent:
             lines.append("Authorization: Bearer %s\r\n" % token)

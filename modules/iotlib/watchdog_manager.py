@@ -1,6 +1,7 @@
 # WatchdogManager: heartbeats to service discovery and the hardware watchdog.
 #
-# - Heartbeats (uptime, free heap, health, boot count) every heartbeat_s; the reply may order
+# - Heartbeats (uptime, free heap, health, boot count, and what describe() adds: firmware
+#   version, image kind, safe mode, OTA state) every heartbeat_s; the reply may order
 #   "reboot" or "refresh_token", or an action registered with on_action(name, fn) (device.py:
 #   "check_update" -> OTAUpdateManager.check_now()). Missed heartbeats are counted;
 #   escalation follows the count: alarm_after -> an alarm; every miss after that ->
@@ -95,7 +96,7 @@ class WatchdogManager:
                  firmware_version=None, address="0.0.0.0", port=80, capabilities=(),
                  heartbeat_s=None, max_missed=5, alarm_after=None, wdt=None, wdt_timeout_ms=8000,
                  feed_ms=1000, use_wdt=True, reset=None, boot=None, alarms=None, health=None,
-                 metrics=None, network=None, clock=None, log=None):
+                 metrics=None, network=None, clock=None, log=None, describe=None):
         if registration is None:
             from iotlib.registration import Registration
             registration = Registration(discovery_url, auth, device_id, role=role,
@@ -119,6 +120,7 @@ class WatchdogManager:
         self.health = health
         self.network = network
         self.log = log
+        self.describe = describe  # callable -> dict of what the inventory shows (version, image, OTA)
         self.missed = 0
         self.heartbeats = 0
         self.last_actions = []
@@ -196,6 +198,8 @@ class WatchdogManager:
                     "health": self._health_report()}
             if self.boot is not None:
                 body["boot_count"] = self.boot.boot_count
+            if self.describe is not None:
+                body.update(self.describe())
             r = await self.http.request("POST", "%s/devices/%s/heartbeat"
                                         % (self.registration.url, self.device_id), json=body)
             if r.status == 401:  # token expired or revoked: register again next time

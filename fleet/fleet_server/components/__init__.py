@@ -21,6 +21,8 @@ COMPONENT_MODULES = {
     "state": "state",
     "alarms": "alarms",
     "updates": "updates",
+    "admin": "admin",
+    "console": "console",
 }
 
 

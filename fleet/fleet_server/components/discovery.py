@@ -9,7 +9,7 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from ..auth import Principal, mint_device_token, proof_matches
+from ..auth import Principal, mint_device_token, proof_matches_any
 from ..context import AppContext, authorized_device, get_ctx, get_principal
 from ..errors import ApiError, responses
 from .readiness import storage_reachable
@@ -49,6 +49,10 @@ class HeartbeatIn(BaseModel):
     free_heap: int = Field(ge=0)
     health: dict = Field(description="free-form health report")
     boot_count: Optional[int] = Field(None, ge=0)
+    firmware_version: Optional[str] = Field(None, max_length=32, description="the running version")
+    image: Optional[dict] = Field(None, description='what the image is: {"wireless": bool, "variant": str}')
+    safe_mode: Optional[bool] = Field(None, description="true while the loader runs the image in safe mode")
+    ota: Optional[dict] = Field(None, description='OTA state: {"trial": bool, "version": str}')
 
 
 class HeartbeatOut(BaseModel):
@@ -86,7 +90,7 @@ def make_router() -> APIRouter:
             raise ApiError(401, "nonce was issued to another device")
         if expires_at < time.time():
             raise ApiError(401, "nonce expired")
-        if not proof_matches(device["device_key"], body.nonce, body.id, body.proof):
+        if not proof_matches_any(device.get("device_keys") or [device["device_key"]], body.nonce, body.id, body.proof):
             raise ApiError(401, "wrong proof")
         # only after the proof: telling an impostor which binding is right would leak it
         if body.tenant != device["tenant"] or body.namespace != device["namespace"]:
@@ -116,7 +120,9 @@ def make_router() -> APIRouter:
         if who.kind != "device":
             raise ApiError(403, "heartbeats come from devices")
         authorized_device(ctx, who, device_id)
-        ctx.storage.record_heartbeat(device_id, dict(body.model_dump(), received_at=time.time()))
+        now = time.time()
+        ctx.storage.record_heartbeat(device_id, dict(body.model_dump(exclude_none=True), received_at=now))
+        ctx.storage.mark_seen(device_id, now)
         return HeartbeatOut(actions=ctx.storage.take_actions(device_id))
 
     return router

@@ -7,8 +7,9 @@ from typing import Optional
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from ..auth import Principal, check_permission
-from ..context import AppContext, authorized_device, get_ctx, get_principal
+from ..admin_ops import set_desired
+from ..auth import Principal
+from ..context import AppContext, api_scope, authorized_device, get_ctx, get_principal
 from ..errors import ApiError, responses
 from ..storage import StaleVersion
 from .readiness import storage_reachable
@@ -81,13 +82,11 @@ def make_router() -> APIRouter:
     async def put_desired(tenant: str, namespace: str, device_id: str, body: DesiredIn,
                           ctx: AppContext = Depends(get_ctx), who: Principal = Depends(get_principal)):
         """An API caller with `state:write` sets the desired state (bumps desired_version)."""
-        check_permission(who, "state:write")
+        scope = api_scope(who, "state:write")
         _device_on_path(ctx, who, tenant, namespace, device_id)
-        try:
-            ctx.storage.put_desired(device_id, body.desired, body.desired_version)
-        except StaleVersion as exc:
-            raise _conflict(exc)
-        return ctx.storage.get_state(device_id)
+        state = set_desired(ctx.storage, scope, device_id, body.desired, body.desired_version)
+        state.pop("device_id")
+        return state
 
     return router
 

@@ -9,6 +9,7 @@ from ..auth import Principal
 from ..byte_range import Unsatisfiable, parse_range
 from ..context import AppContext, authorized_device, get_ctx, get_principal
 from ..errors import ApiError, responses
+from ..rollouts import offered
 from ..update_manifest import ManifestOut, pick_update, version_key
 from .readiness import storage_reachable
 
@@ -21,13 +22,16 @@ def make_router() -> APIRouter:
     async def check_update(device_id: str, request: Request,
                            version: str = Query(..., description="the device's current version, dotted numeric"),
                            ctx: AppContext = Depends(get_ctx), who: Principal = Depends(get_principal)):
-        """204 when nothing newer applies, else the newest manifest."""
+        """204 when nothing newer applies, else the newest manifest (a staged rollout's only to its canaries
+        until promoted, and a halted one's to nobody)."""
         device = authorized_device(ctx, who, device_id)
         try:
             version_key(version)
         except ValueError as exc:
             raise ApiError(400, f"query.version: {exc}")
-        chosen = pick_update(ctx.storage.list_manifests(device["tenant"]), version, device["role"])
+        rollouts = {r["artifact"]: r for r in ctx.storage.list_rollouts(device["tenant"])}  # oldest first: latest wins
+        manifests = [m for m in ctx.storage.list_manifests(device["tenant"]) if offered(m, rollouts, device_id)]
+        chosen = pick_update(manifests, version, device["role"])
         if chosen is None:
             return Response(status_code=204)
         base = (ctx.settings.public_url or str(request.base_url)).rstrip("/")
