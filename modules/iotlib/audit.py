@@ -24,7 +24,7 @@ def _hash(line):
 
 class Audit:
     def __init__(self, directory="logs", name="audit.log", max_bytes=32768, mask_fields=None,
-                 clock=None, line_bytes=512, keep=3):
+                 clock=None, line_bytes=512, keep=3, keep_open=True):
         if keep < 1:
             raise ValueError("keep: at least one rotated file")
         self.keep = keep
@@ -37,6 +37,9 @@ class Audit:
         self._line = bytearray(line_bytes)
         self._prev = None
         self._file = self._head = None  # audit.log and its head file, open while recording
+        # open files cost about 1 KB of heap each (littlefs buffers): a trail that is written
+        # rarely closes them after every event instead
+        self.keep_open = keep_open
         self._size = 0
         self.events = None  # metric counter, set in register()
 
@@ -77,6 +80,8 @@ class Audit:
         except OSError:
             self._close()  # reopened (and re-measured) by the next event
             raise
+        if not self.keep_open:
+            self._close()
         if self.events is not None:
             self.events.inc(labels=(event,))
 

@@ -26,7 +26,7 @@ from iotlib.task import BackgroundTask
 # device.json keys the device uses itself; the rest go to the role's controller
 DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
                "ntp_servers", "mask_fields", "max_missed", "state_poll_s",
-               "max_token_lifetime_s", "ntp_retry_s", "fleet_ca_file",
+               "max_token_lifetime_s", "ntp_retry_s", "http_client_max_body", "fleet_ca_file",
                "fleet_client_cert_file", "fleet_client_key_file", "fleet_tls_insecure_skip_verify")
 OPTIONAL = ("alarms", "state", "timesync", "ota")
 
@@ -220,10 +220,17 @@ class Device:
         self.metrics = metrics = Metrics()
         register_runtime(metrics)
         self.health = health = Health()
-        self.logger = logger = Logger(mask_fields=settings.get("mask_fields"), clock=clock)
-        self.audit = audit = Audit(mask_fields=settings.get("mask_fields"), clock=clock)
+        self.logger = logger = Logger(mask_fields=settings.get("mask_fields"), clock=clock,
+                                             ring_bytes=1536)
+        # Heap after full start is the budget here (>= 120 KB on the Wi-Fi image): the command
+        # trail closes its files between records (a command costs a file open, commands are
+        # rare) and the log ring is 1.5 KB (flushed every 5 s all the same).
+        self.audit = audit = Audit(mask_fields=settings.get("mask_fields"), clock=clock,
+                                   keep_open=False)
         # failed logins: their own small trail, at most two lines a minute (denial_log)
+        # (closed between lines: written rarely, and open files cost heap)
         self.denials = denials = DenialLog(Audit(name="auth.log", max_bytes=8192, keep=1,
+                                                 line_bytes=256, keep_open=False,
                                                  mask_fields=settings.get("mask_fields"),
                                                  clock=clock))
         self.auth = auth = AuthManager(settings.get("device_key"), tenant=settings.get("tenant"),
@@ -236,7 +243,10 @@ class Device:
             auth.set_roles(roles)
         tls_options, self.fleet_refused = fleet_tls_options(settings)
         # one client (and body buffer, and TLS context) for all
-        self.http = http = HttpClient(auth=auth, **tls_options)
+        # one client for every fleet call; its body buffer bounds the largest answer (config)
+        self.http = http = HttpClient(auth=auth,
+                                      max_body=settings.get("http_client_max_body", 4096),
+                                      **tls_options)
         self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"))
         for m in (self.network, auth, logger, audit, denials):
             m.register(metrics, health)
