@@ -9,8 +9,11 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-export VARIANTS MICROPY_DIR IOTLIB_WIRELESS IOTLIB_LOADER IOTLIB_OTA_KEY IOTLIB_RELEASE IOTLIB_BUILD \
-       IOTLIB_WIFI_SOURCES PIOT_CACHE DEBIAN_MIRROR
+# Each option reaches the scripts only when it is set (an exported empty IOTLIB_BUILD would
+# point the tests at a relative build/ of nothing).
+OPTIONS := VARIANTS MICROPY_DIR IOTLIB_WIRELESS IOTLIB_LOADER IOTLIB_OTA_KEY IOTLIB_RELEASE \
+           IOTLIB_BUILD IOTLIB_WIFI_SOURCES PIOT_CACHE DEBIAN_MIRROR
+export $(foreach v,$(OPTIONS),$(if $(value $(v)),$(v)))
 
 .PHONY: all build run unix qemu rp2 venv fleet-deps test sim bench clean
 

@@ -33,7 +33,7 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD", ROOT / "build"))
+BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
 BINARY = BUILD / "unix" / "micropython"
 VENV_BIN = pathlib.Path(sys.executable).parent
 TENANT = "demo"

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD", ROOT / "build"))
+BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
 VARIANTS = ("RELAYS", "SENSORS")
 RP2040PY = shutil.which("rp2040py") or str(pathlib.Path(sys.executable).parent / "rp2040py")
 # The unix build's simulated RTC starts at 2021-01-01 as the RP2040's does, and the API then

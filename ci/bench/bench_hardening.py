@@ -25,7 +25,7 @@ import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD", ROOT / "build"))
+BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
 BINARY = BUILD / "unix" / "micropython"
 API_KEY = "bench-tenant-api-key-0123456789abcdef"
 IDLE, SLOWLORIS = 200, 20

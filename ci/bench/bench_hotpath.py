@@ -75,7 +75,7 @@ async def measure(image):
 
 
 def main():
-    build = pathlib.Path(os.environ.get("IOTLIB_BUILD", ROOT / "build"))
+    build = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
     image = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else build / "rp2" / "PICO_W_IOT-RELAYS.uf2"
     f = asyncio.run(measure(image))
     if "bench_done" not in f:

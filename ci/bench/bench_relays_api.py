@@ -24,7 +24,7 @@ import httpx
 import jwt
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
-BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD", ROOT / "build"))
+BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
 BINARY = BUILD / "unix" / "micropython"
 API_KEY = "bench-tenant-api-key-0123456789abcdef"
 HEAP_SLACK = 16 * 1024  # bytes: fragmentation noise, not a leak
