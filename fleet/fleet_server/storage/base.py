@@ -19,6 +19,14 @@ class NotFound(Exception):
     """Updating a record that does not exist."""
 
 
+class StateChanged(Exception):
+    """A write conditional on a row's state found it in another state (another replica moved it)."""
+
+    def __init__(self, current: str | None):
+        super().__init__(f"state is now {current!r}")
+        self.current = current
+
+
 class StaleVersion(Exception):
     """A versioned write named a version that is no longer current."""
 
@@ -97,7 +105,7 @@ class Storage(Protocol):
     def delete_webhook(self, tenant: str, name: str) -> None: ...
     def list_webhooks(self, tenant: str) -> list[dict]: ...
     def create_rollout(self, rollout: dict) -> None: ...
-    def update_rollout(self, rollout: dict) -> None: ...
+    def update_rollout(self, rollout: dict, expected_state: str | None = None) -> None: ...
     def list_rollouts(self, tenant: str | None) -> list[dict]: ...
 
     # ---- leases: a named lease held by one replica until it expires -----

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .base import AlreadyExists, NotFound
+from .base import AlreadyExists, NotFound, StateChanged
 
 # tables keyed by device id that de-provisioning empties (devices itself last)
 _DEVICE_TABLES = ("nonces", "heartbeats", "actions", "configs", "states", "alarms", "device_seen",
@@ -163,17 +163,29 @@ class OperatorSqlMixin:
     def create_rollout(self, rollout: dict) -> None:
         # one statement: of two replicas creating the same name, one gets AlreadyExists
         with self._txn() as db:
-            rows = db.execute("INSERT INTO rollouts (name, tenant, artifact, body, created_at) VALUES (?, ?, ?, ?, ?)"
-                              " ON CONFLICT (name) DO NOTHING RETURNING name",
+            rows = db.execute("INSERT INTO rollouts (name, tenant, artifact, body, created_at, state)"
+                              " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING name",
                               (rollout["name"], rollout["tenant"], rollout["artifact"], json.dumps(rollout),
-                               rollout["created_at"])).fetchall()
+                               rollout["created_at"], rollout.get("state"))).fetchall()
         if not rows:
             raise AlreadyExists(rollout["name"])
 
-    def update_rollout(self, rollout: dict) -> None:
-        if self._write("UPDATE rollouts SET body=? WHERE name=?",
-                       (json.dumps(rollout), rollout["name"])).rowcount == 0:
+    def update_rollout(self, rollout: dict, expected_state: str | None = None) -> None:
+        """Replace the rollout; with expected_state, only while it is still in that state (else
+        StateChanged with the state it has now): a halt on one replica is never overwritten by
+        the evaluator's update on another."""
+        sql, args = "UPDATE rollouts SET body=?, state=? WHERE name=?", [json.dumps(rollout), rollout.get("state"),
+                                                                         rollout["name"]]
+        if expected_state is not None:
+            sql += " AND state=?"
+            args.append(expected_state)
+        with self._txn() as db:
+            if db.execute(sql + " RETURNING name", args).fetchall():
+                return
+            row = db.execute("SELECT state FROM rollouts WHERE name=?", (rollout["name"],)).fetchone()
+        if row is None:
             raise NotFound(rollout["name"])
+        raise StateChanged(row["state"])
 
     def list_rollouts(self, tenant: str | None) -> list[dict]:
         sql, args = "SELECT body FROM rollouts", []
