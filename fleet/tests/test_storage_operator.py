@@ -176,3 +176,17 @@ def test_a_rollout_update_conditional_on_its_state(two_handles):
     assert sum(r is None for r in results) == 1 and all(isinstance(r, (type(None), StateChanged)) for r in results)
     with pytest.raises(NotFound):
         a.update_rollout(dict(rollout, name="nope"), expected_state="canary")
+
+
+def test_an_alarm_status_write_conditional_on_the_row_as_read(two_handles):
+    a, b = two_handles
+    provision(a)
+    row = {"device_id": "d1", "type": "t", "source": "s", "status": "open", "opened_at": 1.0,
+           "changed_at": 1.0, "changed_by": "device"}
+    # two replicas opening the same alarm at once: one inserts, the other hears it exists
+    results = race(6, lambda i: (a, b)[i % 2].put_alarm_status(row, expected_changed_at=None))
+    assert sum(r is None for r in results) == 1 and all(isinstance(r, (type(None), StateChanged)) for r in results)
+    b.put_alarm_status(dict(row, status="acknowledged", changed_at=2.0, changed_by="op"), expected_changed_at=1.0)
+    with pytest.raises(StateChanged) as exc:  # the escalation read the open row before the ack
+        a.put_alarm_status(dict(row, changed_at=3.0, changed_by="escalation", escalation=1), expected_changed_at=1.0)
+    assert exc.value.current == "acknowledged" and a.get_alarm_status("d1", "t", "s")["status"] == "acknowledged"

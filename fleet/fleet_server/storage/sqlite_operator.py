@@ -16,6 +16,9 @@ _DEVICE_TABLES = ("nonces", "heartbeats", "actions", "configs", "states", "alarm
                   "alarm_status")
 
 
+ANY = object()  # put_alarm_status without a condition
+
+
 def _webhook_context(tenant: str, name: str) -> str:
     return f"webhook_secret:{tenant}/{name}"
 
@@ -111,16 +114,31 @@ class OperatorSqlMixin:
                         (device_id, type_, source))
         return dict(row) if row else None
 
-    def put_alarm_status(self, status: dict) -> None:
-        """Insert or replace the lifecycle row of one (device, type, source)."""
+    def put_alarm_status(self, status: dict, expected_changed_at=ANY) -> None:
+        """Insert or replace the lifecycle row of one (device, type, source). With expected_changed_at,
+        only if the row is as the caller read it: None = there is no row yet, a time = its changed_at;
+        otherwise StateChanged (another replica moved the alarm in between)."""
         key = (status["device_id"], status["type"], status["source"])
         values = (status["status"], status["opened_at"], status["changed_at"], status["changed_by"],
                   status.get("escalation", 0))
-        self._write("INSERT INTO alarm_status (status, opened_at, changed_at, changed_by, escalation,"
-                    " device_id, type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, type, source)"
-                    " DO UPDATE SET status=excluded.status, opened_at=excluded.opened_at,"
-                    " changed_at=excluded.changed_at, changed_by=excluded.changed_by,"
-                    " escalation=excluded.escalation", (*values, *key))
+        insert = ("INSERT INTO alarm_status (status, opened_at, changed_at, changed_by, escalation,"
+                  " device_id, type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, type, source)")
+        if expected_changed_at is ANY:
+            self._write(insert + " DO UPDATE SET status=excluded.status, opened_at=excluded.opened_at,"
+                        " changed_at=excluded.changed_at, changed_by=excluded.changed_by,"
+                        " escalation=excluded.escalation", (*values, *key))
+            return
+        with self._txn() as db:
+            if expected_changed_at is None:
+                rows = db.execute(insert + " DO NOTHING RETURNING status", (*values, *key)).fetchall()
+            else:
+                rows = db.execute("UPDATE alarm_status SET status=?, opened_at=?, changed_at=?, changed_by=?,"
+                                  " escalation=? WHERE device_id=? AND type=? AND source=? AND changed_at=?"
+                                  " RETURNING status", (*values, *key, expected_changed_at)).fetchall()
+            if not rows:
+                row = db.execute("SELECT status FROM alarm_status WHERE device_id=? AND type=? AND source=?",
+                                 key).fetchone()
+                raise StateChanged(row["status"] if row else None)
 
     def list_alarm_records(self, tenant: str | None, device_id: str | None = None,
                            statuses: list[str] | None = None) -> list[dict]:
