@@ -11,6 +11,7 @@ import time
 
 from .api_error import ApiError
 from .audit import record
+from .storage import StateChanged
 
 
 class AlarmLifecycle:
@@ -29,9 +30,15 @@ class AlarmLifecycle:
     def _transition(self, alarm: dict, status: str, actor: str, event: str, now: float, **extra) -> dict:
         opened_at = now if event in ("opened", "reopened") else alarm["opened_at"]
         escalation = 0 if event in ("opened", "reopened") else extra.pop("escalation", alarm["escalation"])
-        self.storage.put_alarm_status({"device_id": alarm["device_id"], "type": alarm["type"],
-                                       "source": alarm["source"], "status": status, "opened_at": opened_at,
-                                       "changed_at": now, "changed_by": actor, "escalation": escalation})
+        # conditional on the row as read (changed_at None: no row yet), so of two replicas making
+        # the same transition one does it (and notifies) and an ack is never overwritten
+        try:
+            self.storage.put_alarm_status({"device_id": alarm["device_id"], "type": alarm["type"],
+                                           "source": alarm["source"], "status": status, "opened_at": opened_at,
+                                           "changed_at": now, "changed_by": actor, "escalation": escalation},
+                                          expected_changed_at=alarm["changed_at"])
+        except StateChanged as exc:
+            raise ApiError(409, f"alarm changed meanwhile, it is {exc.current or 'open'}")
         fresh = self._alarm(alarm["device_id"], alarm["type"], alarm["source"])
         record(self.storage, fresh["tenant"], actor, f"alarm.{event}",
                f"{fresh['device_id']}/{fresh['type']}/{fresh['source']}", severity=fresh["severity"],
@@ -47,13 +54,22 @@ class AlarmLifecycle:
             current = self._alarm(device_id, a["type"], a["source"])
             status = self.storage.get_alarm_status(device_id, a["type"], a["source"])
             if status is None:
-                self._transition(current, "open", "device", "opened", now)
+                self._quietly(current, "open", "device", "opened", now)
             elif status["status"] == "cleared" and a["last_seen"] > status["changed_at"]:
-                self._transition(current, "open", "device", "reopened", now)
+                self._quietly(current, "open", "device", "reopened", now)
         for c in cleared:
             current = self._alarm(device_id, c["type"], c["source"])
             if current is not None and current["status"] != "cleared":
-                self._transition(current, "cleared", "device", "cleared", now, reason="condition gone")
+                self._quietly(current, "cleared", "device", "cleared", now, reason="condition gone")
+
+    def _quietly(self, alarm: dict, *args, **extra) -> bool:
+        """A transition nobody waits on (device batch, escalation); losing the race to another
+        replica's transition of the same alarm is fine: that one was audited and notified."""
+        try:
+            self._transition(alarm, *args, **extra)
+            return True
+        except ApiError:
+            return False
 
     # ---- from operators ----------------------------------------------------------------------
     def acknowledge(self, device_id: str, type_: str, source: str, actor: str) -> dict:
@@ -85,7 +101,6 @@ class AlarmLifecycle:
                 continue
             level = int((now - alarm["opened_at"]) // after)
             if level > alarm["escalation"]:
-                self._transition(alarm, "open", "escalation", "escalated", now, escalation=level)
-                escalated += 1
+                escalated += self._quietly(alarm, "open", "escalation", "escalated", now, escalation=level)
         return escalated
 

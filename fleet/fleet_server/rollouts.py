@@ -15,7 +15,7 @@ import time
 
 from .api_error import ApiError
 from .audit import Scope, record
-from .storage import AlreadyExists
+from .storage import AlreadyExists, StateChanged
 
 ACTIVE = "canary"
 
@@ -91,7 +91,10 @@ class RolloutManager:
         now = time.time() if now is None else now
         for rollout in self.storage.list_rollouts(None):
             if rollout["state"] == ACTIVE:
-                self._evaluate(rollout, now)
+                try:
+                    self._evaluate(rollout, now)
+                except ApiError:  # finished meanwhile by an operator or another replica
+                    continue
 
     def _evaluate(self, r: dict, now: float) -> None:
         changed = False
@@ -117,7 +120,10 @@ class RolloutManager:
                 return self._finish(r, "halted", f"canary {device_id} rolled back to {running}", "rollout", now)
         if changed:
             r["updated_at"] = now
-            self.storage.update_rollout(r)
+            try:
+                self.storage.update_rollout(r, expected_state=ACTIVE)
+            except StateChanged:
+                return  # halted meanwhile (an operator, on any replica): nothing more to do
         if all(r["progress"][c] == "committed" for c in r["canaries"]):
             if now - max(r["committed_at"].values()) >= r["window_s"]:
                 self._finish(r, "promoted", f"all {len(r['canaries'])} canaries committed", "rollout", now)
@@ -126,6 +132,9 @@ class RolloutManager:
 
     def _finish(self, r: dict, state: str, reason: str, actor: str, now: float) -> dict:
         r.update(state=state, reason=reason, updated_at=now)
-        self.storage.update_rollout(r)
+        try:  # only an active rollout finishes, and only once, whichever replica gets there first
+            self.storage.update_rollout(r, expected_state=ACTIVE)
+        except StateChanged as exc:
+            raise ApiError(409, f"rollout is {exc.current}")
         record(self.storage, r["tenant"], actor, f"rollout.{state}", r["name"], reason=reason, artifact=r["artifact"])
         return r

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet_server.storage import AlreadyExists, NotFound
+from fleet_server.storage import AlreadyExists, NotFound, StateChanged
 
 from test_storage import provision, race, store, target, two_handles  # noqa: F401 (fixtures)
 
@@ -159,3 +159,34 @@ def test_concurrent_writers_on_two_handles(two_handles):
     assert hooks == statuses == seen == [None] * n
     assert len(b.list_webhooks("acme")) == 1 and a.get_alarm_status("d1", "t", "s") is not None
     assert a.list_devices("acme")[0][0]["last_seen"] == 100.0 + n - 1
+
+
+def test_a_rollout_update_conditional_on_its_state(two_handles):
+    a, b = two_handles
+    rollout = {"name": "r", "tenant": "acme", "artifact": "fw", "state": "canary", "created_at": 1.0, "progress": {}}
+    a.create_rollout(rollout)
+    b.update_rollout(dict(rollout, state="halted"), expected_state="canary")  # an operator halts, on one replica
+    with pytest.raises(StateChanged) as exc:  # the evaluator's update, read before the halt, on the other
+        a.update_rollout(dict(rollout, progress={"d1": "committed"}), expected_state="canary")
+    assert exc.value.current == "halted" and a.list_rollouts("acme")[0]["state"] == "halted"
+    # concurrent finishes: exactly one wins
+    a.create_rollout(dict(rollout, name="r2"))
+    results = race(6, lambda i: (a, b)[i % 2].update_rollout(dict(rollout, name="r2", state="promoted"),
+                                                             expected_state="canary"))
+    assert sum(r is None for r in results) == 1 and all(isinstance(r, (type(None), StateChanged)) for r in results)
+    with pytest.raises(NotFound):
+        a.update_rollout(dict(rollout, name="nope"), expected_state="canary")
+
+
+def test_an_alarm_status_write_conditional_on_the_row_as_read(two_handles):
+    a, b = two_handles
+    provision(a)
+    row = {"device_id": "d1", "type": "t", "source": "s", "status": "open", "opened_at": 1.0,
+           "changed_at": 1.0, "changed_by": "device"}
+    # two replicas opening the same alarm at once: one inserts, the other hears it exists
+    results = race(6, lambda i: (a, b)[i % 2].put_alarm_status(row, expected_changed_at=None))
+    assert sum(r is None for r in results) == 1 and all(isinstance(r, (type(None), StateChanged)) for r in results)
+    b.put_alarm_status(dict(row, status="acknowledged", changed_at=2.0, changed_by="op"), expected_changed_at=1.0)
+    with pytest.raises(StateChanged) as exc:  # the escalation read the open row before the ack
+        a.put_alarm_status(dict(row, changed_at=3.0, changed_by="escalation", escalation=1), expected_changed_at=1.0)
+    assert exc.value.current == "acknowledged" and a.get_alarm_status("d1", "t", "s")["status"] == "acknowledged"

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..secret_box import SecretBox
 from ..secrets_backend import load_backend
 
-from .base import AlreadyExists, NotFound, StaleVersion, Storage
+from .base import AlreadyExists, NotFound, StaleVersion, StateChanged, Storage
 from .migrate import SchemaTooNew
 from .secret_rows import SECRETS_ENV
 from .sqlite import SqliteStorage
@@ -44,5 +44,5 @@ def redact_target(target: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-__all__ = ["AlreadyExists", "NotFound", "SchemaTooNew", "StaleVersion", "Storage", "SqliteStorage",
+__all__ = ["AlreadyExists", "NotFound", "SchemaTooNew", "StaleVersion", "StateChanged", "Storage", "SqliteStorage",
            "open_storage", "redact_target"]

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 
-from .base import AlreadyExists, NotFound
+from .base import AlreadyExists, NotFound, StateChanged
 
 # tables keyed by device id that de-provisioning empties (devices itself last)
 _DEVICE_TABLES = ("nonces", "heartbeats", "actions", "configs", "states", "alarms", "device_seen",
                   "alarm_status")
+
+
+ANY = object()  # put_alarm_status without a condition
 
 
 def _webhook_context(tenant: str, name: str) -> str:
@@ -111,16 +114,31 @@ class OperatorSqlMixin:
                         (device_id, type_, source))
         return dict(row) if row else None
 
-    def put_alarm_status(self, status: dict) -> None:
-        """Insert or replace the lifecycle row of one (device, type, source)."""
+    def put_alarm_status(self, status: dict, expected_changed_at=ANY) -> None:
+        """Insert or replace the lifecycle row of one (device, type, source). With expected_changed_at,
+        only if the row is as the caller read it: None = there is no row yet, a time = its changed_at;
+        otherwise StateChanged (another replica moved the alarm in between)."""
         key = (status["device_id"], status["type"], status["source"])
         values = (status["status"], status["opened_at"], status["changed_at"], status["changed_by"],
                   status.get("escalation", 0))
-        self._write("INSERT INTO alarm_status (status, opened_at, changed_at, changed_by, escalation,"
-                    " device_id, type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, type, source)"
-                    " DO UPDATE SET status=excluded.status, opened_at=excluded.opened_at,"
-                    " changed_at=excluded.changed_at, changed_by=excluded.changed_by,"
-                    " escalation=excluded.escalation", (*values, *key))
+        insert = ("INSERT INTO alarm_status (status, opened_at, changed_at, changed_by, escalation,"
+                  " device_id, type, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, type, source)")
+        if expected_changed_at is ANY:
+            self._write(insert + " DO UPDATE SET status=excluded.status, opened_at=excluded.opened_at,"
+                        " changed_at=excluded.changed_at, changed_by=excluded.changed_by,"
+                        " escalation=excluded.escalation", (*values, *key))
+            return
+        with self._txn() as db:
+            if expected_changed_at is None:
+                rows = db.execute(insert + " DO NOTHING RETURNING status", (*values, *key)).fetchall()
+            else:
+                rows = db.execute("UPDATE alarm_status SET status=?, opened_at=?, changed_at=?, changed_by=?,"
+                                  " escalation=? WHERE device_id=? AND type=? AND source=? AND changed_at=?"
+                                  " RETURNING status", (*values, *key, expected_changed_at)).fetchall()
+            if not rows:
+                row = db.execute("SELECT status FROM alarm_status WHERE device_id=? AND type=? AND source=?",
+                                 key).fetchone()
+                raise StateChanged(row["status"] if row else None)
 
     def list_alarm_records(self, tenant: str | None, device_id: str | None = None,
                            statuses: list[str] | None = None) -> list[dict]:
@@ -163,17 +181,29 @@ class OperatorSqlMixin:
     def create_rollout(self, rollout: dict) -> None:
         # one statement: of two replicas creating the same name, one gets AlreadyExists
         with self._txn() as db:
-            rows = db.execute("INSERT INTO rollouts (name, tenant, artifact, body, created_at) VALUES (?, ?, ?, ?, ?)"
-                              " ON CONFLICT (name) DO NOTHING RETURNING name",
+            rows = db.execute("INSERT INTO rollouts (name, tenant, artifact, body, created_at, state)"
+                              " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING name",
                               (rollout["name"], rollout["tenant"], rollout["artifact"], json.dumps(rollout),
-                               rollout["created_at"])).fetchall()
+                               rollout["created_at"], rollout.get("state"))).fetchall()
         if not rows:
             raise AlreadyExists(rollout["name"])
 
-    def update_rollout(self, rollout: dict) -> None:
-        if self._write("UPDATE rollouts SET body=? WHERE name=?",
-                       (json.dumps(rollout), rollout["name"])).rowcount == 0:
+    def update_rollout(self, rollout: dict, expected_state: str | None = None) -> None:
+        """Replace the rollout; with expected_state, only while it is still in that state (else
+        StateChanged with the state it has now): a halt on one replica is never overwritten by
+        the evaluator's update on another."""
+        sql, args = "UPDATE rollouts SET body=?, state=? WHERE name=?", [json.dumps(rollout), rollout.get("state"),
+                                                                         rollout["name"]]
+        if expected_state is not None:
+            sql += " AND state=?"
+            args.append(expected_state)
+        with self._txn() as db:
+            if db.execute(sql + " RETURNING name", args).fetchall():
+                return
+            row = db.execute("SELECT state FROM rollouts WHERE name=?", (rollout["name"],)).fetchone()
+        if row is None:
             raise NotFound(rollout["name"])
+        raise StateChanged(row["state"])
 
     def list_rollouts(self, tenant: str | None) -> list[dict]:
         sql, args = "SELECT body FROM rollouts", []

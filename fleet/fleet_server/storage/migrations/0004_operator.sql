@@ -17,3 +17,5 @@ CREATE TABLE IF NOT EXISTS webhooks (
 CREATE TABLE IF NOT EXISTS rollouts (
     name TEXT PRIMARY KEY, tenant TEXT NOT NULL, artifact TEXT NOT NULL, body TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL);
+-- the rollout's state outside its JSON body, so an update can be conditional on it (replicas)
+ALTER TABLE rollouts ADD COLUMN state TEXT;
