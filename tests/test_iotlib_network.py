@@ -73,3 +73,25 @@ net = NetworkManager("SSID", "PASSWORD", link=SimLink(), probe=("127.0.0.1", %d)
 print(asyncio.run(net.connect()), net.link.isconnected())
 """ % dead_port).strip()
     assert out == "False True"
+
+
+def test_a_radio_without_wifi_ssid_says_so_and_the_simulation_needs_none(tmp_path):
+    # A radio link (needs_ssid) without an SSID is a failed attempt named in health, not a
+    # TypeError from WLAN.connect(None); the simulated link of the unix build joins without one.
+    out = run_unix("""
+import asyncio
+from iotlib.network_manager import NetworkManager
+from iotlib.link_sim import SimLink
+class Radio(SimLink):
+    needs_ssid = True
+    def connect(self, ssid, password):
+        if ssid is None:
+            raise TypeError("can't convert NoneType to str")
+        SimLink.connect(self, ssid, password)
+radio = NetworkManager(None, None, link=Radio(), connect_timeout_ms=100)
+print(asyncio.run(radio.connect()), radio.radio_error, radio.failures, radio.link.connects)
+sim = NetworkManager(None, None, link=SimLink(), connect_timeout_ms=100)
+print(asyncio.run(sim.connect()), sim.radio_error, sim.failures)
+""", cwd=str(tmp_path)).splitlines()
+    assert out[0] == "False no wifi_ssid in device.json 1 0"
+    assert out[1] == "True None 0"

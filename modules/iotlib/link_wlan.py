@@ -6,6 +6,8 @@ PM_NONE = 0xA11140
 
 
 class WlanLink:
+    needs_ssid = True  # a real radio joins a named network; the simulation needs none
+
     def __init__(self, wlan=None):
         import network
 

@@ -88,7 +88,8 @@ class NetworkManager:
     async def connect(self, timeout_ms=None):
         """Join the network; True when up (link and probe) within the deadline."""
         timeout_ms = timeout_ms or self.connect_timeout_ms
-        if not self.ssid:  # not provisioned for Wi-Fi: nothing to join, say so in health
+        if not self.ssid and getattr(self.link, "needs_ssid", False):
+            # a radio not provisioned for Wi-Fi has nothing to join: say so in health
             self.radio_error = "no wifi_ssid in device.json"
             self._set_state(False)
             self.failures += 1
