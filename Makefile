@@ -38,12 +38,16 @@ $(VENV)/.installed: requirements-test.txt fleet/pyproject.toml tools/iot-sign/py
 fleet-deps:
 	fleet/install_system_deps.sh
 
-# The fleet services' suite has its own conftest, so it runs as its own pytest session.
+# The fleet services' suite has its own conftest, so it runs as its own pytest session, beside
+# the device suite (mostly one emulator core busy) to keep CI short; its report follows.
 # fetch_chrony.sh: Debian's chronyd for the time-sync tests, unpacked, never installed.
 test: venv fleet-deps build
 	firmware/fetch_chrony.sh >/dev/null
-	$(PY) -m pytest tests
-	$(PY) -m pytest fleet/tests
+	@$(PY) -m pytest fleet/tests > build/fleet-tests.log 2>&1 & fleet=$$!; \
+	$(PY) -m pytest tests; device=$$?; \
+	wait $$fleet; fleet_rc=$$?; \
+	echo "---- fleet services suite (build/fleet-tests.log)"; cat build/fleet-tests.log; \
+	[ $$device -eq 0 ] && [ $$fleet_rc -eq 0 ]
 
 # The main job: every image, then the device running in simulation.
 run: build sim

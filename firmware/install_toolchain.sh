@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib
           qemu-system-arm libffi-dev libusb-1.0-0-dev pkg-config curl xz-utils cmake make
-          chromium)  # chromium: the console's browser tests (driven by Playwright, no downloaded browser)
+          chromium  # chromium: the console's browser tests (driven by Playwright, no downloaded browser)
+          wrk)  # wrk: the REST API bench's load generator (ci/bench/bench_relays_api.py)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,148 +1,347 @@
-# Runs ON the emulated RP2040 (sent as source by bench_hotpath.py): times each hot path,
-# C module against the pure-Python fallback and stock MicroPython, and prints one
-# "name value" line per figure. Each case is its own inline loop: no helper-call overhead.
+# Runs ON the emulated RP2040 (sent as source by bench_hotpath.py): times each hot path and
+# prints one "name value" line per figure. Every case is a function that builds its own
+# objects as locals and times its own loop, so all sides pay the same scope (a loop at
+# module level would pay global stores and loads, more for the side with more names).
+# Each timed run: gc.collect(), gc off while timing (the allocating baselines do not pay a
+# collection inside the loop: in their favour), gc back on. Heap per operation is a slope:
+# the same function run for n and for 2n operations, the difference divided by n, so the
+# setup and the timing calls cancel out.
 import gc
 import json
+import os
 import time
 from array import array
 
 from machine import Pin, mem32
 
 from iotlib.adc_sampler import AdcSampler
+from iotlib.audit import Audit, _hash
+from iotlib.clock import Clock
 from iotlib.jsonlog import frame_into, py_frame_into
+from iotlib.logger import Logger
 from iotlib.relay_bank import RelayBank
 
 N = 200
 ticks_us, ticks_diff = time.ticks_us, time.ticks_diff
 
 
-def report(name, total_us, n):
-    print("%s %.2f" % (name, total_us / n))
+def report(name, value):
+    print("%s %.3f" % (name, value))
 
 
-# ---- the loops' own cost: empty loops of the same shapes, measured in this run ---------
-# The host subtracts them for the net figures (the raw ones stay as they are).
-t = ticks_us()
-for i in range(N // 2):
-    pass
-report("loop_half_us", ticks_diff(ticks_us(), t), N)  # relay loops: N // 2 turns, 2 ops each
-t = ticks_us()
-for i in range(N):
-    pass
-report("loop_full_us", ticks_diff(ticks_us(), t), N)  # JSON loops: N turns, 1 op each
+def timed(fn, n):
+    """us per operation of fn(n) (fn returns its loop's own elapsed us)."""
+    gc.collect()
+    gc.disable()
+    try:
+        dt = fn(n)
+    finally:
+        gc.enable()
+    return dt / n
 
-# ---- relays: 8 pins, every batch flips all of them -----------------------------------
+
+def heap_per_op(fn, n):
+    """Heap bytes per operation: fn(2n) against fn(n), gc off during each."""
+    used = []
+    for k in (n, 2 * n):
+        gc.collect()
+        gc.disable()
+        a0 = gc.mem_alloc()
+        try:
+            fn(k)
+        finally:
+            a1 = gc.mem_alloc()
+            gc.enable()
+        used.append(a1 - a0)
+    return (used[1] - used[0]) / n
+
+
+def clear_dir(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        os.remove(path + "/" + name)
+    os.rmdir(path)
+
+
+# ---- the loops' own cost, measured in this run (the host subtracts them for "net") -------
+def loop_half(n):  # relay loops: n // 2 turns, two batches per turn
+    t = ticks_us()
+    for i in range(n // 2):
+        pass
+    return ticks_diff(ticks_us(), t)
+
+
+def loop_full(n):  # JSON loops: n turns, one line each
+    t = ticks_us()
+    for i in range(n):
+        pass
+    return ticks_diff(ticks_us(), t)
+
+
+# ---- relays: 8 pins, every turn switches all of them on, then all off --------------------
 PINS = {"r%d" % i: 2 + i for i in range(8)}
-ON = {n: True for n in PINS}
-OFF = {n: False for n in PINS}
 
-bank = RelayBank(PINS)
-t = ticks_us()
-for i in range(N // 2):
-    bank.write(ON)
-    bank.write(OFF)
-report("relay_c_us", ticks_diff(ticks_us(), t), N)
 
-pybank = RelayBank({"p%d" % i: 12 + i for i in range(8)}, native=False)
-PON = {n: True for n in pybank.names}
-POFF = {n: False for n in pybank.names}
-t = ticks_us()
-for i in range(N // 2):
-    pybank.write(PON)
-    pybank.write(POFF)
-report("relay_py_us", ticks_diff(ticks_us(), t), N)
+def relay_c(n):
+    bank = RelayBank(PINS)
+    on = {name: True for name in PINS}
+    off = {name: False for name in PINS}
+    t = ticks_us()
+    for i in range(n // 2):
+        bank.write(on)
+        bank.write(off)
+    return ticks_diff(ticks_us(), t)
 
-pins = [Pin(g, Pin.OUT) for g in range(12, 20)]
-t = ticks_us()
-for i in range(N // 2):
-    for p in pins:
-        p.value(1)
-    for p in pins:
-        p.value(0)
-report("relay_pin_value_us", ticks_diff(ticks_us(), t), N)
 
-SIO_SET, SIO_CLR, MASK = 0xD0000014, 0xD0000018, 0xFF << 12
-t = ticks_us()
-for i in range(N // 2):
-    mem32[SIO_SET] = MASK
-    mem32[SIO_CLR] = 0
-    mem32[SIO_SET] = 0
-    mem32[SIO_CLR] = MASK
-report("relay_mem32_floor_us", ticks_diff(ticks_us(), t), N)
+def relay_py(n):
+    bank = RelayBank({"p%d" % i: 12 + i for i in range(8)}, native=False)
+    on = {name: True for name in bank.names}
+    off = {name: False for name in bank.names}
+    t = ticks_us()
+    for i in range(n // 2):
+        bank.write(on)
+        bank.write(off)
+    return ticks_diff(ticks_us(), t)
 
-# ---- JSON: one 109-byte-class line with a masked token --------------------------------
+
+def relay_pin_unrolled(n):
+    # what a user writes for eight relays: eight Pin objects in locals, one call each
+    p0, p1, p2, p3 = Pin(12, Pin.OUT), Pin(13, Pin.OUT), Pin(14, Pin.OUT), Pin(15, Pin.OUT)
+    p4, p5, p6, p7 = Pin(16, Pin.OUT), Pin(17, Pin.OUT), Pin(18, Pin.OUT), Pin(19, Pin.OUT)
+    t = ticks_us()
+    for i in range(n // 2):
+        p0.value(1)
+        p1.value(1)
+        p2.value(1)
+        p3.value(1)
+        p4.value(1)
+        p5.value(1)
+        p6.value(1)
+        p7.value(1)
+        p0.value(0)
+        p1.value(0)
+        p2.value(0)
+        p3.value(0)
+        p4.value(0)
+        p5.value(0)
+        p6.value(0)
+        p7.value(0)
+    return ticks_diff(ticks_us(), t)
+
+
+def relay_pin_loop(n):
+    # the same with the pins in a list and an inner loop (the old bench's stock figure)
+    pins = [Pin(g, Pin.OUT) for g in range(12, 20)]
+    t = ticks_us()
+    for i in range(n // 2):
+        for p in pins:
+            p.value(1)
+        for p in pins:
+            p.value(0)
+    return ticks_diff(ticks_us(), t)
+
+
+def relay_mem32_floor(n):
+    # the floor: one batch = two stores (GPIO_OUT_SET and GPIO_OUT_CLR), nothing else
+    m = mem32
+    sio_set, sio_clr, mask = 0xD0000014, 0xD0000018, 0xFF << 12
+    t = ticks_us()
+    for i in range(n // 2):
+        m[sio_set] = mask
+        m[sio_clr] = 0
+        m[sio_set] = 0
+        m[sio_clr] = mask
+    return ticks_diff(ticks_us(), t)
+
+
+# ---- JSON lines: one record with a masked token -----------------------------------------
 FIELDS = {"relay": "pump", "on": True, "token": "s3cr3t", "temp": 21.5, "n": 42}
 MASK_KEYS = ("token",)
 TS = 1700000000
-buf = bytearray(256)
-n_line = frame_into(buf, TS, "info", "relay switched", FIELDS, MASK_KEYS)
-print("json_line_bytes %d" % n_line)
 
 
-def json_dumps_masked():
-    rec = {"ts": TS, "level": "info", "msg": "relay switched"}
-    for k in FIELDS:
-        rec[k] = "***" if k in MASK_KEYS else FIELDS[k]
+def json_line(level, msg, fields, mask):
+    # json.dumps plus masking, as a user writes it: a dict per line, stamped with time.time()
+    rec = {"ts": time.time(), "level": level, "msg": msg}
+    for k in fields:
+        rec[k] = "***" if k in mask else fields[k]
     return json.dumps(rec)
 
 
-print("json_dumps_line_bytes %d" % (len(json_dumps_masked()) + 1))
-gc.collect()
-a0 = gc.mem_alloc()
-t = ticks_us()
-for i in range(N):
-    frame_into(buf, TS, "info", "relay switched", FIELDS, MASK_KEYS)
-dt = ticks_diff(ticks_us(), t)
-report("json_c_us", dt, N)
-# Heap per line as a slope (a 2N loop against an N loop), so the loop's own range object
-# and the timing calls cancel out.
-allocs = []
-for n in (N, 2 * N):
-    gc.collect()
-    a0 = gc.mem_alloc()
+def json_dumps(n):
+    fields, mask = FIELDS, MASK_KEYS
+    t = ticks_us()
     for i in range(n):
-        frame_into(buf, TS, "info", "relay switched", FIELDS, MASK_KEYS)
-    allocs.append(gc.mem_alloc() - a0)
-print("json_c_heap_bytes_per_line %.2f" % ((allocs[1] - allocs[0]) / N))
+        json_line("INFO", "relay switched", fields, mask)
+    return ticks_diff(ticks_us(), t)
 
-gc.collect()
-a0 = gc.mem_alloc()
-gc.disable()
-t = ticks_us()
-for i in range(N):
-    py_frame_into(buf, TS, "info", "relay switched", FIELDS, MASK_KEYS)
-dt = ticks_diff(ticks_us(), t)
-a1 = gc.mem_alloc()
-gc.enable()
-report("json_py_us", dt, N)
-print("json_py_heap_bytes_per_line %.2f" % ((a1 - a0) / N))
 
-gc.collect()
-a0 = gc.mem_alloc()
-gc.disable()
-t = ticks_us()
-for i in range(N):
-    json_dumps_masked()
-dt = ticks_diff(ticks_us(), t)
-a1 = gc.mem_alloc()
-gc.enable()
-report("json_dumps_us", dt, N)
-print("json_dumps_heap_bytes_per_line %.2f" % ((a1 - a0) / N))
-gc.collect()
+def json_c(n):
+    buf = bytearray(256)
+    fields, mask = FIELDS, MASK_KEYS
+    t = ticks_us()
+    for i in range(n):
+        frame_into(buf, TS, "INFO", "relay switched", fields, mask)
+    return ticks_diff(ticks_us(), t)
 
-# ---- ADC: conversions made near-instant by the host, so time is CPU time ---------------
-# Two burst lengths: the difference is the per-sample cost, the rest the per-call cost.
-SHORT, LONG = 16, 256
-for name, sampler in (("adc_c", AdcSampler()), ("adc_py", AdcSampler(native=False))):
-    times = []
-    for n in (SHORT, LONG):
-        abuf = array("H", bytes(2 * n))
-        sampler.burst((0, 1), abuf)  # warm-up: ADC init, pads
-        gc.collect()
+
+def json_py(n):
+    buf = bytearray(256)
+    fields, mask = FIELDS, MASK_KEYS
+    t = ticks_us()
+    for i in range(n):
+        py_frame_into(buf, TS, "INFO", "relay switched", fields, mask)
+    return ticks_diff(ticks_us(), t)
+
+
+# ---- the Logger users call: as the device builds it (iotlib.device), on the filesystem ---
+# ring_bytes=1536 as on the device, max_bytes 16 KB and keep=3 (the defaults): a line is
+# ~110 B, so the ring goes to flash every ~14 lines and the file rotates every ~150 lines;
+# both are inside the timed loop.
+LOG_DIR = "/bench_log"
+flush_time = [0, 0]  # us spent in Logger.flush (ring -> flash, rotation), flushes
+
+
+def make_logger(native=True):
+    clear_dir(LOG_DIR)
+    log = Logger(mask_fields=["token"], clock=Clock(), ring_bytes=1536, directory=LOG_DIR,
+                 native=native)
+    flush = log.flush
+
+    def timed_flush():  # the Logger calls self.flush() when the ring is full
         t = ticks_us()
-        sampler.burst((0, 1), abuf)
-        times.append(ticks_diff(ticks_us(), t))
-    per_sample = (times[1] - times[0]) / (LONG - SHORT)
-    print("%s_us_per_sample %.3f" % (name, per_sample))
-    print("%s_us_fixed %.2f" % (name, times[0] - SHORT * per_sample))
-print("bench_done 1")
+        flush()
+        flush_time[0] += ticks_diff(ticks_us(), t)
+        flush_time[1] += 1
+
+    log.flush = timed_flush
+    return log
+
+
+def logger_lines(n, native=True):
+    logger = make_logger(native)
+    fields = FIELDS
+    flush_time[0] = flush_time[1] = 0
+    t = ticks_us()
+    for i in range(n):
+        logger.log("INFO", "relay switched", fields)
+    dt = ticks_diff(ticks_us(), t)
+    logger._close()
+    return dt
+
+
+def logger_c(n):
+    return logger_lines(n, True)
+
+
+def logger_py(n):
+    return logger_lines(n, False)
+
+
+# ---- the audit trail: one relay command per record, SHA-256 chained ---------------------
+AUDIT_DIR = "/bench_audit"
+
+
+def make_audit():
+    clear_dir(AUDIT_DIR)
+    # as iotlib.device builds the command trail: files closed between records
+    return Audit(directory=AUDIT_DIR, mask_fields=["token"], clock=Clock(), keep_open=False)
+
+
+def audit_records(n):
+    audit = make_audit()
+    changes = {"relay1": "HIGH"}
+    t = ticks_us()
+    for i in range(n):
+        audit.record("relay_command", source="bench", changes=changes)
+    return ticks_diff(ticks_us(), t)
+
+
+AUDIT_LINE = [b""]
+
+
+def audit_hash(n):
+    line = memoryview(AUDIT_LINE[0])
+    t = ticks_us()
+    for i in range(n):
+        _hash(line)
+    return ticks_diff(ticks_us(), t)
+
+
+# ---- ADC: conversions made near-instant by the host, so time is CPU time -----------------
+def adc_burst(sampler, n):
+    abuf = array("H", bytes(2 * n))
+    sampler.burst((0, 1), abuf)  # warm-up: ADC init, pads
+    gc.collect()
+    t = ticks_us()
+    sampler.burst((0, 1), abuf)
+    return ticks_diff(ticks_us(), t)
+
+
+def adc(name, sampler):
+    # two burst lengths: the difference is the per-sample cost, the rest the per-call cost
+    short, long = 16, 256
+    t_short, t_long = adc_burst(sampler, short), adc_burst(sampler, long)
+    per_sample = (t_long - t_short) / (long - short)
+    report(name + "_us_per_sample", per_sample)
+    report(name + "_us_fixed", t_short - short * per_sample)
+
+
+def main():
+    report("loop_half_us", timed(loop_half, N))
+    report("loop_full_us", timed(loop_full, N))
+
+    report("relay_c_us", timed(relay_c, N))
+    report("relay_py_us", timed(relay_py, N))
+    report("relay_pin_unrolled_us", timed(relay_pin_unrolled, N))
+    report("relay_pin_loop_us", timed(relay_pin_loop, N))
+    report("relay_mem32_floor_us", timed(relay_mem32_floor, N))
+    report("relay_c_heap_bytes", heap_per_op(relay_c, N))
+    report("relay_pin_unrolled_heap_bytes", heap_per_op(relay_pin_unrolled, N))
+
+    buf = bytearray(256)
+    report("json_line_bytes", frame_into(buf, TS, "INFO", "relay switched", FIELDS, MASK_KEYS))
+    report("json_dumps_line_bytes", len(json_line("INFO", "relay switched", FIELDS, MASK_KEYS)) + 1)
+    report("json_c_us", timed(json_c, N))
+    report("json_py_us", timed(json_py, N))
+    report("json_dumps_us", timed(json_dumps, N))
+    report("json_c_heap_bytes", heap_per_op(json_c, N))
+    report("json_py_heap_bytes", heap_per_op(json_py, N // 4))
+    report("json_dumps_heap_bytes", heap_per_op(json_dumps, N // 2))
+
+    lines = 3 * N  # ~4 rotations at 16 KB: flushes and rotation are part of the figure
+    report("logger_c_us", timed(logger_c, lines))
+    report("logger_c_flush_us", flush_time[0] / lines)
+    report("logger_c_flushes", flush_time[1])
+    report("logger_c_lines", lines)
+    report("logger_c_heap_bytes", heap_per_op(logger_c, lines))
+    report("logger_py_us", timed(logger_py, N // 2))
+    report("logger_py_heap_bytes", heap_per_op(logger_py, N // 4))
+    logger = make_logger()
+    logger.log("INFO", "relay switched", FIELDS)
+    ring = logger._ring
+    report("logger_line_bytes", ring.used - ring.last)
+    logger._close()
+    clear_dir(LOG_DIR)
+
+    records = 20
+    report("audit_record_us", timed(audit_records, records))
+    report("audit_record_heap_bytes", heap_per_op(audit_records, records // 2))
+    audit = make_audit()
+    audit.record("relay_command", source="bench", changes={"relay1": "HIGH"})
+    with open(audit.path, "rb") as f:
+        AUDIT_LINE[0] = f.read()
+    report("audit_line_bytes", len(AUDIT_LINE[0]))
+    report("audit_hash_us", timed(audit_hash, N // 4))
+    report("audit_hash_heap_bytes", heap_per_op(audit_hash, N // 4))
+    clear_dir(AUDIT_DIR)
+
+    adc("adc_c", AdcSampler())
+    adc("adc_py", AdcSampler(native=False))
+    print("bench_done 1")
+
+
+main()
