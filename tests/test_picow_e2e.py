@@ -365,3 +365,15 @@ def test_an_expired_token_is_refused_and_switches_nothing(picow, running, ready)
                    headers={"Authorization": "Bearer " + token}, timeout=REQUEST_S)
     assert r.status_code == 401 and r.json()["detail"] == "expired", r.text
     assert picow.gpio_high(3) == before
+
+
+def test_the_board_keys_clients_by_their_ip_address(picow, running, ready):
+    # Issue 12 (3): on the unix port the peer is a raw sockaddr, whose [0] is the address
+    # family, which once put every client in one rate-limit bucket. On the board (lwIP) the
+    # refusal above must be recorded with the client's own address: the injector's 10.0.0.1.
+    # Reading the trail over the REPL stops the device, so this runs last.
+    out = picow.run("print(open('logs/auth.log').read())", timeout=REQUEST_S)
+    denials = [l for l in out.splitlines() if '"auth_denied' in l]
+    assert denials, out
+    expired = [l for l in denials if '"reason":"expired"' in l]
+    assert expired and '"address":"10.0.0.1"' in expired[0], denials
