@@ -32,6 +32,8 @@ import tempfile
 import time
 import urllib.request
 
+from fleet_devtools.sntp import SntpResponder
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
 BINARY = BUILD / "unix" / "micropython"
@@ -161,6 +163,10 @@ def main():
                 p.kill()
         raise SystemExit(0)
 
+    # The devices' time source: the host's clock over SNTP on loopback, so the simulation asks
+    # nothing of the internet (the fleet's default would be pool.ntp.org)
+    sntp = SntpResponder()
+    ntp_servers = ["127.0.0.1:%d" % sntp.port]
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)  # Ctrl-C, even when started with SIGINT ignored
     try:
@@ -176,12 +182,13 @@ def main():
                 device_id = "sim-%s-1" % role
                 existing = work / device_id / "device.json"
                 if existing.exists():  # a kept --dir: reuse the provisioning
-                    identities.append(json.loads(existing.read_text()))
-                    continue
-                ident = admin(db, "provision", "--id", device_id, "--tenant", TENANT,
-                              "--namespace", NAMESPACE, "--role", role)
+                    ident = json.loads(existing.read_text())
+                else:
+                    ident = admin(db, "provision", "--id", device_id, "--tenant", TENANT,
+                                  "--namespace", NAMESPACE, "--role", role)
+                # set on every start: the SNTP responder's port is new each time
                 cfg_file = work / ("%s-config.json" % role)
-                cfg_file.write_text(json.dumps(config))
+                cfg_file.write_text(json.dumps(dict(config, ntp_servers=ntp_servers)))
                 admin(db, "config-set", "--id", device_id, "--file", str(cfg_file))
                 identities.append(ident)
             token = admin(db, "token", "--tenant", TENANT, "--namespace", NAMESPACE,
@@ -199,6 +206,8 @@ def main():
             folder = work / ident["device_id"]
             folder.mkdir(exist_ok=True)
             settings = device_settings(ident, port, sd_url, None if use_fleet else config)
+            if not use_fleet:
+                settings["ntp_servers"] = ntp_servers
             (folder / "device.json").write_text(json.dumps(settings, indent=1))
             log = open(folder / "device.log", "a")
             env = dict(os.environ)

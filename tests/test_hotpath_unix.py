@@ -537,3 +537,10 @@ Logger(directory="/tmp/never-written", native=%s).log("INFO", "m", {}, 4)
 from iotlib.logger import Logger
 Logger(directory="/tmp/never-written", native=%s).log("INFO", "m", [1, 2])
 """ % native) == ("TypeError", "fields must be a dict")
+
+
+def test_the_simulated_chip_reads_room_temperature_until_a_test_sets_it():
+    t = mp_eval(ADC + """
+print(AdcSampler().read_temperature_c())
+""")
+    assert abs(t - 27.0) < 0.5

@@ -72,6 +72,15 @@ def test_sim_prints_working_urls_and_token_and_stops_cleanly(tmp_path):
 
         status, body = curl("http://127.0.0.1:%d/health/readyz" % (base + 2))
         assert status == 200, body
+
+        # time comes from the sim's own SNTP responder on loopback, not from the internet
+        deadline, synced = time.time() + 30, []
+        while time.time() < deadline and len(synced) < 2:
+            synced = [p for p in (base + 1, base + 2)
+                      if "iot_time_synced 1" in curl("http://127.0.0.1:%d/metrics" % p)[1]
+                      .splitlines()]
+            time.sleep(0.5)
+        assert len(synced) == 2, "the sim devices did not sync from the local SNTP responder"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -19,7 +19,10 @@ typedef struct {
     uint16_t wave_pos;
 } sim_adc_channel_t;
 
-static sim_adc_channel_t sim_adc[IOTLIB_ADC_CHANNELS];
+// The temperature sensor (channel 4) starts at 0.706 V, 27 C by the datasheet's formula, so a
+// simulated chip reads room temperature until a test sets it (0 V would read 437 C).
+#define SIM_TEMP_27C ((uint16_t)876)  // round(0.706 / 3.3 * 4096)
+static sim_adc_channel_t sim_adc[IOTLIB_ADC_CHANNELS] = {[4] = {.value = SIM_TEMP_27C}};
 
 void iotlib_gpio_claim_outputs(uint32_t mask, uint32_t level) {
     sim_out = (sim_out & ~mask) | (level & mask);
