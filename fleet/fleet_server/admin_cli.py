@@ -15,7 +15,6 @@ from . import admin_client, admin_ops
 from .admin_ops import ACTIONS, DEVICE_ROLES
 from .api_error import ApiError
 from .audit import Scope
-from .auth import new_key
 from .storage import Storage, open_storage
 
 BOOTSTRAP_ACTOR = "fleet-admin --db"
@@ -113,18 +112,11 @@ def cmd_deprovision(store: Storage, a) -> dict:
 
 
 def cmd_rotate_device_key(store: Storage, a) -> dict:
-    _device(store, a.id)
-    new = new_key()
-    until = store.rotate_device_key(a.id, new, a.grace)
-    return {"device_id": a.id, "device_key": new, "previous_key_accepted_until": until}
+    return admin_ops.rotate_device_key(store, _scope(store, a.id), a.id, a.grace)
 
 
 def cmd_rotate_tenant_key(store: Storage, a) -> dict:
-    if store.get_tenant(a.tenant) is None:
-        raise CliError(f"unknown tenant {a.tenant!r}")
-    new = new_key()
-    until = store.rotate_tenant_key(a.tenant, new, a.grace)
-    return {"tenant": a.tenant, "api_key": new, "previous_key_accepted_until": until}
+    return admin_ops.rotate_api_key(store, Scope(a.tenant, "", BOOTSTRAP_ACTOR), a.grace)
 
 
 def cmd_secrets_audit(store: Storage, a) -> dict:
@@ -198,15 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
                          "max_token_lifetime_s, 86400 by default)")
     sp.add_argument("--sub")
 
-    # only on the database (--db): secrets at rest
-    for name, fn, what in (("rotate-device-key", cmd_rotate_device_key, "--id"),
-                           ("rotate-tenant-key", cmd_rotate_tenant_key, "--tenant")):
-        sp = command(name, fn, None, f"new key for {what[2:]}; the old one stays accepted for --grace seconds")
-        sp.add_argument(what, dest=what[2:], required=True)
-        sp.add_argument("--grace", type=float, default=86400, help="seconds the old key stays accepted")
-    sp = command("secrets-audit", cmd_secrets_audit, None, "print the audit trail of secret operations")
+    # secrets at rest: key rotation with a grace period and the audit trail (--url: the token's tenant)
+    grace_help = (f"seconds the old key stays accepted (default 86400; 0: refused at once; "
+                  f"at most {admin_ops.MAX_GRACE_S})")
+    sp = command("rotate-device-key", cmd_rotate_device_key, admin_client.rotate_device_key,
+                 "new key for a device (printed once); the old one stays accepted for --grace seconds")
+    sp.add_argument("--id", required=True)
+    sp.add_argument("--grace", type=float, default=86400, help=grace_help)
+    sp = command("rotate-tenant-key", cmd_rotate_tenant_key, admin_client.rotate_tenant_key,
+                 "new API key for the tenant; tokens signed with the old one stay valid for --grace seconds")
+    scope_args(sp, namespace=False)
+    sp.add_argument("--grace", type=float, default=86400, help=grace_help)
+    sp = command("secrets-audit", cmd_secrets_audit, admin_client.secrets_audit,
+                 "print the audit trail of secret operations (--url: the token's tenant only)")
     sp.add_argument("--subject", help="e.g. device:pico-1, tenant:acme")
     sp.add_argument("--limit", type=int, default=200)
+    # only on the database (--db): the master keys live on the server host
     sp = command("secrets-reseal", cmd_secrets_reseal, None, "seal every secret under the current master key")
     sp.add_argument("--new-master-key", action="store_true", help="first add a master key and make it current")
 

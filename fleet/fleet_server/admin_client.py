@@ -149,3 +149,19 @@ def audit(c: Admin, a):
     if a.action:
         params["action"] = a.action
     return c.call("GET", "/api/admin/audit", params=params)
+
+
+def rotate_device_key(c: Admin, a):
+    return c.call("POST", f"/api/admin/devices/{a.id}/key", json={"grace_s": a.grace})
+
+
+def rotate_tenant_key(c: Admin, a):
+    c.check_scope(a)
+    return c.call("POST", "/api/admin/tenant/api-key", json={"grace_s": a.grace})
+
+
+def secrets_audit(c: Admin, a):
+    params = {"limit": a.limit}
+    if a.subject:
+        params["subject"] = a.subject
+    return c.call("GET", "/api/admin/secrets/audit", params=params)

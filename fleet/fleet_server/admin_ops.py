@@ -6,6 +6,7 @@ writes one audit entry and returns what the caller prints or answers. Errors are
 
 from __future__ import annotations
 
+import math
 import re
 
 from pydantic import ValidationError
@@ -14,12 +15,14 @@ from .api_error import ApiError, validation_detail
 from .audit import Scope, record
 from .auth import DEFAULT_ROLES, mint_api_token, new_key
 from .device_config import validate_config
-from .storage import AlreadyExists, StaleVersion
+from .storage import AlreadyExists, NotFound, StaleVersion
 from .update_manifest import PublishManifest, artifact_name, check_file_matches
 
 DEVICE_ROLES = ("relays", "sensors")
 ACTIONS = ("reboot", "refresh_token", "check_update")
 PERMISSION_PATTERN = r"^[a-z]+:[a-z]+$"
+MAX_GRACE_S = 30 * 24 * 3600  # the longest a rotated-out key may stay accepted
+DEVICE_KEY_GRACE_S = 86400  # default: a day to give the device its new key
 
 
 def scoped_device(store, scope: Scope, device_id: str) -> dict:
@@ -168,9 +171,44 @@ def delete_role(store, scope: Scope, role: str) -> dict:
     return {"tenant": scope.tenant, "roles": roles}
 
 
-def rotate_api_key(store, scope: Scope) -> dict:
+def check_grace(grace_s) -> float:
+    """A rotation's grace period: a finite number of seconds, 0 (the old key refused at once) to MAX_GRACE_S."""
+    if isinstance(grace_s, bool) or not isinstance(grace_s, (int, float)) or not math.isfinite(grace_s) \
+            or not 0 <= grace_s <= MAX_GRACE_S:
+        raise ApiError(400, f"grace_s: must be a number of seconds from 0 to {MAX_GRACE_S}, not {grace_s!r}")
+    return float(grace_s)
+
+
+def rotate_api_key(store, scope: Scope, grace_s: float = 0) -> dict:
+    """A new tenant API key; tokens signed with the old one stay valid for grace_s seconds (0: none)."""
+    grace_s = check_grace(grace_s)
     tenant_info(store, scope)
     key = new_key()
-    store.set_tenant_api_key(scope.tenant, key)
-    record(store, scope.tenant, scope.actor, "tenant.rotate_api_key", scope.tenant)
-    return {"tenant": scope.tenant, "api_key": key}
+    try:
+        until = store.rotate_tenant_key(scope.tenant, key, grace_s, actor=scope.actor)
+    except NotFound:
+        raise ApiError(404, f"unknown tenant {scope.tenant!r}")
+    record(store, scope.tenant, scope.actor, "tenant.rotate_api_key", scope.tenant, grace_s=grace_s,
+           previous_key_accepted_until=until)
+    return {"tenant": scope.tenant, "api_key": key, "previous_key_accepted_until": until}
+
+
+# ---- secrets ------------------------------------------------------------------------------
+
+def rotate_device_key(store, scope: Scope, device_id: str, grace_s: float = DEVICE_KEY_GRACE_S) -> dict:
+    """A new device key, returned once; the old one proves registration for grace_s seconds more."""
+    grace_s = check_grace(grace_s)
+    scoped_device(store, scope, device_id)
+    key = new_key()
+    try:
+        until = store.rotate_device_key(device_id, key, grace_s, actor=scope.actor)
+    except NotFound:  # de-provisioned in between
+        raise ApiError(404, f"unknown device {device_id!r}")
+    record(store, scope.tenant, scope.actor, "device.rotate_key", device_id, grace_s=grace_s,
+           previous_key_accepted_until=until)
+    return {"device_id": device_id, "device_key": key, "previous_key_accepted_until": until}
+
+
+def secret_audit(store, scope: Scope, subject: str | None, limit: int) -> dict:
+    """The secret audit trail of the caller's tenant (its key, its devices' keys), newest `limit`, oldest first."""
+    return {"audit": store.list_secret_audit(subject, limit, tenant=scope.tenant)}

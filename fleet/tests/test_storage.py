@@ -255,6 +255,20 @@ def test_a_pre_migration_sqlite_file_keeps_its_data(tmp_path):
         store.close()
 
 
+def test_secret_audit_rows_from_before_migration_5_get_their_tenant(store):
+    provision(store, "d1")
+    store._write("UPDATE secret_audit SET tenant=NULL")  # as rows written before the column existed
+    store.record_secret_audit("reseal", "store", {})
+    migration = load_migrations()[4]
+    assert migration.name == "secret_audit_tenant"
+    with store._txn() as db:  # its backfill statements, on this engine
+        for statement in migration.statements(store.DDL_TOKENS):
+            if statement.startswith("UPDATE"):
+                db.execute(statement)
+    assert [(e["subject"], e["tenant"]) for e in store.list_secret_audit()] == [
+        ("tenant:acme", "acme"), ("device:d1", "acme"), ("store", None)]
+
+
 # ---- selection and bad input --------------------------------------------------------------
 
 def test_unknown_url_scheme_is_a_clear_error():

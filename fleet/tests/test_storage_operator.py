@@ -64,15 +64,37 @@ def test_tenant_roles_and_api_key_replacement_sealed_at_rest(store):
     assert store.get_tenant("acme")["roles"] == {"viewer": ["devices:read"]}
     store.rotate_tenant_key("acme", "with-grace", 3600)
     assert store.get_tenant("acme")["api_keys"] == ["with-grace", "key-acme"]
-    store.set_tenant_api_key("acme", "replaced")
+    store.rotate_tenant_key("acme", "replaced", 0)
     tenant = store.get_tenant("acme")
     assert tenant["api_key"] == "replaced" and tenant["api_keys"] == ["replaced"]  # no grace: old keys are gone
-    raw = store._one("SELECT api_key FROM tenants WHERE tenant=?", ("acme",))["api_key"]
-    assert raw.startswith("enc:v1:") and "replaced" not in raw
-    assert store.list_secret_audit("tenant:acme")[-1]["action"] == "set_api_key"
-    for call in (lambda: store.set_tenant_roles("nope", {}), lambda: store.set_tenant_api_key("nope", "k")):
+    row = store._one("SELECT api_key, prev_api_key, prev_key_until FROM tenants WHERE tenant=?", ("acme",))
+    assert row["api_key"].startswith("enc:v1:") and "replaced" not in row["api_key"]
+    assert row["prev_api_key"] is None and row["prev_key_until"] is None  # not kept past its (zero) grace
+    last = store.list_secret_audit("tenant:acme")[-1]
+    assert (last["action"], last["detail"]["grace_s"]) == ("rotate_api_key", 0)
+    for call in (lambda: store.set_tenant_roles("nope", {}), lambda: store.rotate_tenant_key("nope", "k", 0),
+                 lambda: store.rotate_device_key("nope", "k", 0)):
         with pytest.raises(NotFound):
             call()
+
+
+def test_secret_audit_names_the_tenant_and_the_caller(store):
+    provision(store, "d1")
+    provision(store, "g1", tenant="globex")
+    store.rotate_device_key("d1", "new-d1", 60, actor="alice")
+    store.rotate_tenant_key("globex", "new-g", 60)
+    store.delete_device("d1")
+    store.record_secret_audit("add_master_key", "keyring", {"key_id": "k2"})
+    acme = store.list_secret_audit(tenant="acme")
+    assert [(e["action"], e["subject"]) for e in acme] == [
+        ("create_tenant_key", "tenant:acme"), ("create_device_key", "device:d1"), ("rotate_device_key", "device:d1"),
+        ("delete_device_key", "device:d1")]
+    assert acme[2]["actor"] == f"alice via {store.actor}" and acme[3]["actor"] == store.actor
+    assert [e["action"] for e in store.list_secret_audit("device:d1", tenant="globex")] == []
+    assert [e["action"] for e in store.list_secret_audit(tenant="globex")][-1] == "rotate_api_key"
+    assert store.list_secret_audit()[-1]["tenant"] is None  # server-wide
+    assert [e["action"] for e in store.list_secret_audit(tenant="acme", limit=2)] == [
+        "rotate_device_key", "delete_device_key"]  # the newest, oldest first
 
 
 def test_audit_log_newest_first_by_tenant_and_literal_prefix(store):

@@ -42,6 +42,17 @@ class ActionOut(BaseModel):
     queued: str
 
 
+class DeviceKeyIn(BaseModel):
+    grace_s: float = Field(admin_ops.DEVICE_KEY_GRACE_S, ge=0, le=admin_ops.MAX_GRACE_S, allow_inf_nan=False,
+                           description="seconds the old key still proves registration (0: refused at once)")
+
+
+class DeviceKeyOut(BaseModel):
+    device_id: str
+    device_key: str = Field(description="the new key, to give the device; shown once")
+    previous_key_accepted_until: float = Field(description="Unix time the old key stops being accepted")
+
+
 class DeprovisionOut(BaseModel):
     device_id: str
     deprovisioned: bool
@@ -90,5 +101,14 @@ def make_router() -> APIRouter:
                            who: Principal = Depends(get_principal)):
         """Queue an action for the next heartbeat reply (`devices:admin`)."""
         return admin_ops.queue_action(ctx.storage, api_scope(who, "devices:admin"), device_id, body.action)
+
+    @router.post("/devices/{device_id}/key", response_model=DeviceKeyOut, responses=responses(400, 401, 403, 404))
+    async def rotate_device_key(device_id: str, body: Optional[DeviceKeyIn] = None,
+                                ctx: AppContext = Depends(get_ctx), who: Principal = Depends(get_principal)):
+        """Rotate the device's key (`devices:admin`): the new key is returned once; the old one still
+        registers the device until `previous_key_accepted_until` (`grace_s`, default a day), then is refused.
+        Audited in the tenant's audit log and the secret audit trail."""
+        grace_s = (body or DeviceKeyIn()).grace_s
+        return admin_ops.rotate_device_key(ctx.storage, api_scope(who, "devices:admin"), device_id, grace_s)
 
     return router

@@ -1,4 +1,5 @@
-"""Admin API, tenant: roles and permissions, API key, tokens, update publishing, webhooks, audit log."""
+"""Admin API, tenant: roles and permissions, API key, tokens, update publishing, webhooks, audit log,
+secret audit trail."""
 
 from __future__ import annotations
 
@@ -25,9 +26,17 @@ class RoleIn(BaseModel):
     permissions: list[Annotated[str, Field(pattern=admin_ops.PERMISSION_PATTERN)]] = Field(max_length=64)
 
 
+class ApiKeyIn(BaseModel):
+    grace_s: float = Field(0, ge=0, le=admin_ops.MAX_GRACE_S, allow_inf_nan=False,
+                           description="seconds tokens signed with the old key stay valid (0, the default: "
+                                       "refused at once, as for a leaked key)")
+
+
 class ApiKeyOut(BaseModel):
     tenant: str
-    api_key: str = Field(description="the new key; every API token signed with the old one stops working")
+    api_key: str = Field(description="the new key: tokens minted from now on are signed with it")
+    previous_key_accepted_until: float = Field(description="Unix time tokens signed with the old key stop "
+                                                           "working (the rotation time when grace_s is 0)")
 
 
 class TokenIn(BaseModel):
@@ -73,6 +82,21 @@ class AuditOut(BaseModel):
     entries: list[AuditEntry]
 
 
+class SecretAuditEntry(BaseModel):
+    seq: int
+    at: float
+    tenant: Optional[str]
+    actor: str = Field(description='the process, or "<caller> via <process>" for an admin API call')
+    action: str = Field(description="create_device_key, rotate_device_key, delete_device_key, create_tenant_key, "
+                                    "rotate_api_key")
+    subject: str = Field(description="device:<id> or tenant:<tenant>")
+    detail: dict
+
+
+class SecretAuditOut(BaseModel):
+    audit: list[SecretAuditEntry] = Field(description="oldest first")
+
+
 ARTIFACT_UPLOAD_PATH = "/api/admin/artifacts"
 
 
@@ -100,10 +124,15 @@ def make_router() -> APIRouter:
         """Remove a role (`tenant:admin`)."""
         return admin_ops.delete_role(ctx.storage, api_scope(who, "tenant:admin"), role)
 
-    @router.post("/tenant/api-key", response_model=ApiKeyOut, responses=responses(401, 403, 404))
-    async def rotate_api_key(ctx: AppContext = ctx_dep, who: Principal = who_dep):
-        """Replace the tenant's API key (`tenant:admin`); devices must be given the new key too."""
-        return admin_ops.rotate_api_key(ctx.storage, api_scope(who, "tenant:admin"))
+    @router.post("/tenant/api-key", response_model=ApiKeyOut, responses=responses(400, 401, 403, 404))
+    async def rotate_api_key(body: Optional[ApiKeyIn] = None, ctx: AppContext = ctx_dep, who: Principal = who_dep):
+        """Rotate the tenant's API key (`tenant:admin`). Without a body or with `grace_s` 0 the old key is
+        refused at once (every token signed with it, the caller's too); with `grace_s` > 0 tokens signed with
+        either key are accepted until `previous_key_accepted_until`, so new tokens can be minted (`POST
+        /api/admin/tokens` signs with the new key) and handed out without downtime. Devices verifying API
+        tokens themselves must be given the new key too. Audited in the audit log and the secret audit trail."""
+        grace_s = (body or ApiKeyIn()).grace_s
+        return admin_ops.rotate_api_key(ctx.storage, api_scope(who, "tenant:admin"), grace_s)
 
     @router.post("/tokens", response_model=TokenOut, responses=responses(400, 401, 403, 404))
     async def mint_token(body: TokenIn, ctx: AppContext = ctx_dep, who: Principal = who_dep):
@@ -159,5 +188,14 @@ def make_router() -> APIRouter:
         """The tenant's audit log, newest first (`audit:read`)."""
         tenant = api_scope(who, "audit:read").tenant
         return AuditOut(entries=ctx.storage.list_audit(tenant, action, limit, offset))
+
+    @router.get("/secrets/audit", response_model=SecretAuditOut, responses=responses(400, 401, 403))
+    async def secret_audit(subject: Optional[str] = Query(None, description="e.g. device:pico-1, tenant:acme"),
+                           limit: int = Query(200, ge=1, le=1000), ctx: AppContext = ctx_dep,
+                           who: Principal = who_dep):
+        """The secret audit trail of the tenant's keys and its devices' keys (`audit:read`): the newest `limit`
+        entries, oldest first. Server-wide entries (master keys, re-sealing) are shown by `fleet-admin --db`
+        only."""
+        return admin_ops.secret_audit(ctx.storage, api_scope(who, "audit:read"), subject, limit)
 
     return router

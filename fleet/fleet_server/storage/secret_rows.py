@@ -38,40 +38,52 @@ class SecretRows:
             accepted.append(self.box.open(row[prev_column], context))
         return current, accepted
 
-    def _audit(self, db, action: str, subject: str, detail: dict) -> None:
-        db.execute("INSERT INTO secret_audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-                   (time.time(), self.actor, action, subject, json.dumps(detail, sort_keys=True)))
+    def _audit(self, db, action: str, subject: str, detail: dict, tenant: str | None = None,
+               actor: str | None = None) -> None:
+        """`tenant`: whose secret it is (None: server-wide); `actor`: who asked, when not this handle's
+        own actor (an admin API caller), recorded as "<caller> via <handle actor>"."""
+        who = self.actor if actor in (None, self.actor) else f"{actor} via {self.actor}"
+        db.execute("INSERT INTO secret_audit (at, actor, action, subject, detail, tenant) VALUES (?, ?, ?, ?, ?, ?)",
+                   (time.time(), who, action, subject, json.dumps(detail, sort_keys=True), tenant))
 
-    def record_secret_audit(self, action: str, subject: str, detail: dict) -> None:
+    def record_secret_audit(self, action: str, subject: str, detail: dict, tenant: str | None = None) -> None:
         with self._txn() as db:
-            self._audit(db, action, subject, detail)
+            self._audit(db, action, subject, detail, tenant)
 
-    def list_secret_audit(self, subject: str | None = None, limit: int = 200) -> list[dict]:
-        sql, args = "SELECT * FROM secret_audit", []
-        if subject is not None:
-            sql += " WHERE subject=?"
-            args.append(subject)
+    def list_secret_audit(self, subject: str | None = None, limit: int = 200, tenant: str | None = None) -> list[dict]:
+        """The newest `limit` entries, oldest first; of one subject and/or one tenant when given."""
+        where, args = [], []
+        for column, value in (("subject", subject), ("tenant", tenant)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = "SELECT * FROM secret_audit" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self._all(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit])
         return [dict(r, detail=json.loads(r["detail"])) for r in reversed(rows)]
 
-    def rotate_device_key(self, device_id: str, new_key: str, grace_s: float) -> float:
+    def rotate_device_key(self, device_id: str, new_key: str, grace_s: float, actor: str | None = None) -> float:
         return self._rotate("devices", "device_key", "prev_device_key", "id", device_id,
-                            f"device_key:{device_id}", f"device:{device_id}", new_key, grace_s)
+                            f"device_key:{device_id}", f"device:{device_id}", new_key, grace_s, actor)
 
-    def rotate_tenant_key(self, tenant: str, new_key: str, grace_s: float) -> float:
+    def rotate_tenant_key(self, tenant: str, new_key: str, grace_s: float, actor: str | None = None) -> float:
         return self._rotate("tenants", "api_key", "prev_api_key", "tenant", tenant,
-                            f"api_key:{tenant}", f"tenant:{tenant}", new_key, grace_s)
+                            f"api_key:{tenant}", f"tenant:{tenant}", new_key, grace_s, actor)
 
-    def _rotate(self, table, column, prev_column, id_column, row_id, context, subject, new_key, grace_s) -> float:
-        """The current key becomes the previous one, accepted until now + grace_s; returns that time."""
+    def _rotate(self, table, column, prev_column, id_column, row_id, context, subject, new_key, grace_s,
+                actor) -> float:
+        """The current key becomes the previous one, accepted until now + grace_s; returns that time.
+        With grace_s 0 the old key is dropped at once (nothing kept past its deadline)."""
         until = time.time() + grace_s
+        keep = grace_s > 0
         with self._txn() as db:
             rows = db.execute(
-                f"UPDATE {table} SET {prev_column}={column}, prev_key_until=?, {column}=? WHERE {id_column}=?"
-                f" RETURNING {id_column}", (until, self.box.seal(new_key, context), row_id)).fetchall()
+                f"UPDATE {table} SET {prev_column}={column if keep else 'NULL'}, prev_key_until=?, {column}=?"
+                f" WHERE {id_column}=? RETURNING tenant",
+                (until if keep else None, self.box.seal(new_key, context), row_id)).fetchall()
             if not rows:
                 raise NotFound(row_id)
-            self._audit(db, f"rotate_{column}", subject, {"grace_s": grace_s, "previous_accepted_until": until})
+            self._audit(db, f"rotate_{column}", subject, {"grace_s": grace_s, "previous_accepted_until": until},
+                        rows[0]["tenant"], actor)
         return until
 
     def reseal_secrets(self) -> dict[str, int]:

@@ -108,7 +108,7 @@ class SqliteStorage(SecretRows, OperatorSqlMixin):
                 (tenant, self.box.seal(api_key, f"api_key:{tenant}"), json.dumps(roles)),
             ).fetchall()
             if created:
-                self._audit(db, "create_tenant_key", f"tenant:{tenant}", {})
+                self._audit(db, "create_tenant_key", f"tenant:{tenant}", {}, tenant)
         return self.get_tenant(tenant)
 
     # ---- devices -------------------------------------------------------------------
@@ -121,7 +121,8 @@ class SqliteStorage(SecretRows, OperatorSqlMixin):
                     (device["id"], device["tenant"], device["namespace"], device["role"],
                      self.box.seal(device["device_key"], f"device_key:{device['id']}"), time.time()),
                 )
-                self._audit(db, "create_device_key", f"device:{device['id']}", {"tenant": device["tenant"]})
+                self._audit(db, "create_device_key", f"device:{device['id']}", {"tenant": device["tenant"]},
+                            device["tenant"])
         except self.IntegrityError as exc:
             raise AlreadyExists(device["id"]) from exc
 

@@ -71,26 +71,18 @@ class OperatorSqlMixin:
 
     def delete_device(self, device_id: str) -> None:
         with self._txn() as db:
-            if db.execute("SELECT 1 FROM devices WHERE id=?", (device_id,)).fetchone() is None:
+            row = db.execute("SELECT tenant FROM devices WHERE id=?", (device_id,)).fetchone()
+            if row is None:
                 raise NotFound(device_id)
             for table in _DEVICE_TABLES:
                 db.execute(f"DELETE FROM {table} WHERE device_id=?", (device_id,))
             db.execute("DELETE FROM devices WHERE id=?", (device_id,))
-            self._audit(db, "delete_device_key", f"device:{device_id}", {})
+            self._audit(db, "delete_device_key", f"device:{device_id}", {}, row["tenant"])
 
     # ---- tenants: role table and API key ------------------------------------------------------
     def set_tenant_roles(self, tenant: str, roles: dict[str, list[str]]) -> None:
         if self._write("UPDATE tenants SET roles=? WHERE tenant=?", (json.dumps(roles), tenant)).rowcount == 0:
             raise NotFound(tenant)
-
-    def set_tenant_api_key(self, tenant: str, api_key: str) -> None:
-        """Replace the key at once (no grace: rotate_tenant_key keeps the old one for a while)."""
-        with self._txn() as db:
-            rows = db.execute("UPDATE tenants SET api_key=?, prev_api_key=NULL, prev_key_until=NULL WHERE tenant=?"
-                              " RETURNING tenant", (self.box.seal(api_key, f"api_key:{tenant}"), tenant)).fetchall()
-            if not rows:
-                raise NotFound(tenant)
-            self._audit(db, "set_api_key", f"tenant:{tenant}", {})
 
     # ---- audit log ----------------------------------------------------------------------------
     def append_audit(self, entry: dict) -> None:
