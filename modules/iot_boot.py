@@ -8,6 +8,9 @@
 # The configuration (relays, sensors, rbac, ...) comes from the fleet's config service once
 # the device has registered (iotlib.device); any controller argument given here is the
 # starting point until then (see the controllers' docs).
+# device.json is checked before anything starts (iotlib.device_settings): bad JSON, an
+# unknown key or a wrong type is printed, one "device.json: field: what" line each, and the
+# device stays at the REPL with the file untouched.
 import json
 
 from iotlib.buildinfo import build_info
@@ -31,19 +34,53 @@ def role_for_name(role):
     return role_for_variant(role.upper()) if role in ROLES else None
 
 
-def load_settings(path=PROVISIONING_FILE):
-    """device.json as a dict; ValueError names what is wrong with it."""
-    with open(path) as f:
-        try:
-            settings = json.load(f)
-        except ValueError:
-            raise ValueError("%s: not valid JSON" % path)
+def load_settings(path=PROVISIONING_FILE, role=None, image_role=None):
+    """device.json as a dict, checked (iotlib.device_settings: every key known, types);
+    ValueError lists what is wrong with it, one "device.json: field: what" line each."""
+    try:
+        with open(path) as f:
+            text = f.read()
+        settings = json.loads(text)
+    except OSError as e:
+        raise ValueError("%s: cannot be read (%s)" % (path, e))
+    except ValueError as e:
+        raise ValueError("%s: not valid JSON (%s)" % (path, e))
+    # MicroPython's json closes an object at the end of the text: a file cut short by an
+    # interrupted write would parse as the keys before the cut
+    if isinstance(settings, dict) and not text.rstrip().endswith("}"):
+        raise ValueError("%s: not valid JSON (cut short: no closing })" % path)
     if not isinstance(settings, dict):
-        raise ValueError("%s: must be a JSON object" % path)
-    for key in ("device_id", "api_key"):
-        if not settings.get(key):
-            raise ValueError("%s: %s is missing" % (path, key))
+        raise ValueError("%s: must be a JSON object {...}, not %s" % (path, _json_kind(settings)))
+    if role is None and settings.get("role") in ROLES:
+        role = settings["role"]
+    problems = _check_settings(settings, role, image_role)
+    if problems:
+        raise ValueError("\n".join("%s: %s" % (path, p) for p in problems))
     return settings
+
+
+def _json_kind(value):
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    return "null" if value is None else str(value).lower()
+
+
+def _check_settings(settings, role, image_role):
+    """iotlib.device_settings.problems(), with the checker on the heap for this call only:
+    it is dropped from sys.modules and from the package afterwards so gc reclaims it."""
+    import sys
+    import iotlib
+    import iotlib.device_settings
+    try:
+        return iotlib.device_settings.problems(settings, role, image_role)
+    finally:
+        sys.modules.pop("iotlib.device_settings", None)
+        try:
+            delattr(iotlib, "device_settings")
+        except AttributeError:
+            pass
 
 
 def build_device(settings, controller_class, early, version="0.0.0"):
@@ -66,7 +103,19 @@ def prepare():
         print("iotlib %s (%s): not provisioned, no /%s; staying at the REPL"
               % (info["version"], variant, PROVISIONING_FILE))
         return None
-    settings = load_settings()
+    image_role = variant.lower() if variant in ("RELAYS", "SENSORS") else None
+    try:
+        settings = load_settings(role=image_role, image_role=image_role)
+    except ValueError as e:  # a readable refusal, never a traceback; the file stays as it is
+        lines = str(e).split("\n")
+        print("iotlib %s (%s): %s is not valid (%d problem%s):"
+              % (info["version"], variant, PROVISIONING_FILE, len(lines),
+                 "" if len(lines) == 1 else "s"))
+        for line in lines:
+            print("  " + line)
+        print("iotlib %s (%s): staying at the REPL; %s is left as it is: fix it and reset"
+              % (info["version"], variant, PROVISIONING_FILE))
+        return None
     # before any application import: an installed OTA bundle goes first on sys.path
     from iotlib.device import boot_early
     early = boot_early(settings)
