@@ -141,9 +141,7 @@ def test_host_matches_emulator(host_loader, tmp_path):
           "their resumed boots identical in rp2040py and the host build, %.0f s" % (n, time.monotonic() - t))
 
 
-@pytest.mark.skipif(not os.environ.get("OTA_LOADER_HOST_EMU_WIFI"),
-                    reason="OTA_LOADER_HOST_EMU_WIFI=1 (about 3.5 min)")
-def test_host_matches_emulator_wifi(host_loader, tmp_path):
+def _host_matches_emulator_wifi(host_loader, tmp_path):
     img = _images()
     start = P.factory_flash(img["loader"], img["RELAYS"])
     P.stage(start, img["SENSORS"], "9.0.0")
@@ -154,6 +152,12 @@ def test_host_matches_emulator_wifi(host_loader, tmp_path):
     n = _cross_check(host_loader, start, lambda ops: [(_journal_programs(ops)[-3], True)], tmp_path)
     print("\ncross-check (Wi-Fi image): uncut swap of %d flash operations, the last SECT record torn "
           "and the resumed boot identical in rp2040py and the host build, %.0f s" % (n, time.monotonic() - t))
+
+
+# Opt-in (about 3.5 min of emulator time): collected only with OTA_LOADER_HOST_EMU_WIFI=1, so a
+# default run neither runs nor reports it as skipped.
+if os.environ.get("OTA_LOADER_HOST_EMU_WIFI"):
+    test_host_matches_emulator_wifi = _host_matches_emulator_wifi
 
 
 @pytest.fixture(scope="module")
