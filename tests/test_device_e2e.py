@@ -44,10 +44,10 @@ def wait_for(what, fn, timeout=10, every=0.2):
 class Site:
     """A fleet-server with one relays and one sensors device registered to it."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, heartbeat_s=5):
         self.sntp = SntpResponder(offset_s=0.0)
         self.fleet = Fleet(tmp, {"ntp_servers": ["127.0.0.1:%d" % self.sntp.port],
-                                 "heartbeat_s": 5})
+                                 "heartbeat_s": heartbeat_s})
         self.tmp = tmp
         self.devices = []
 
@@ -118,6 +118,22 @@ def test_relays_device_registers_heartbeats_and_takes_its_config_from_the_fleet(
     wait_for("ready", lambda: httpx.get(url, timeout=5).status_code == 200)
     checks = httpx.get(url, timeout=5).json()["checks"]
     assert checks["registered"]["ok"] and checks["config"]["detail"] == "server"
+
+
+def test_the_fleet_hears_a_starting_device_is_ready_before_its_first_interval(tmp_path):
+    # The first heartbeat goes out while the device is still starting (no config yet): with
+    # a 10-minute interval the fleet would show it failing for ten minutes. Until one
+    # heartbeat has said "ready", the next follows within 5 s.
+    slow = Site(tmp_path, heartbeat_s=600)
+    slow.fleet.start()
+    try:
+        d = slow.device("relays", RELAYS_CONFIG)
+        hb = lambda: slow.fleet.admin("heartbeat", "--id", d.device_id)["heartbeat"]
+        first = wait_for("first heartbeat", hb)
+        ready = wait_for("a heartbeat saying ready", lambda: hb()["health"]["ok"], timeout=20)
+        assert ready is True and first["uptime_s"] <= hb()["uptime_s"] < 60
+    finally:
+        slow.close()
 
 
 def test_readyz_waits_for_registration_and_the_api_serves_without_the_fleet(site):

@@ -23,6 +23,8 @@ from iotlib.task import BackgroundTask
 RP2040_WDT_MAX_MS = 8388
 SIM_EXIT_RESET = 75
 SIM_EXIT_WDT = 76
+STARTING_S = 5  # heartbeat cadence while no heartbeat has said "ready" yet...
+STARTING_FOR_S = 120  # ...during the first two minutes of uptime
 
 
 def _hard_exit(code):
@@ -123,6 +125,7 @@ class WatchdogManager:
         self.describe = describe  # callable -> dict of what the inventory shows (version, image, OTA)
         self.missed = 0
         self.heartbeats = 0
+        self.ready_sent = False  # whether a heartbeat has told the fleet the device is ready
         self.last_actions = []
         self._watched = {}      # name -> [max_silence_ms, last_checkin_ticks]
         self._handlers = {}     # action name -> fn() for actions other managers own
@@ -194,8 +197,8 @@ class WatchdogManager:
         """One heartbeat; True when discovery answered. Runs the actions it orders."""
         try:
             await self.registration.ensure()
-            body = {"uptime_s": self.uptime_s(), "free_heap": _free_heap(),
-                    "health": self._health_report()}
+            health = self._health_report()
+            body = {"uptime_s": self.uptime_s(), "free_heap": _free_heap(), "health": health}
             if self.boot is not None:
                 body["boot_count"] = self.boot.boot_count
             if self.describe is not None:
@@ -213,6 +216,7 @@ class WatchdogManager:
             return False
         self.missed = 0
         self.heartbeats += 1
+        self.ready_sent = self.ready_sent or bool(health.get("ok"))
         if self._hb_sent is not None:
             self._hb_sent.inc()
         self.last_actions = actions
@@ -282,6 +286,16 @@ class WatchdogManager:
     def interval_s(self):
         return self.heartbeat_s or self.registration.heartbeat_s or 30
 
+    def next_delay_s(self):
+        """The first heartbeats go out while the device is still starting (no config yet, the
+        server not listening): until one has reported it ready, the next follows within
+        STARTING_S, for the first STARTING_FOR_S of uptime, so the fleet does not show a
+        healthy device as failing for a whole interval."""
+        interval = self.interval_s()
+        if not self.ready_sent and self.uptime_s() < STARTING_FOR_S:
+            return min(interval, STARTING_S)
+        return interval
+
     def start_feeder(self):
         """Start feeding the hardware watchdog (watchdog_loop() does it itself when use_wdt)."""
         self._feed_task.start(self._feed_loop)
@@ -295,7 +309,7 @@ class WatchdogManager:
         while True:
             await self.heartbeat_once()
             self.checkin("heartbeat")
-            await asyncio.sleep_ms(int(self.interval_s() * 1000))
+            await asyncio.sleep_ms(int(self.next_delay_s() * 1000))
 
     async def start(self):
         self._loop_task.start(self.watchdog_loop)
