@@ -128,7 +128,8 @@ build_rp2() {
         show_errors "$dir/build.log"
         die "rp2 build failed, full log in $dir/build.log"
     fi
-    grep -E "^size:" "$dir/build.log" >&2
+    # -o: the variants build in parallel and their size lines can share a line of the log
+    grep -oE "size: [^ ]+: [0-9.]+ KB of [0-9]+ KB budget \([0-9]+%\), [0-9.]+ KB headroom" "$dir/build.log" >&2
     for v in $VARIANTS; do
         [ -f "$dir/PICO_W_IOT-$v.uf2" ] || die "no UF2 for $v"
         echo "build: $dir/PICO_W_IOT-$v.uf2" >&2

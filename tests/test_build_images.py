@@ -123,3 +123,21 @@ def test_micropython_own_test_suite_passes_on_our_binary(deps):
     performed = int(re.search(r"(\d+) tests performed", proc.stdout).group(1))
     passed = int(re.search(r"(\d+) tests passed", proc.stdout).group(1))
     assert performed == passed and performed > 800, summary
+
+
+def test_the_build_prints_each_wifi_image_size_against_its_budget():
+    # What `make` shows a user: one line per image with its headroom (the variants build in
+    # parallel, and their lines once ran together on one line of the log).
+    proc = subprocess.run([str(ROOT / "firmware" / "build.sh"), "rp2"], capture_output=True,
+                          text=True, timeout=900, env=dict(os.environ, IOTLIB_BUILD=str(BUILD)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sizes = {}
+    for line in proc.stderr.splitlines():
+        m = re.fullmatch(r"size: (PICO_W_IOT-\w+): ([\d.]+) KB of (\d+) KB budget \(\d+%\), "
+                         r"([\d.]+) KB headroom", line)
+        if m:
+            sizes[m.group(1)] = float(m.group(4))
+        else:
+            assert "KB headroom" not in line, line
+    assert sorted(sizes) == ["PICO_W_IOT-%s" % v for v in VARIANTS], proc.stderr
+    assert all(headroom >= 64 for headroom in sizes.values()), sizes
