@@ -63,11 +63,17 @@ def _whole_new_image(d, image):
     assert flash[L["APP_OFFSET"]:L["APP_OFFSET"] + len(image)] == image
 
 
+def wifi_swap_start(img):
+    """The flash before the swap: RELAYS in the factory flash, the Wi-Fi SENSORS image staged
+    as version 9.0.0; (flash, the staged file's bytes)."""
+    start = P.factory_flash(img["loader"], img["RELAYS"])
+    return start, P.stage(start, img["SENSORS"], "9.0.0")
+
+
 @pytest.fixture(scope="module")
 def swap():
     img = _images()
-    start = P.factory_flash(img["loader"], img["RELAYS"])
-    staged = P.stage(start, img["SENSORS"], "9.0.0")
+    start, staged = wifi_swap_start(img)
     t = time.monotonic()
     base = _boot(start, record=True)
     wall = time.monotonic() - t

@@ -47,7 +47,7 @@ import emu  # noqa: E402
 import host_build  # noqa: E402
 import pack_image as P  # noqa: E402
 from test_ota_image import _build_loader  # noqa: E402
-from test_ota_image_wifi import _images  # noqa: E402
+from test_ota_image_wifi import _images, wifi_swap_start  # noqa: E402
 
 L = P.L
 APP, JOURNAL = L["APP_OFFSET"], L["JOURNAL_OFFSET"]
@@ -143,8 +143,7 @@ def test_host_matches_emulator(host_loader, tmp_path):
 
 def _host_matches_emulator_wifi(host_loader, tmp_path):
     img = _images()
-    start = P.factory_flash(img["loader"], img["RELAYS"])
-    P.stage(start, img["SENSORS"], "9.0.0")
+    start, _ = wifi_swap_start(img)
     t = time.monotonic()
     # The last sector's journal record, torn: the emulator's cut run is all but the swap's last
     # two operations (compared with the host's), and the resumed boot finds that sector in
@@ -165,8 +164,7 @@ def wifi_start(tmp_path_factory):
     """The flash before the swap, as test_ota_image_wifi.py makes it, saved to files."""
     img = _images()
     d = tmp_path_factory.mktemp("wifi-swap")
-    start = P.factory_flash(img["loader"], img["RELAYS"])
-    P.stage(start, img["SENSORS"], "9.0.0")
+    start, _ = wifi_swap_start(img)
     for name, data in (("start.bin", start), ("RELAYS.bin", img["RELAYS"]), ("SENSORS.bin", img["SENSORS"])):
         (d / name).write_bytes(bytes(data))
     return d
