@@ -132,9 +132,7 @@ def _unknown(path, name, keys):
 
 
 def _check(table, settings, path, out, other=None):
-    types = {}
-    for key, kind in table:
-        types[key] = kind
+    types = dict(table)
     for key in settings:
         where = path + key
         kind = types.get(key)
