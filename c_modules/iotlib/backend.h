@@ -22,10 +22,15 @@ extern const uint32_t iotlib_board_gpio_mask;
 // Make the pins in `mask` SIO outputs, driving `level` before the driver is enabled
 // so a relay never glitches on at start-up.
 void iotlib_gpio_claim_outputs(uint32_t mask, uint32_t level);
+#if IOTLIB_BACKEND_SIM
 // Current output register (every pin, one read).
 uint32_t iotlib_gpio_out_get(void);
 // Drive the pins in `mask` to `level` with one register write: they change together.
 void iotlib_gpio_out_put_masked(uint32_t mask, uint32_t level);
+#else
+// The same two on the chip, inline: they are the relay batch's only register accesses.
+#include "backend_rp2040_gpio.h"
+#endif
 
 // Fill buf[0..count) with 12-bit samples taken round-robin over `channels` (ascending,
 // unique), starting with channels[0], paced at `rate_hz` conversions per second.

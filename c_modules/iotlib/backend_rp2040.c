@@ -27,18 +27,6 @@ void iotlib_gpio_claim_outputs(uint32_t mask, uint32_t level) {
     }
 }
 
-uint32_t iotlib_gpio_out_get(void) {
-    return sio_hw->gpio_out;
-}
-
-void iotlib_gpio_out_put_masked(uint32_t mask, uint32_t level) {
-    // Read-xor-write of the toggle register: one store changes every pin on the same
-    // cycle. Interrupts off so an IRQ handler's own write cannot slip in between.
-    uint32_t irq = save_and_disable_interrupts();
-    sio_hw->gpio_togl = (sio_hw->gpio_out ^ level) & mask;
-    restore_interrupts(irq);
-}
-
 // ---- ADC -----------------------------------------------------------------------------
 
 static void adc_stop_and_drain(void) {

@@ -97,9 +97,10 @@ def relay_c(n):
 
 
 def relay_py(n):
-    bank = RelayBank({"p%d" % i: 12 + i for i in range(8)}, native=False)
-    on = {name: True for name in bank.names}
-    off = {name: False for name in bank.names}
+    pins = {"p%d" % i: 12 + i for i in range(8)}
+    bank = RelayBank(pins, native=False)
+    on = {name: True for name in pins}
+    off = {name: False for name in pins}
     t = ticks_us()
     for i in range(n // 2):
         bank.write(on)

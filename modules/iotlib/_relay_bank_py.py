@@ -77,3 +77,23 @@ class PyRelayBank:
 
     def read(self):
         return {n: bool(p.value()) != (n in self._low) for n, p in self._out.items()}
+
+    def mask(self):
+        bits = 0
+        for gpio in self._pins.values():
+            bits |= 1 << gpio
+        return bits
+
+    def all_off(self):
+        """Every relay OFF, in one write."""
+        self.write({name: False for name in self._pins})
+
+    def apply_safe(self, states):
+        """Exactly `states` (name -> bool), every relay not named OFF, in one write."""
+        if not isinstance(states, dict):
+            raise TypeError("changes must be a dict")
+        full = {name: False for name in self._pins}
+        for name in states:
+            self._check(name)
+            full[name] = bool(states[name])
+        self.write(full)
