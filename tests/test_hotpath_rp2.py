@@ -192,6 +192,38 @@ print((per_line, rings[0] == rings[1] and b'"req.h.token":"***"' in rings[0]))
         assert per_line == 0 and same
 
 
+async def test_a_full_ring_goes_to_flash_without_a_sync_and_flush_makes_it_durable():
+    # littlefs shows a file's size as of its last sync. The full ring is appended for the
+    # caller without a sync (a sync makes the next append copy the file's last block); the
+    # background flush (every flush_ms) and stop() sync it, and rotation closes the file.
+    async with booted() as dev:
+        sizes = await last_literal(dev, """
+import os
+from iotlib.logger import Logger
+log = Logger(directory="/sync", ring_bytes=512, max_bytes=4096)
+def size():
+    return os.stat("/sync/app.log")[6]
+lines = 0
+while not log._unsynced:  # until the first full ring was written out
+    log.log("INFO", "switched", {"relay": "pump", "n": lines})
+    lines += 1
+spilled = log._file_bytes
+before = size()
+log.flush()
+after = size()
+first = log._file
+while log._file is first:  # up to the rotation (a new live file)
+    log.log("INFO", "switched", {"relay": "pump", "n": lines})
+    lines += 1
+rotated = os.stat("/sync/app.log.1")[6]
+print((spilled, before, after, rotated, size()))
+""")
+        spilled, before, after, rotated, live = sizes
+        assert spilled > 0 and before == 0  # written out, not yet synced
+        assert after > spilled  # the flush wrote the ring's rest and synced all of it
+        assert 4096 - 512 < rotated <= 4096 and live == 0  # the rotated file is whole
+
+
 async def test_device_errors_reach_the_test():
     async with booted() as dev:
         with pytest.raises(MicroPythonError):

@@ -1,7 +1,8 @@
 // The Logger's per-line path in one C call: level check, timestamp, the record framed
 // (flattened and masked, jsonlog.c) straight into the RAM ring, the ring's length moved on.
-// Everything else (a full ring, a record too long for a line, an unknown level, a non-str
-// message) goes to the Logger's own Python `on_slow`, so this file holds no policy.
+// Everything else (a record too long for a line, an unknown level, a non-str message) goes
+// to the Logger's own Python `on_slow`, so this file holds no policy. A full ring asks
+// on_slow to empty it (SLOW_RING_FULL) and the record is framed again here, once.
 // iotlib._logring_py.LogRing is the same object in Python.
 #include "py/runtime.h"
 #include "py/mphal.h"
@@ -13,6 +14,7 @@
 #define SLOW_UNKNOWN_LEVEL (-1)
 #define SLOW_BAD_RECORD (-2) // a field name too long or nesting too deep: keep it truncated
 #define SLOW_NOT_STR (-3)
+#define SLOW_RING_FULL (-4) // the record fits a line but not what is left of the ring
 
 typedef struct {
     mp_obj_base_t base;
@@ -61,6 +63,26 @@ static mp_obj_t slow(log_ring_t *self, mp_obj_t level, mp_obj_t msg, mp_obj_t fi
     return mp_call_function_n_kw(self->on_slow, 4, 0, args);
 }
 
+// The record framed at the ring's end: its length (written only when it fits), or
+// SLOW_BAD_RECORD for what the framing refuses with ValueError.
+static mp_int_t log_ring_frame(log_ring_t *self, mp_obj_t level, mp_obj_t msg, mp_obj_t fields) {
+    mp_int_t n;
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        n = iotlib_frame_record_at(self->buf, self->used, self->stamp, level, msg, fields,
+            self->mask);
+        nlr_pop();
+    } else {
+        mp_obj_base_t *exc = nlr.ret_val;
+        if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(exc->type),
+            MP_OBJ_FROM_PTR(&mp_type_ValueError))) {
+            nlr_jump(nlr.ret_val);
+        }
+        n = SLOW_BAD_RECORD;
+    }
+    return n;
+}
+
 // log(level, msg, fields=None): one record into the ring (or to on_slow)
 static mp_obj_t log_ring_log(size_t n_args, const mp_obj_t *args, mp_map_t *kw_args) {
     log_ring_t *self = MP_OBJ_TO_PTR(args[0]);
@@ -102,21 +124,13 @@ static mp_obj_t log_ring_log(size_t n_args, const mp_obj_t *args, mp_map_t *kw_a
         self->stamp = mp_call_method_n_kw(0, 0, dest);
         self->stamp_at_ms = now;
     }
-    mp_int_t n;
-    nlr_buf_t nlr;
-    if (nlr_push(&nlr) == 0) {
-        n = iotlib_frame_record_at(self->buf, self->used, self->stamp, level, msg, fields,
-            self->mask);
-        nlr_pop();
-    } else {
-        mp_obj_base_t *exc = nlr.ret_val;
-        if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(exc->type),
-            MP_OBJ_FROM_PTR(&mp_type_ValueError))) {
-            nlr_jump(nlr.ret_val);
-        }
-        n = SLOW_BAD_RECORD;
-    }
+    mp_int_t n = log_ring_frame(self, level, msg, fields);
     mp_obj_array_t *ring = MP_OBJ_TO_PTR(self->buf);
+    if (n >= 0 && n <= self->line_bytes && (size_t)n <= ring->len
+        && (size_t)(self->used + n) > ring->len) {
+        slow(self, level, msg, fields, SLOW_RING_FULL); // the Logger writes the ring out
+        n = log_ring_frame(self, level, msg, fields);
+    }
     if (n < 0 || n > self->line_bytes || (size_t)(self->used + n) > ring->len) {
         return slow(self, level, msg, fields, n);
     }

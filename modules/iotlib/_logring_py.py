@@ -1,6 +1,7 @@
 # Pure-Python LogRing: the same object as the C one in logring.c (the Logger's per-line path:
 # level check, timestamp, the record framed into the RAM ring); the cases that are not the
-# plain path go to the Logger's on_slow(level, msg, fields, n) exactly as from C.
+# plain path go to the Logger's on_slow(level, msg, fields, n) exactly as from C, a full
+# ring included (on_slow empties it, the record is framed again here).
 from time import ticks_diff, ticks_ms
 
 from iotlib._jsonlog_py import frame_at
@@ -8,6 +9,7 @@ from iotlib._jsonlog_py import frame_at
 SLOW_UNKNOWN_LEVEL = -1
 SLOW_BAD_RECORD = -2  # a field name too long or nesting too deep: keep it truncated
 SLOW_NOT_STR = -3
+SLOW_RING_FULL = -4  # the record fits a line but not what is left of the ring
 
 
 class LogRing:
@@ -40,13 +42,20 @@ class LogRing:
         if self.stamp is None or ticks_diff(now, self._stamp_at) >= self.stamp_ms:
             self.stamp = self.clock.time()
             self._stamp_at = now
-        try:
-            n = frame_at(self.buf, self.used, self.stamp, level, msg, fields, self.mask)
-        except ValueError:
-            n = SLOW_BAD_RECORD
-        if n < 0 or n > self.line_bytes or self.used + n > len(self.buf):
+        n = self._frame(level, msg, fields)
+        size = len(self.buf)
+        if 0 <= n <= self.line_bytes and n <= size < self.used + n:
+            self.on_slow(level, msg, fields, SLOW_RING_FULL)  # the Logger writes the ring out
+            n = self._frame(level, msg, fields)
+        if n < 0 or n > self.line_bytes or self.used + n > size:
             return self.on_slow(level, msg, fields, n)
         self.last = self.used
         self.used += n
         self.lines += 1
         return None
+
+    def _frame(self, level, msg, fields):
+        try:
+            return frame_at(self.buf, self.used, self.stamp, level, msg, fields, self.mask)
+        except ValueError:
+            return SLOW_BAD_RECORD

@@ -6,6 +6,7 @@ import asyncio
 import os
 
 from iotlib import jsonlog
+from iotlib._logring_py import SLOW_RING_FULL
 from iotlib.clock import Clock
 from iotlib.storage import exists, makedirs, remove, sync
 from iotlib.task import BackgroundTask
@@ -72,6 +73,7 @@ class Logger:
             self.log = self._ring.log
         self._file = None  # the live file, kept open between flushes
         self._file_bytes = 0
+        self._unsynced = False  # written since the last sync (or close)
         self._names = [self.path] + ["%s.%d" % (self.path, i) for i in range(1, keep + 1)]
         self._task = BackgroundTask()
         self.dropped = 0
@@ -95,28 +97,27 @@ class Logger:
             print(bytes(memoryview(ring.buf)[ring.last:ring.used - 1]).decode())
 
     def _slow(self, level, msg, fields, n):
-        """What the ring leaves to Python: an unknown level or a non-str message, a record
-        longer than a line (kept as the head of its message with "truncated": true) and a
-        full ring (written to flash first)."""
+        """What the ring leaves to Python: a full ring (written out, then the ring frames the
+        record again), an unknown level or a non-str message, and a record longer than a
+        line (kept as the head of its message with "truncated": true)."""
+        if n == SLOW_RING_FULL:
+            return self._spill()
         if n == -1:
             raise ValueError("unknown log level " + str(level))
         ring = self._ring
         if n == -3:
             return ring.log(level, str(msg), fields)
-        mask = self.mask_fields
-        if n < 0 or n > self.line_bytes or n > len(ring.buf):
-            msg, fields, mask = msg[:96], TRUNCATED, ()
-        for attempt in range(2):
-            n = self._frame(ring.buf, ring.used, ring.stamp, level, msg, fields, mask)
-            if n > self.line_bytes or n > len(ring.buf):
-                break
-            if ring.used + n <= len(ring.buf):
-                ring.last = ring.used
-                ring.used += n
-                ring.lines += 1
-                return None
-            self.flush()  # empties the ring (what flash refused is counted as dropped)
-        self.dropped += 1
+        msg = msg[:96]
+        n = self._frame(ring.buf, ring.used, ring.stamp, level, msg, TRUNCATED, ())
+        if ring.used + n > len(ring.buf):
+            self._spill()
+            n = self._frame(ring.buf, ring.used, ring.stamp, level, msg, TRUNCATED, ())
+        if ring.used + n > len(ring.buf):  # a ring smaller than a truncated record
+            self.dropped += 1
+            return None
+        ring.last = ring.used
+        ring.used += n
+        ring.lines += 1
         return None
 
     def debug(self, msg, fields=None, **kw):
@@ -150,19 +151,30 @@ class Logger:
             return 0
 
     def flush(self):
-        """Write the ring to flash in one append (the file stays open between flushes, so a
-        flush allocates nothing); rotate first when the file would outgrow max_bytes."""
+        """Write the ring to flash and make it durable (the background task every flush_ms,
+        and stop()); the file stays open between flushes, so a flush allocates nothing."""
+        self._write(True)
+
+    def _spill(self):
+        """A full ring written out for the caller: appended without a sync. A sync ends
+        littlefs's write of the file's last block, so the next append would copy that block
+        (an erase and up to 4 KB programmed); the next flush() syncs, within flush_ms."""
+        self._write(False)
+
+    def _write(self, durable):
         ring = self._ring
         used = ring.used
-        if not used:
-            return
         try:
-            f = self._file
-            if f is None or self._file_bytes + used > self.max_bytes:
-                f = self._open(used)
-            f.write(ring.buf, 0, used)  # the stream's (buf, offset, length) form
-            sync(f)
-            self._file_bytes += used
+            if used:
+                f = self._file
+                if f is None or self._file_bytes + used > self.max_bytes:
+                    f = self._open(used)  # rotates first when the file would outgrow max_bytes
+                f.write(ring.buf, 0, used)  # the stream's (buf, offset, length) form
+                self._file_bytes += used
+                self._unsynced = True
+            if durable and self._unsynced:
+                sync(self._file)
+                self._unsynced = False
         except OSError:
             self.write_errors += 1
             self.dropped += self.lines_in_ring()
@@ -182,6 +194,7 @@ class Logger:
         return self._file
 
     def _close(self):
+        self._unsynced = False  # closing syncs
         if self._file is not None:
             try:
                 self._file.close()
