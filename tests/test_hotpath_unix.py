@@ -501,7 +501,7 @@ def used(n):
 per_line = (used(300) - used(100)) / 200
 # small ring and files: flushes, rotations, truncation and the odd records, both ways
 kw = {"mask_fields": ["token"], "ring_bytes": 700, "max_bytes": 3000, "keep": 2,
-      "line_bytes": 200, "clock": Fixed(), "level": "DEBUG"}
+      "line_bytes": 200, "clock": Fixed(), "level": "DEBUG", "stamp_ms": 0}
 loggers = (Logger(directory="c", **kw), Logger(directory="p", native=False, **kw))
 for log in loggers:
     for i in range(120):

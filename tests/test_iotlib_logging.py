@@ -190,3 +190,31 @@ print(a.verify())
     assert head == hashlib.sha256(last).hexdigest()
     lines = [json.loads(l) for l in text.splitlines()]
     assert lines[-1]["n"] == 8 and lines[-1]["req.ip"] == "10.0.0.8"
+
+
+def test_a_caller_that_yields_never_writes_flash_itself_and_every_line_arrives(tmp_path):
+    # The ring wakes the writer task at half full; a caller yielding between lines (as any
+    # request handler does) leaves the writes to it. One that never yields fills the ring and
+    # writes it out itself (counted), and nothing is lost either way.
+    out = run_unix("""
+import asyncio
+from iotlib.logger import Logger
+log = Logger(ring_bytes=512, max_bytes=16384, keep=2, flush_ms=60000)
+async def main():
+    await log.start()
+    for i in range(200):
+        log.info("yielding", n=i)
+        await asyncio.sleep_ms(0)
+    yielding = log.caller_writes
+    for i in range(200):
+        log.info("busy", n=i)
+    await log.stop()
+    print(yielding, log.caller_writes, log.lines, log.dropped)
+asyncio.run(main())
+""", cwd=str(tmp_path))
+    yielding, busy, lines, dropped = map(int, out.split())
+    assert yielding == 0 and busy > 10 and lines == 400 and dropped == 0
+    records = [json.loads(l) for p in sorted((tmp_path / "logs").iterdir(), reverse=True)
+               for l in p.read_text().splitlines()]
+    ns = [(r["msg"], r["n"]) for r in records][-400:]
+    assert ns == [("yielding", i) for i in range(200)] + [("busy", i) for i in range(200)]

@@ -96,18 +96,21 @@ static bool int_fits_word(mp_obj_t v, mp_int_t *out) {
     #endif
 }
 
-static void jw_int(json_writer_t *w, mp_int_t i) {
+static void jw_uint_signed(json_writer_t *w, mp_uint_t u, bool negative) {
     char digits[24];
     char *p = digits + sizeof(digits);
-    mp_uint_t u = i < 0 ? -(mp_uint_t)i : (mp_uint_t)i;
     do {
         *--p = '0' + u % 10;
         u /= 10;
     } while (u);
-    if (i < 0) {
+    if (negative) {
         *--p = '-';
     }
     jw_strn(w, p, digits + sizeof(digits) - p);
+}
+
+static void jw_int(json_writer_t *w, mp_int_t i) {
+    jw_uint_signed(w, i < 0 ? -(mp_uint_t)i : (mp_uint_t)i, i < 0);
 }
 
 #if MICROPY_PY_BUILTINS_FLOAT
@@ -204,9 +207,15 @@ static void get_line_buffer(mp_obj_t obj, mp_buffer_info_t *bi) {
     }
 }
 
-static void jw_head(json_writer_t *w, mp_obj_t ts, mp_obj_t level, mp_obj_t msg) {
+// ts: an object, or MP_OBJ_NULL for the seconds in ts_s (the log ring's own stamp: an
+// int object past the small-int range would cost heap per line)
+static void jw_head(json_writer_t *w, mp_obj_t ts, mp_uint_t ts_s, mp_obj_t level, mp_obj_t msg) {
     jw_lit(w, "{\"ts\":");
-    jw_value(w, ts);
+    if (ts == MP_OBJ_NULL) {
+        jw_uint_signed(w, ts_s, false);
+    } else {
+        jw_value(w, ts);
+    }
     jw_lit(w, ",\"level\":");
     jw_value(w, level);
     jw_lit(w, ",\"msg\":");
@@ -225,7 +234,7 @@ static mp_obj_t iotlib_frame_into(size_t n_args, const mp_obj_t *args) {
     json_writer_t w = { { NULL, jw_strn }, bi.buf, bi.len, 0 };
     w.print.data = &w;
 
-    jw_head(&w, args[1], args[2], args[3]);
+    jw_head(&w, args[1], 0, args[2], args[3]);
     if (fields != mp_const_none) {
         mp_map_t *map = mp_obj_dict_get_map(fields);
         for (size_t i = 0; i < map->alloc; i++) {
@@ -413,8 +422,8 @@ static void flat_container(record_t *r, mp_obj_t container, size_t prefix_len, i
 }
 
 // The record at buf[at:]; its length (the bytes are there only when at + length fits).
-mp_int_t iotlib_frame_record_at(mp_obj_t buf, mp_int_t at, mp_obj_t ts, mp_obj_t level,
-    mp_obj_t msg, mp_obj_t fields, mp_obj_t mask_keys) {
+mp_int_t iotlib_frame_record_at(mp_obj_t buf, mp_int_t at, mp_obj_t ts, mp_uint_t ts_s,
+    mp_obj_t level, mp_obj_t msg, mp_obj_t fields, mp_obj_t mask_keys) {
     mp_buffer_info_t bi;
     get_line_buffer(buf, &bi);
     if (at < 0 || (size_t)at > bi.len) {
@@ -429,7 +438,7 @@ mp_int_t iotlib_frame_record_at(mp_obj_t buf, mp_int_t at, mp_obj_t ts, mp_obj_t
     r.w.print.data = &r.w;
     r.escaped = (mp_print_t) { &r.w, escaped_strn };
     r.mask_keys = mask_keys;
-    jw_head(&r.w, ts, level, msg);
+    jw_head(&r.w, ts, ts_s, level, msg);
     if (fields != mp_const_none) {
         flat_container(&r, fields, 0, 1);
     }
@@ -444,6 +453,6 @@ mp_int_t iotlib_frame_record_at(mp_obj_t buf, mp_int_t at, mp_obj_t ts, mp_obj_t
 static mp_obj_t iotlib_frame_at(size_t n_args, const mp_obj_t *args) {
     (void)n_args;
     return MP_OBJ_NEW_SMALL_INT(iotlib_frame_record_at(args[0], mp_obj_get_int(args[1]),
-        args[2], args[3], args[4], args[5], args[6]));
+        args[2], 0, args[3], args[4], args[5], args[6]));
 }
 MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(iotlib_frame_at_obj, 7, 7, iotlib_frame_at);

@@ -28,6 +28,7 @@ class Clock:
         self.offset_s = offset_s        # tests move the clock with this
         self.synced = False             # an SNTP answer arrived this boot
         self.steps = 0
+        self.generation = 0             # one more at every sync: stamps read from it go stale
         self.correction_s = 0           # the first sync's jump from the unsynced reading
         self._stepped_us = 0            # corrections written into the RTC this boot
         self._start_us = self.rtc.now_us()
@@ -104,6 +105,7 @@ class Clock:
             self._stepped_us += offset_us
             self.steps += 1
         self.synced = True
+        self.generation += 1
         self._keep_floor()
         if first:
             self.correction_s = (self.now_us() - before_us) // _US

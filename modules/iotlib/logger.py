@@ -1,12 +1,13 @@
 # Structured JSON-line logging: records are framed (by the C module when present) into a
-# preallocated RAM ring and written to flash in batches to spare the flash; the file rotates
+# preallocated RAM ring and written to flash in batches to spare the flash, by a writer task
+# the ring wakes when it is half full (the caller does not wait for flash); the file rotates
 # by size and old files are dropped by count and age. Masked fields are replaced with "***"
 # wherever they appear in a record, nested or not.
 import asyncio
 import os
 
 from iotlib import jsonlog
-from iotlib._logring_py import SLOW_RING_FULL
+from iotlib._logring_py import SLOW_RING_FULL, SLOW_WAKE_WRITER
 from iotlib.clock import Clock
 from iotlib.storage import exists, makedirs, remove, sync
 from iotlib.task import BackgroundTask
@@ -14,8 +15,10 @@ from iotlib.task import BackgroundTask
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 MASK = "***"
 TRUNCATED = {"truncated": True}
-# One read of the wall clock stamps the lines of the next STAMP_MS: the clock's int is past
-# the small-int range on the RP2040, so reading it per line would allocate per line.
+# The ring reads the wall clock at its first line, when the clock's generation changes (an
+# SNTP answer: compared every STAMP_MS) and every 10 minutes, and counts the seconds on from
+# ticks in between: the clock's int is past the small-int range on the RP2040, so reading it
+# per line would allocate per line.
 STAMP_MS = 250
 
 
@@ -49,7 +52,7 @@ def _merge(fields, kw):
 class Logger:
     def __init__(self, mask_fields=None, level="INFO", directory="logs", name="app.log",
                  max_bytes=16384, keep=3, max_age_s=0, ring_bytes=2048, line_bytes=384,
-                 flush_ms=5000, clock=None, echo=False, native=True):
+                 flush_ms=5000, clock=None, echo=False, native=True, stamp_ms=STAMP_MS):
         self.mask_fields = set(mask_fields or ())
         self.level = LEVELS[level]
         self.directory = directory
@@ -60,13 +63,14 @@ class Logger:
         self.flush_ms = flush_ms
         self.clock = clock or Clock()
         self.echo = echo
-        # native=False: the pure-Python ring and framing (same bytes), for comparison
+        # native=False: the pure-Python ring and framing (same bytes), for comparison;
+        # stamp_ms=0: the clock stamps every line (a test's fixed clock)
         self._frame = jsonlog.frame_at if native else jsonlog.py_frame_at
         ring_type = jsonlog.LogRing if native else jsonlog.PyLogRing
         self.line_bytes = line_bytes  # longest record kept whole
         # records are framed straight into the ring (one C call per line, see log())
         self._ring = ring_type(bytearray(ring_bytes), line_bytes, LEVELS, self.level,
-                               self.mask_fields, self.clock, STAMP_MS, self._slow)
+                               self.mask_fields, self.clock, stamp_ms, self._slow)
         if not echo:
             # The ring's bound method itself: logger.log(...) goes straight into C, with no
             # Python frame (the class's log() below is what it does).
@@ -75,7 +79,9 @@ class Logger:
         self._file_bytes = 0
         self._unsynced = False  # written since the last sync (or close)
         self._names = [self.path] + ["%s.%d" % (self.path, i) for i in range(1, keep + 1)]
-        self._task = BackgroundTask()
+        self._task = BackgroundTask()  # the writer (see _run)
+        self._wake = asyncio.Event()  # set by the ring when it is half full
+        self.caller_writes = 0  # full rings a caller wrote out (the writer had not run)
         self.dropped = 0
         self.write_errors = 0
 
@@ -97,10 +103,14 @@ class Logger:
             print(bytes(memoryview(ring.buf)[ring.last:ring.used - 1]).decode())
 
     def _slow(self, level, msg, fields, n):
-        """What the ring leaves to Python: a full ring (written out, then the ring frames the
-        record again), an unknown level or a non-str message, and a record longer than a
-        line (kept as the head of its message with "truncated": true)."""
+        """What the ring leaves to Python: the ring half full (the writer task is woken), a
+        full ring (the writer has not run: the caller writes it out, then the ring frames
+        the record again), an unknown level or a non-str message, and a record longer than
+        a line (kept as the head of its message with "truncated": true)."""
+        if n == SLOW_WAKE_WRITER:
+            return self._wake.set()
         if n == SLOW_RING_FULL:
+            self.caller_writes += 1
             return self._spill()
         if n == -1:
             raise ValueError("unknown log level " + str(level))
@@ -156,9 +166,10 @@ class Logger:
         self._write(True)
 
     def _spill(self):
-        """A full ring written out for the caller: appended without a sync. A sync ends
-        littlefs's write of the file's last block, so the next append would copy that block
-        (an erase and up to 4 KB programmed); the next flush() syncs, within flush_ms."""
+        """The ring appended to the live file without a sync (by the woken writer, or by a
+        caller that filled it). A sync ends littlefs's write of the file's last block, so
+        the next append would copy that block (an erase and up to 4 KB programmed); the
+        writer's flush() every flush_ms syncs."""
         self._write(False)
 
     def _write(self, durable):
@@ -260,6 +271,15 @@ class Logger:
         self._close()
 
     async def _run(self):
+        """The writer: the ring goes to flash when the ring says it is half full (appended,
+        no sync) and every flush_ms (synced), so a caller that yields between lines never
+        waits for flash; only one that fills the whole ring without yielding does."""
+        wake = self._wake
         while True:
-            await asyncio.sleep_ms(self.flush_ms)
-            self.flush()
+            try:
+                await asyncio.wait_for_ms(wake.wait(), self.flush_ms)
+            except asyncio.TimeoutError:
+                self.flush()
+                continue
+            wake.clear()
+            self._spill()
