@@ -116,9 +116,11 @@ def prepare():
         print("iotlib %s (%s): staying at the REPL; %s is left as it is: fix it and reset"
               % (info["version"], variant, PROVISIONING_FILE))
         return None
-    # before any application import: an installed OTA bundle goes first on sys.path
+    # before any application import: an installed OTA bundle goes first on sys.path.
+    # The hardware is chosen here, once (iotlib.hal), and handed to every manager.
+    from iotlib import hal
     from iotlib.device import boot_early
-    early = boot_early(settings)
+    early = boot_early(settings, hal.load())
     if early[3].boot_mode() == "safe":  # the image never confirmed: no role code at all
         from iotlib.safe_mode import SafeModeController
         controller_class = SafeModeController

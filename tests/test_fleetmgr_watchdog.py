@@ -2,7 +2,7 @@
 import json
 
 from test_fleetmgr_helpers import Device, fleet, prelude  # noqa: F401 (fixture)
-SIM_EXIT_RESET, SIM_EXIT_WDT = 75, 76  # iotlib.watchdog_manager: the simulated resets
+SIM_EXIT_RESET, SIM_EXIT_WDT = 75, 76  # iotlib.hal.unix: the simulated resets
 
 DEVICE_SCRIPT = """
 alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)

@@ -89,7 +89,7 @@ async def _reset(device, code, timeout=60):
 _STAGE_VIA_PYTHON = """
 import json, machine, os
 from iotlib.bundle_store import BundleStore
-from iotlib.image_stage import open_stage
+from iotlib import hal
 from iotlib.ota_manager import OTAUpdateManager
 
 class Response:
@@ -106,7 +106,7 @@ class FileHttp:
         n = self.f.readinto(memoryview(self.buf)[:b + 1 - a])
         return Response(206, memoryview(self.buf)[:n])
 
-stage = open_stage()
+stage = hal.load().staging()
 mgr = OTAUpdateManager(FileHttp("/v2.image"), BundleStore("ota"), "emu-1", "http://fleet/api",
                        "1.0.0", image=stage, reset=machine.reset,
                        alarm=lambda *a: print("ALARM", a[0], a[2]))
@@ -164,10 +164,10 @@ _AFTER_BOOT = """
 import machine
 from iotlib.storage import exists
 from iotlib.bundle_store import BundleStore
-from iotlib.image_stage import open_stage
+from iotlib import hal
 from iotlib.ota_manager import OTAUpdateManager
 mgr = OTAUpdateManager(None, BundleStore("ota"), "emu-1", "http://fleet/api", "1.0.0",
-                       image=open_stage(), reset=machine.reset,
+                       image=hal.load().staging(), reset=machine.reset,
                        alarm=lambda *a: print("ALARM", a[0], a[2]))
 print("before", exists("ota/image.z"), mgr.image_mode())
 print("verdict", mgr.after_boot(), exists("ota/image.z"))

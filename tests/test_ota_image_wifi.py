@@ -136,13 +136,13 @@ _BOOTED = """
 import sys, machine
 from iotlib.storage import exists
 from iotlib.bundle_store import BundleStore
-from iotlib.image_stage import open_stage
+from iotlib import hal
 from iotlib.ota_manager import OTAUpdateManager
 from iotlib.health import Health
 health = Health()
 health.add_check("app", lambda: (True, "ok"))
 mgr = OTAUpdateManager(None, BundleStore("ota"), "emu-1", "http://fleet/api", "1.0.0",
-                       image=open_stage(), health=health, reset=machine.reset)
+                       image=hal.load().staging(), health=health, reset=machine.reset)
 v = mgr.after_boot()
 bs = mgr.boot_state()
 print("boot", bs["image_mode"], bs["image_trial_boots"], v, exists("ota/image.z"), sys.implementation._build)

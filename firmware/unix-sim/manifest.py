@@ -2,3 +2,6 @@
 include("../../manifest.py")
 module("relays_controller.py", base_path="../../modules")
 module("sensors_controller.py", base_path="../../modules")
+# what only the simulation runs on: its hal (iotlib.hal.unix) and its link
+module("iotlib/hal/unix.py", base_path="../../modules")
+module("iotlib/link_sim.py", base_path="../../modules")

@@ -4,20 +4,6 @@ import time
 from array import array
 
 
-def _machine_reader():
-    from machine import ADC
-
-    adcs = {}
-
-    def read(ch):
-        adc = adcs.get(ch)
-        if adc is None:
-            adc = adcs[ch] = ADC(ch)
-        return adc.read_u16() >> 4  # read_u16 scales 12 bits up to 16
-
-    return read
-
-
 class PyAdcBurst:
     def __init__(self, read=None):
         self._read = read
@@ -40,8 +26,9 @@ class PyAdcBurst:
             raise ValueError("buf holds no full round")
         if not 733 <= rate_hz <= 500000:
             raise ValueError("rate_hz must be 733-500000")
-        if self._read is None:
-            self._read = _machine_reader()
+        if self._read is None:  # the hardware's ADC (iotlib.hal: machine.ADC on rp2)
+            from iotlib.hal import load
+            self._read = load().adc()
         read = self._read
         period_us = 1000000 // rate_hz
         ticks_us, ticks_diff, ticks_add = time.ticks_us, time.ticks_diff, time.ticks_add

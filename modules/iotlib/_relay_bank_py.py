@@ -2,27 +2,6 @@
 # Pins change one Pin.value() call at a time here; only the C path is same-cycle.
 
 
-class _MemoryPin:
-    """Stand-in output pin for ports without machine.Pin (unix): keeps its level."""
-
-    def __init__(self, gpio, mode=None, value=0):
-        self._value = value
-
-    def value(self, v=None):
-        if v is None:
-            return self._value
-        self._value = 1 if v else 0
-
-
-def _default_pin_factory():
-    try:
-        from machine import Pin
-
-        return lambda gpio, level: Pin(gpio, Pin.OUT, value=level)
-    except (ImportError, AttributeError):
-        return lambda gpio, level: _MemoryPin(gpio, value=level)
-
-
 class PyRelayBank:
     def __init__(self, pins, active_low, interlocks, allowed_mask, lock_error, pin_factory=None):
         if not isinstance(pins, dict):
@@ -49,7 +28,10 @@ class PyRelayBank:
             self._check(b)
             self._locks.append((a, b))
         self._lock_error = lock_error or ValueError
-        factory = pin_factory or _default_pin_factory()
+        if pin_factory is None:  # the hardware's output pins (iotlib.hal: machine.Pin on rp2)
+            from iotlib.hal import load
+            pin_factory = load().pin
+        factory = pin_factory
         # OFF level given at construction, so the pin never glitches ON.
         self._out = {n: factory(g, 1 if n in self._low else 0) for n, g in pins.items()}
         self._on = {n: False for n in pins}

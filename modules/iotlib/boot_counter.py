@@ -1,40 +1,27 @@
 # Boot counter in persistent storage: tells a clean boot from a reset loop. OTA's rollback reads
 # `unconfirmed` (boots since the last mark_good()) and `reset_cause`.
 #
-# The cause comes from machine.reset_cause() where the port has one (rp2: WDT_RESET after a
-# watchdog timeout or machine.reset()), else from a note the simulated reset left in the file
-# (unix), else "power".
+# The cause comes from the note a deliberate reset left in the file (iotlib.hal's reset(cause)
+# and note_reset() write it), else from the hardware (the hal's reset_cause(): rp2 says "wdt"
+# after a watchdog timeout), else "power".
 import time
 
+from iotlib.hal import CAUSE_POWER, CAUSE_WDT, load
 from iotlib.storage import Storage
 
-CAUSE_POWER = "power"
-CAUSE_WDT = "wdt"          # hardware watchdog timeout or software reset through the watchdog
 CAUSE_ESCALATION = "escalation"  # WatchdogManager reset the device after missed heartbeats
-CAUSE_RESET_PIN = "reset_pin"
-
-
-def hardware_reset_cause():
-    """The port's own reset cause as one of our names, or None where the port has none."""
-    try:
-        import machine
-        cause = machine.reset_cause()
-    except (ImportError, AttributeError):
-        return None
-    if cause == getattr(machine, "WDT_RESET", -1):
-        return CAUSE_WDT
-    if cause == getattr(machine, "HARD_RESET", -1):
-        return CAUSE_RESET_PIN
-    return CAUSE_POWER
+CAUSE_OTA = "ota"  # OTAUpdateManager reset into an installed, committed or rolled-back update
 
 
 class BootCounter:
-    def __init__(self, store=None, name="boot.json", loop_after=3, cause=None, clock=None):
+    def __init__(self, store=None, name="boot.json", loop_after=3, cause=None, clock=None,
+                 hal=None):
         self.store = store if store is not None else Storage(".")
+        self.hal = hal  # None: iotlib.hal.load() when the hardware is asked
         self.clock = clock  # iotlib.clock.Clock: boot_time, re-stamped at the first sync
         self.name = name
         self.loop_after = loop_after  # this many unconfirmed boots in a row is a reset loop
-        self._cause = cause            # injected by tests; else hardware_reset_cause()
+        self._cause = cause            # injected by tests; else the hal's reset_cause()
         self.state = None
 
     def _load(self):
@@ -48,7 +35,7 @@ class BootCounter:
         """Count this boot (call once, early); returns the state dict."""
         s = self._load()
         note = s.pop("pending_cause", None)
-        hw = None if (self._cause or note) else hardware_reset_cause()
+        hw = None if (self._cause or note) else (self.hal or load()).reset_cause()
         cause = self._cause or note or hw or CAUSE_POWER
         if hw is None and not self._cause and note is None and s.get("running"):
             # the previous boot never shut down cleanly and left no note: on a port without

@@ -13,5 +13,4 @@ def build_info():
     else:
         info = {"version": "0.1.0", "variant": "NONE", "backend": "python", "wireless": False,
                 "micropython": ".".join(str(n) for n in sys.implementation.version[:3])}
-    info["platform"] = sys.platform
     return info

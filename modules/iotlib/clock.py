@@ -1,8 +1,8 @@
 # The device's one clock: every manager that stamps or checks wall-clock time (auth, logger,
 # audit, boot counter, alarms, sensor samples) is handed the same Clock in its constructor.
 #
-# Wall time comes from the RTC (iotlib.rtc: machine.RTC on rp2, SimRTC on unix), which
-# TimeSyncManager steps from SNTP through sync(). Until then the clock is not `trusted`
+# Wall time comes from the chip's RTC (iotlib.hal's rtc(): machine.RTC on rp2, SimRTC on unix),
+# which TimeSyncManager steps from SNTP through sync(). Until then the clock is not `trusted`
 # (the RP2040's RTC starts at 2021-01-01 on every power-on) and time() is only a lower
 # bound: never earlier than the last known good time persisted to flash (clock.json) plus
 # the uptime since, so a token that expired before the last shutdown is still refused.
@@ -13,15 +13,16 @@
 # token's expiry) use it. Integer microseconds throughout: rp2 floats are single precision.
 import time
 
-from iotlib.rtc import default_rtc
-
 _US = 1000000
 FLOOR_FILE = "clock.json"
 
 
 class Clock:
     def __init__(self, rtc=None, store=None, persist_s=3600, step_min_us=500000, offset_s=0):
-        self.rtc = rtc or default_rtc()
+        if rtc is None:  # boot_early hands the hal's; a Clock built on its own takes the same
+            from iotlib.hal import load
+            rtc = load().rtc()
+        self.rtc = rtc
         self.store = store              # where the floor lives (None: no floor)
         self.persist_s = persist_s
         self.step_min_us = step_min_us  # smaller corrections are left to the next round

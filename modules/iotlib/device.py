@@ -1,7 +1,7 @@
 # The device assembled from its provisioning (device.json): every manager built once with
 # its collaborators, the role's controller handed what it uses, one start/stop order.
 #
-#   early = boot_early(settings)      # Clock, BootCounter, BundleStore.boot(), image stage
+#   early = boot_early(settings, hal.load())  # Clock, BootCounter, BundleStore.boot(), image stage
 #   device = Device(settings, RelaysController, early)
 #   await device.main()               # serve until stop()
 #
@@ -37,24 +37,24 @@ def discovery_base(url):
     return url[:-8] if url.endswith("/devices") else url
 
 
-def boot_early(settings, store_root=".", ota_root="ota"):
+def boot_early(settings, hal, store_root=".", ota_root="ota"):
     """What must run before any application import: start the clock, count the boot, pick
     the OTA bundle (it goes first on sys.path), open the image stage (its boot mode says
-    normal, trial or safe). Returns (store, boot_counter, bundle_store, image_stage, clock)."""
+    normal, trial or safe). hal: iotlib.hal.load(), the hardware every manager is handed.
+    Returns (store, boot_counter, bundle_store, image_stage, clock, hal)."""
     from iotlib.storage import Storage
     from iotlib.clock import Clock
     from iotlib.boot_counter import BootCounter
     from iotlib.bundle_store import BundleStore
-    from iotlib.image_stage import open_stage
 
     store = Storage(store_root)
-    clock = Clock(store=store)  # the chip's RTC; its lower bound from flash
-    boot = BootCounter(store, clock=clock)
+    clock = Clock(hal.rtc(), store=store)  # the chip's RTC; its lower bound from flash
+    boot = BootCounter(store, clock=clock, hal=hal)
     boot.record_boot()
     clock.on_sync(boot.stamp_synced)
     bundles = BundleStore(ota_root)
     bundles.boot()
-    return store, boot, bundles, open_stage(ota_root), clock
+    return store, boot, bundles, hal.staging(ota_root), clock, hal
 
 
 def _jitter(limit):
@@ -210,7 +210,7 @@ class Device:
         from iotlib.network_manager import NetworkManager
 
         self.settings = settings
-        store, self.boot, self.bundles, self.image, self.clock = early
+        store, self.boot, self.bundles, self.image, self.clock, self.hal = early
         clock = self.clock
         self.safe_mode = getattr(controller_class, "SAFE_MODE", False)
         self._image_kind = None  # build_info()'s wireless/variant, read once for heartbeats
@@ -247,7 +247,8 @@ class Device:
         self.http = http = HttpClient(auth=auth,
                                       max_body=settings.get("http_client_max_body", 4096),
                                       **tls_options)
-        self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"))
+        self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"),
+                                      hal=self.hal)
         for m in (self.network, auth, logger, audit, denials):
             m.register(metrics, health)
         boot = self.boot
@@ -320,7 +321,8 @@ class Device:
                                         max_missed=settings.get("max_missed", 5),
                                         use_wdt=settings.get("use_wdt", True), boot=self.boot,
                                         alarms=alarms, health=health, metrics=metrics,
-                                        network=self.network, describe=self._describe)
+                                        network=self.network, describe=self._describe,
+                                        hal=self.hal)
         self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet, refused=self.fleet_refused)
         if fleet:  # how far the fleet server is authenticated, for operators reading /health
             tls_mode = fleet_tls_mode(settings, self.fleet_refused)
@@ -340,7 +342,7 @@ class Device:
         config.subscribe(self._on_heartbeat_config, None, ("heartbeat_s",))
         self.ota = ota = OTAUpdateManager(http, self.bundles, device_id, sd, version,
                                           health=health, metrics=metrics, audit=self.audit,
-                                          alarm=self._ota_alarm, image=self.image)
+                                          alarm=self._ota_alarm, image=self.image, hal=self.hal)
         ota.after_boot()  # the loader's word on a staged image: delete it, alarm a refusal
         # discovery's "check_update" checks now instead of at the next poll
         self.watchdog.on_action("check_update", self._push_update_check)

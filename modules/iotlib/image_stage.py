@@ -3,8 +3,8 @@
 # which the loader reads at the next reset, inflates, checks and installs. The file is what
 # `firmware/pack_image.py sign` makes: a 128-byte header, then the image as a raw deflate stream.
 #
-#   stage = image_stage.open_stage("ota")   # the loader's boot state through _iotimage on rp2,
-#                                           # a simulated one (files) elsewhere
+#   stage = hal.staging("ota")         # iotlib.hal: the loader's boot state through _iotimage
+#                                      # on rp2, a simulated one (files) elsewhere
 #   stage.check_header(first_bytes) -> dict  refuse a file that is not a format-2 stage (ValueError)
 #   stage.install(part_path) -> dict   check a whole downloaded file, rename it into place (atomic)
 #   stage.staged() -> dict or None     the header of the file in place
@@ -126,13 +126,3 @@ class ImageStage:
                 return parse_header(f.read(HEADER_SIZE))
             except ValueError:
                 return None
-
-
-def open_stage(root="ota"):
-    try:
-        import _iotimage
-    except ImportError:
-        return ImageStage(root)
-    if _iotimage.boot_mode() == "none":  # a loader build started without its loader
-        return ImageStage(root)
-    return ImageStage(root, _iotimage)

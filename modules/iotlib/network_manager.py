@@ -4,7 +4,6 @@
 import asyncio
 import os
 
-from iotlib.link_wlan import default_link
 from iotlib.task import BackgroundTask
 
 
@@ -35,10 +34,14 @@ def _jitter(limit):
 
 class NetworkManager:
     def __init__(self, ssid, password, link=None, probe=None, connect_timeout_ms=15000,
-                 check_ms=5000, backoff_min_ms=500, backoff_max_ms=60000, probe_timeout_ms=2000):
+                 check_ms=5000, backoff_min_ms=500, backoff_max_ms=60000, probe_timeout_ms=2000,
+                 hal=None):
         self.ssid = ssid
         self.password = password
-        self.link = link or default_link()
+        if link is None:  # the hardware's (iotlib.hal): the radio, none, or the simulation's
+            from iotlib.hal import load
+            link = (hal or load()).link()
+        self.link = link
         self.probe = probe  # (host, port) that must answer, or None for link state only
         self.connect_timeout_ms = connect_timeout_ms
         self.check_ms = check_ms

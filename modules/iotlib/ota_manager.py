@@ -51,20 +51,11 @@ def _default_verify(key, digest, sig):
     return verify_p256(key, digest, sig)
 
 
-def _default_reset():
-    try:
-        import machine
-        machine.reset()
-    except (ImportError, AttributeError):  # unix (no machine.reset): a new process is the next boot
-        import sys
-        sys.exit(0)
-
-
 class OTAUpdateManager:
     def __init__(self, http, store, device_id, updates_url, factory_version, public_key=None,
                  health=None, metrics=None, audit=None, alarm=None, reset=None,
                  poll_s=3600, trial_deadline_s=300, auto_commit=False, max_bundle=256 * 1024,
-                 chunk=4096, work_dir=None, verify=None, image=None):
+                 chunk=4096, work_dir=None, verify=None, image=None, hal=None):
         self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
         self.store = store                # iotlib.bundle_store.BundleStore, boot() already called
         self.device_id = device_id
@@ -76,7 +67,8 @@ class OTAUpdateManager:
         self.health = health
         self.audit = audit                # iotlib.audit.Audit or anything with record(event, **f)
         self.alarm = alarm                # callable(type, severity, detail) or None
-        self.reset = reset or _default_reset
+        self.hal = hal                    # iotlib.hal (None: load() at the reset)
+        self.reset = reset or self._reset_device  # reset= : a stand-in that takes no cause
         self.poll_s = poll_s
         self.trial_deadline_s = trial_deadline_s
         self.auto_commit = auto_commit
@@ -96,6 +88,12 @@ class OTAUpdateManager:
         self._refused = self._installs = self._rollbacks = None
         if metrics is not None:
             self._register(metrics)
+
+    def _reset_device(self):
+        """The hal's one reset; the next boot's reset_cause says "ota"."""
+        from iotlib.boot_counter import CAUSE_OTA
+        from iotlib.hal import load
+        (self.hal or load()).reset(CAUSE_OTA)
 
     # ---- metrics ------------------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 # leaves either the old or the new file, never half of one.
 import json
 import os
-import sys
 
-# littlefs (the device) keeps written data in its cache until the file is synced; the unix
-# port's files are unbuffered (every write is a syscall) and their flush() is an fsync.
-_WRITES_NEED_SYNC = sys.platform not in ("linux", "darwin")
+from iotlib.hal import load as _hal
+
+# sync(f): make what was written to an open file durable, as closing it would (littlefs keeps
+# it in its cache until then; the unix port writes through). The hardware's own, iotlib.hal.
+sync = _hal().sync
 
 
 def exists(path):
@@ -26,12 +27,6 @@ def makedirs(path):
         built = built + part if built.endswith("/") or not built else built + "/" + part
         if not exists(built):
             os.mkdir(built)
-
-
-def sync(f):
-    """Make what was written to an open file durable, as closing it would."""
-    if _WRITES_NEED_SYNC:
-        f.flush()
 
 
 def remove(path):

@@ -6,86 +6,20 @@
 #   "check_update" -> OTAUpdateManager.check_now()). Missed heartbeats are counted;
 #   escalation follows the count: alarm_after -> an alarm; every miss after that ->
 #   reconnect (network) and re-register; max_missed -> reset.
-# - machine.WDT (RP2040: at most 8388 ms) is fed by a small task, and only while every watched
-#   loop has checked in recently: a hung event loop cannot run the feeder, and a stuck loop
-#   stops checking in, so either way the hardware resets the device.
-# - On the unix simulation machine.WDT and machine.reset do not exist: SimWDT runs a thread
-#   that ends the process with SIM_EXIT_WDT when not fed in time, and the reset exits with
-#   SIM_EXIT_RESET; both leave the cause in the boot counter's file first.
+# - The hardware watchdog (the hal's wdt(): machine.WDT, at most 8388 ms on the RP2040) is fed
+#   by a small task, and only while every watched loop has checked in recently: a hung event
+#   loop cannot run the feeder, and a stuck loop stops checking in, so either way the device
+#   resets. Resets go through the hal's reset(cause), the cause noted in the boot counter's
+#   file first (on the unix simulation the process ends: iotlib.hal.unix).
 import asyncio
 import gc
-import sys
 import time
 
 from iotlib.boot_counter import CAUSE_ESCALATION, CAUSE_WDT
 from iotlib.task import BackgroundTask
 
-RP2040_WDT_MAX_MS = 8388
-SIM_EXIT_RESET = 75
-SIM_EXIT_WDT = 76
 STARTING_S = 5  # heartbeat cadence while no heartbeat has said "ready" yet...
 STARTING_FOR_S = 120  # ...during the first two minutes of uptime
-
-
-def _hard_exit(code):
-    """End the process now from any thread (unix simulation only)."""
-    try:
-        import ffi
-        ffi.open("libc.so.6").func("v", "_exit", "i")(code)
-    except Exception:
-        pass
-    sys.exit(code)
-
-
-class SimWDT:
-    """machine.WDT for the unix simulation: a thread ends the process when feeding stops."""
-
-    def __init__(self, timeout=RP2040_WDT_MAX_MS, on_expire=None, exit_code=SIM_EXIT_WDT):
-        self.timeout = timeout
-        self.on_expire = on_expire
-        self.exit_code = exit_code
-        self._last = time.ticks_ms()
-        import _thread
-        _thread.start_new_thread(self._watch, ())
-
-    def feed(self):
-        self._last = time.ticks_ms()
-
-    def stop(self):
-        # only the simulation can stop; machine.WDT on RP2040 cannot be disabled
-        self.timeout = 1 << 29
-
-    def _watch(self):
-        while True:
-            time.sleep_ms(50)
-            if time.ticks_diff(time.ticks_ms(), self._last) > self.timeout:
-                print("SIMWDT: watchdog reset")
-                if self.on_expire is not None:
-                    try:
-                        self.on_expire()
-                    except Exception:
-                        pass
-                _hard_exit(self.exit_code)
-
-
-def make_wdt(timeout_ms, on_expire=None):
-    """The port's machine.WDT, or SimWDT where the port has none (unix)."""
-    timeout_ms = min(timeout_ms, RP2040_WDT_MAX_MS)
-    try:
-        from machine import WDT
-        return WDT(timeout=timeout_ms)
-    except (ImportError, AttributeError):
-        return SimWDT(timeout_ms, on_expire)
-
-
-def default_reset():
-    try:
-        import machine
-        machine.reset()
-    except (ImportError, AttributeError):
-        pass
-    print("SIMRESET: device reset")
-    _hard_exit(SIM_EXIT_RESET)
 
 
 def _free_heap():
@@ -98,7 +32,7 @@ class WatchdogManager:
                  firmware_version=None, address="0.0.0.0", port=80, capabilities=(),
                  heartbeat_s=None, max_missed=5, alarm_after=None, wdt=None, wdt_timeout_ms=8000,
                  feed_ms=1000, use_wdt=True, reset=None, boot=None, alarms=None, health=None,
-                 metrics=None, network=None, clock=None, log=None, describe=None):
+                 metrics=None, network=None, clock=None, log=None, describe=None, hal=None):
         if registration is None:
             from iotlib.registration import Registration
             registration = Registration(discovery_url, auth, device_id, role=role,
@@ -113,10 +47,14 @@ class WatchdogManager:
         self.max_missed = max_missed
         self.alarm_after = alarm_after or max(1, max_missed // 2)
         self.wdt = wdt
-        self.wdt_timeout_ms = min(wdt_timeout_ms, RP2040_WDT_MAX_MS)
+        self.wdt_timeout_ms = wdt_timeout_ms  # the hal caps it at the chip's maximum
         self.feed_ms = feed_ms
         self.use_wdt = use_wdt
-        self.reset = reset or default_reset
+        self.reset = reset  # a stand-in for the hal's reset: called after the cause is noted
+        if hal is None:
+            from iotlib.hal import load
+            hal = load()
+        self.hal = hal
         self.boot = boot
         self.alarms = alarms
         self.health = health
@@ -164,7 +102,7 @@ class WatchdogManager:
     async def _feed_loop(self):
         if self.wdt is None:
             note = (lambda: self.boot.note_reset(CAUSE_WDT)) if self.boot is not None else None
-            self.wdt = make_wdt(self.wdt_timeout_ms, note)
+            self.wdt = self.hal.wdt(self.wdt_timeout_ms, note)
         while True:
             if not self.stalled():
                 self.wdt.feed()
@@ -279,9 +217,12 @@ class WatchdogManager:
 
     def _reset(self, cause):
         self._say("watchdog: reset,", cause)
-        if self.boot is not None:
-            self.boot.note_reset(cause)
-        self.reset()
+        if self.reset is None:
+            self.hal.reset(cause, self.boot)
+        else:
+            if self.boot is not None:
+                self.boot.note_reset(cause)
+            self.reset()
 
     def interval_s(self):
         return self.heartbeat_s or self.registration.heartbeat_s or 30
