@@ -31,9 +31,7 @@ HIGH = "HIGH"
 LOW = "LOW"
 _GUARD_PERIOD_MS = 100
 _SCHEDULE_PERIOD_MS = 1000  # schedules have one-second resolution
-_DAY_S = 86400
 _MAX_DURATION_S = 86400
-_MAX_WINDOWS = 4
 _SINGLE_KEYS = ("state", "duration_s")
 _BATCH_KEYS = ("relays", "duration_s")
 
@@ -48,45 +46,6 @@ def _parse_state(value, path):
     if value == LOW:
         return False
     raise ValueError('%s must be "HIGH" or "LOW"' % path)
-
-
-def _day_seconds(text, path):
-    """"HH:MM" or "HH:MM:SS" (UTC) -> seconds since midnight; ValueError names the field."""
-    if isinstance(text, str) and len(text) in (5, 8) and text[2] == ":" \
-            and (len(text) == 5 or text[5] == ":"):
-        if (text[:2] + text[3:5] + text[6:]).isdigit():
-            h, m, s = int(text[:2]), int(text[3:5]), int(text[6:] or "0")
-            if h < 24 and m < 60 and s < 60:
-                return h * 3600 + m * 60 + s
-    raise ValueError('%s: must be a time "HH:MM" or "HH:MM:SS" (UTC)' % path)
-
-
-def _schedule(windows, path):
-    """A relay's `schedule` [{"on": t, "off": t}, ...] -> [(on_s, off_s), ...]."""
-    if not isinstance(windows, list) or len(windows) > _MAX_WINDOWS:
-        raise ValueError('%s: must be a list of at most %d {"on", "off"} windows'
-                         % (path, _MAX_WINDOWS))
-    out = []
-    for i, window in enumerate(windows):
-        where = "%s[%d]" % (path, i)
-        if not isinstance(window, dict) or len(window) != 2 or "on" not in window \
-                or "off" not in window:
-            raise ValueError('%s: must be {"on": "HH:MM", "off": "HH:MM"}' % where)
-        on = _day_seconds(window["on"], where + ".on")
-        off = _day_seconds(window["off"], where + ".off")
-        if on == off:
-            raise ValueError("%s: on and off must differ" % where)
-        out.append((on, off))
-    return out
-
-
-def scheduled_on(windows, day_s):
-    """True when `day_s` (seconds since midnight, UTC) lies in one of the windows; a window
-    whose off comes before its on runs over midnight."""
-    for on, off in windows:
-        if (on <= day_s < off) if on < off else (day_s >= on or day_s < off):
-            return True
-    return False
 
 
 def relay_table(relay_pins=None, relays=None):
@@ -118,14 +77,19 @@ def relay_table(relay_pins=None, relays=None):
         table[name] = {"pin": pin, "active_low": bool(spec.get("active_low", False)),
                        "safe_state": safe, "max_on_s": max_on}
         if spec.get("schedule") is not None:
-            windows = _schedule(spec["schedule"], path + ".schedule")
+            from iotlib.daily_windows import parse  # only where a relay has a schedule
+            windows = parse(spec["schedule"], path + ".schedule")
             if windows:
                 table[name]["schedule"] = windows
     return table
 
 
-def _duration(body):
-    """A command body's optional duration_s: 0 (no timer) or whole seconds 1..86400."""
+def _duration(body, allowed):
+    """A command body's optional duration_s: 0 (no timer) or whole seconds 1..86400.
+    ValueError for a bad one, or for a field that is not `allowed`."""
+    for key in body:  # a misspelt "duration_s" must not make a timed command permanent
+        if key not in allowed:
+            raise ValueError('unknown field "%s" (the body takes %s)' % (key, ", ".join(allowed)))
     value = body.get("duration_s")
     if value is None:
         return 0
@@ -134,12 +98,6 @@ def _duration(body):
         raise ValueError("duration_s: must be whole seconds 1..%d" % _MAX_DURATION_S)
     return value
 
-
-def _check_keys(body, allowed):
-    # a misspelt "duration_s" must not turn a timed command into a permanent one
-    for key in body:
-        if key not in allowed:
-            raise ValueError('unknown field "%s" (the body takes %s)' % (key, ", ".join(allowed)))
 
 
 class RelaysController(RoleController):
@@ -198,7 +156,7 @@ class RelaysController(RoleController):
         self._timers = {}    # name -> (ticks_ms deadline, state to go back to)
         self._levels = {}    # name -> the level its schedule last asked for
         self._guard_task = BackgroundTask()
-        self._schedule_task = BackgroundTask()
+        self._schedule_task = None  # a BackgroundTask once a relay has a schedule
         self.commands = 0
         self.auto_off = 0
         self._add_routes()
@@ -273,7 +231,7 @@ class RelaysController(RoleController):
         self._levels = {}  # the new schedules are applied afresh
         self.apply_safe_states()
         self._audit("relays_reconfigured", relays=list(table))
-        if self._guard_task.running() or self._schedule_task.running():
+        if self._guard_task.running() or self._schedule_task is not None:
             self.start_schedules()  # running: the schedule task follows the new table
 
     def _check_pins(self, table):
@@ -307,7 +265,13 @@ class RelaysController(RoleController):
         ones: each relay goes back to its state from before (an earlier timer's, when one
         ran) after that many seconds. Applied and refused commands both go to the audit
         trail."""
-        revert = self._before(changes) if duration_s else None
+        revert = None
+        if duration_s:  # each relay's way back: its state now, or an earlier timer's
+            states = self.bank.read()
+            revert = {}
+            for name in changes:
+                timer = self._timers.get(name)
+                revert[name] = states[name] if timer is None else timer[1]
         try:
             self.bank.write(changes)
         except ValueError as exc:
@@ -326,14 +290,6 @@ class RelaysController(RoleController):
             self._audit("relay_command", source=source, changes=named)
         if self.state is not None:
             self.state.report({"relays": self.read()})
-
-    def _before(self, changes):
-        states = self.bank.read()
-        out = {}
-        for name in changes:
-            timer = self._timers.get(name)
-            out[name] = states[name] if timer is None else timer[1]
-        return out
 
     def switch_what_can(self, changes, source):
         """Switch `changes` at once; if an interlock refuses that (a newer command turned a
@@ -451,13 +407,14 @@ class RelaysController(RoleController):
         check (the first check after start or a reload applies it: a relay inside its ON
         window at boot catches up); a relay already at that level is left alone, and a
         command between two edges stands until the next. Returns the switched names."""
-        day_s = (self.clock.time() if now_s is None else now_s) % _DAY_S
+        from iotlib.daily_windows import DAY_S, is_on
+        day_s = (self.clock.time() if now_s is None else now_s) % DAY_S
         changes = states = None
         for name, spec in self._table.items():
             windows = spec.get("schedule")
             if windows is None:
                 continue
-            on = scheduled_on(windows, day_s)
+            on = is_on(windows, day_s)
             if self._levels.get(name) is on:
                 continue
             self._levels[name] = on
@@ -483,12 +440,16 @@ class RelaysController(RoleController):
         """Run the schedule task while any relay has a schedule (stopped otherwise)."""
         for spec in self._table.values():
             if "schedule" in spec:
+                if self._schedule_task is None:
+                    self._schedule_task = BackgroundTask()
                 self._schedule_task.start(self._scheduler)
                 return
-        self._schedule_task.stop()
+        self.stop_schedules()
 
     def stop_schedules(self):
-        self._schedule_task.stop()
+        if self._schedule_task is not None:
+            self._schedule_task.stop()
+            self._schedule_task = None
 
     # -- configuration hot reload ------------------------------------------------------
 
@@ -551,9 +512,8 @@ class RelaysController(RoleController):
             if not isinstance(body, dict) or "state" not in body:
                 return error(400, 'body must be {"state": "HIGH"|"LOW", "duration_s"?: seconds}')
             try:
-                _check_keys(body, _SINGLE_KEYS)
+                duration = _duration(body, _SINGLE_KEYS)
                 on = _parse_state(body["state"], "state")
-                duration = _duration(body)
             except ValueError as exc:
                 return error(400, str(exc))
             return ctl._apply(request, {relay: on}, relay, duration)
@@ -566,8 +526,7 @@ class RelaysController(RoleController):
                 return error(400, 'body must be {"relays": {"<relay>": "HIGH"|"LOW", ...},'
                                   ' "duration_s"?: seconds}')
             try:
-                _check_keys(body, _BATCH_KEYS)
-                duration = _duration(body)
+                duration = _duration(body, _BATCH_KEYS)
             except ValueError as exc:
                 return error(400, str(exc))
             changes = {}

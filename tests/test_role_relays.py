@@ -490,7 +490,7 @@ async def go():
     await asyncio.sleep_ms(1200)
     print("synced", ctl.read()["a"])
     ctl.on_config({"relays"}, {"relays": {"a": {"pin": 6}, "b": {"pin": 7}}, "interlocks": []})
-    print("unscheduled", ctl._schedule_task.running())
+    print("unscheduled", ctl._schedule_task is not None and ctl._schedule_task.running())
     ctl.stop_schedules()
     ctl.stop_guard()
 asyncio.run(go())
