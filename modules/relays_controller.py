@@ -1,18 +1,22 @@
 # RelaysController: the relay role. A REST API over a bank of GPIO relays.
 #
-#   GET  /gpio                 -> {"relays": {"relay1": "LOW", ...}}           relays:read
-#   GET  /gpio/<relay>         -> {"relay": "relay1", "state": "LOW"}          relays:read
-#   POST /gpio/<relay>  {"state": "HIGH"|"LOW"}                                relays:write
-#   POST /gpio          {"relays": {"relay1": "HIGH", "relay2": "LOW"}}        relays:write
+#   GET  /gpio                 -> {"relays": {"relay1": "LOW", ...}, "timers"?}  relays:read
+#   GET  /gpio/<relay>         -> {"relay": "relay1", "state": "LOW", "timer"?} relays:read
+#   POST /gpio/<relay>  {"state": "HIGH"|"LOW", "duration_s"?: n}               relays:write
+#   POST /gpio          {"relays": {"relay1": "HIGH", "relay2": "LOW"}, "duration_s"?: n}
 #                       (one atomic register write through RelayBank: all or nothing)
 # "HIGH" means the relay is ON (energised), whatever its pin's polarity (active_low is
-# applied by RelayBank). Errors: 400 bad body, 401/403 auth, 404 unknown relay,
-# 409 interlock, 429 rate limit, all as {"error": ..., "detail": ...}.
+# applied by RelayBank). With duration_s (1..86400) the command is a timer: afterwards each
+# relay it switched goes back to the state it had before (answers carry "timer"/"timers").
+# Errors: 400 bad body, 401/403 auth, 404 unknown relay, 409 interlock, 429 rate limit,
+# all as {"error": ..., "detail": ...}.
 #
 # Safety: every relay starts in its configured safe state (boot and after a watchdog
-# reset alike, since both run this code); a relay with max_on_s > 0 is switched off by
-# the on-time guard task once it has been on that long; a configuration reload that
-# names a pin outside the board's allowed mask is vetoed and the running bank stays.
+# reset alike, since both run this code: timers live in RAM and end with a reboot); a relay
+# with max_on_s > 0 is switched off by the on-time guard task once it has been on that long;
+# a configuration reload that names a pin outside the board's allowed mask is vetoed and the
+# running bank stays. A relay's `schedule` (daily on/off windows, UTC) is applied by the
+# schedule task once the clock is trusted (SNTP), never from the unsynced RTC's 2021 time.
 import asyncio
 import json
 import time
@@ -26,7 +30,10 @@ ROLE = "relays"
 HIGH = "HIGH"
 LOW = "LOW"
 _GUARD_PERIOD_MS = 100
-_JSON = {"Content-Type": "application/json"}
+_SCHEDULE_PERIOD_MS = 1000  # schedules have one-second resolution
+_MAX_DURATION_S = 86400
+_SINGLE_KEYS = ("state", "duration_s")
+_BATCH_KEYS = ("relays", "duration_s")
 
 
 def _state_name(on):
@@ -42,7 +49,8 @@ def _parse_state(value, path):
 
 
 def relay_table(relay_pins=None, relays=None):
-    """Normalise the relay settings: {name: {"pin", "active_low", "safe_state", "max_on_s"}}.
+    """Normalise the relay settings: {name: {"pin", "active_low", "safe_state", "max_on_s"}},
+    plus "schedule" ([(on_s, off_s), ...]) for a relay that has one.
 
     `relays` is the config section form; `relay_pins` ({name: pin}) the short form.
     Raises ValueError naming the bad field.
@@ -68,7 +76,28 @@ def relay_table(relay_pins=None, relays=None):
             raise ValueError("%s.max_on_s: must be an integer >= 0" % path)
         table[name] = {"pin": pin, "active_low": bool(spec.get("active_low", False)),
                        "safe_state": safe, "max_on_s": max_on}
+        if spec.get("schedule") is not None:
+            from iotlib.daily_windows import parse  # only where a relay has a schedule
+            windows = parse(spec["schedule"], path + ".schedule")
+            if windows:
+                table[name]["schedule"] = windows
     return table
+
+
+def _duration(body, allowed):
+    """A command body's optional duration_s: 0 (no timer) or whole seconds 1..86400.
+    ValueError for a bad one, or for a field that is not `allowed`."""
+    for key in body:  # a misspelt "duration_s" must not make a timed command permanent
+        if key not in allowed:
+            raise ValueError('unknown field "%s" (the body takes %s)' % (key, ", ".join(allowed)))
+    value = body.get("duration_s")
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) \
+            or not 1 <= value <= _MAX_DURATION_S:
+        raise ValueError("duration_s: must be whole seconds 1..%d" % _MAX_DURATION_S)
+    return value
+
 
 
 class RelaysController(RoleController):
@@ -76,8 +105,9 @@ class RelaysController(RoleController):
     `await controller.main()`.
 
     Settings: wifi_ssid, wifi_password, device_id, device_key, service_discovery_url,
-    relay_pins ({name: pin}) or relays (the config section form), interlocks
-    ([[a, b], ...]), tenant, namespace, api_key, host, port, rate_limit (config section).
+    relay_pins ({name: pin}) or relays (the config section form, with each relay's optional
+    "schedule"), interlocks ([[a, b], ...]), tenant, namespace, api_key, host, port,
+    rate_limit (config section).
 
     Collaborators (each optional, None-checked where used; iot_boot and the lead's
     wiring pass the real managers):
@@ -94,6 +124,7 @@ class RelaysController(RoleController):
                   (report({"relays": {...}})); with restore_desired=True its desired
                   "relays" are applied when they arrive (on_desired(apply_desired)).
       alarms    - AlarmManager: "relay_max_on_time" alarms.
+      clock     - the device's Clock: schedules run on its wall time once it is trusted.
       metrics   - Metrics, health - Health: passed to the ApiServer.
       managers  - further managers (registration, watchdog, timesync, ...) whose
                   async start() runs before serving and stop() on shutdown.
@@ -122,7 +153,10 @@ class RelaysController(RoleController):
         self._interlocks = [tuple(p) for p in interlocks]
         self.bank = None
         self._on_since = {}  # name -> ticks_ms when switched on (relays with max_on_s)
+        self._timers = {}    # name -> (ticks_ms deadline, state to go back to)
+        self._levels = {}    # name -> the level its schedule last asked for
         self._guard_task = BackgroundTask()
+        self._schedule_task = None  # a BackgroundTask once a relay has a schedule
         self.commands = 0
         self.auto_off = 0
         self._add_routes()
@@ -193,8 +227,12 @@ class RelaysController(RoleController):
         self._table = table
         self._interlocks = interlocks
         self._on_since = {}
+        self._timers = {}
+        self._levels = {}  # the new schedules are applied afresh
         self.apply_safe_states()
         self._audit("relays_reconfigured", relays=list(table))
+        if self._guard_task.running() or self._schedule_task is not None:
+            self.start_schedules()  # running: the schedule task follows the new table
 
     def _check_pins(self, table):
         from iotlib import relay_bank
@@ -220,10 +258,20 @@ class RelaysController(RoleController):
             out[name] = _state_name(on)
         return out
 
-    def switch(self, changes, source=None):
+    def switch(self, changes, source=None, duration_s=0):
         """Apply {name: bool} atomically; ValueError/InterlockError change nothing.
 
-        Applied and refused commands both go to the audit trail."""
+        A command ends the timers of the relays it names; with duration_s it starts new
+        ones: each relay goes back to its state from before (an earlier timer's, when one
+        ran) after that many seconds. Applied and refused commands both go to the audit
+        trail."""
+        revert = None
+        if duration_s:  # each relay's way back: its state now, or an earlier timer's
+            states = self.bank.read()
+            revert = {}
+            for name in changes:
+                timer = self._timers.get(name)
+                revert[name] = states[name] if timer is None else timer[1]
         try:
             self.bank.write(changes)
         except ValueError as exc:
@@ -231,10 +279,34 @@ class RelaysController(RoleController):
             raise
         self.commands += 1
         self._track(changes)
-        self._audit("relay_command", source=source,
-                    changes=dict((k, _state_name(v)) for k, v in changes.items()))
+        named = dict((k, _state_name(v)) for k, v in changes.items())
+        if duration_s:
+            deadline = time.ticks_add(time.ticks_ms(), duration_s * 1000)
+            for name, on in changes.items():
+                if revert[name] != on:  # nothing to undo otherwise
+                    self._timers[name] = (deadline, revert[name])
+            self._audit("relay_command", source=source, changes=named, duration_s=duration_s)
+        else:
+            self._audit("relay_command", source=source, changes=named)
         if self.state is not None:
             self.state.report({"relays": self.read()})
+
+    def switch_what_can(self, changes, source):
+        """Switch `changes` at once; if an interlock refuses that (a newer command turned a
+        partner on), each relay alone, OFF first, so what can switch does. Refusals are
+        audited by switch()."""
+        try:
+            self.switch(changes, source)
+            return
+        except ValueError:
+            pass
+        for want in (False, True):
+            for name, on in changes.items():
+                if on is want:
+                    try:
+                        self.switch({name: on}, source)
+                    except ValueError:
+                        pass
 
     def apply_desired(self, desired):
         """StateManager desired-state handler: {"relays": {name: "HIGH"|"LOW"}} restored in
@@ -253,6 +325,8 @@ class RelaysController(RoleController):
         now = time.ticks_ms()
         for name, on in changes.items():
             self._on_gauge.set(1 if on else 0, labels=(name,))
+            if self._timers:
+                self._timers.pop(name, None)  # whatever switched it, its timer is over
             if on and self._table[name]["max_on_s"]:
                 if name not in self._on_since:
                     self._on_since[name] = now
@@ -288,17 +362,94 @@ class RelaysController(RoleController):
             self.state.report({"relays": self.read()})
         return list(expired)
 
+    def check_timers(self, now=None):
+        """Put every relay whose timer is due back to its earlier state; their names."""
+        now = time.ticks_ms() if now is None else now
+        due = None
+        for name, (deadline, revert) in self._timers.items():
+            if time.ticks_diff(now, deadline) >= 0:
+                if due is None:
+                    due = {}
+                due[name] = revert
+        if due is None:
+            return ()
+        for name in due:
+            del self._timers[name]
+        self.switch_what_can(due, "timer")
+        return list(due)
+
+    def timer(self, name):
+        """{"revert_to", "remaining_s"} of the relay's running timer, or None."""
+        timer = self._timers.get(name)
+        if timer is None:
+            return None
+        left = max(0, time.ticks_diff(timer[0], time.ticks_ms()))
+        return {"revert_to": _state_name(timer[1]), "remaining_s": (left + 999) // 1000}
+
     async def _guard(self):
         while True:
             await asyncio.sleep_ms(_GUARD_PERIOD_MS)
             if self._on_since:
                 self.check_on_time()
+            if self._timers:
+                self.check_timers()
 
     def start_guard(self):
         self._guard_task.start(self._guard)
 
     def stop_guard(self):
         self._guard_task.stop()
+
+    # -- schedules ----------------------------------------------------------------------
+
+    def check_schedules(self, now_s=None):
+        """Switch each scheduled relay whose schedule asks for another level than at the last
+        check (the first check after start or a reload applies it: a relay inside its ON
+        window at boot catches up); a relay already at that level is left alone, and a
+        command between two edges stands until the next. Returns the switched names."""
+        from iotlib.daily_windows import DAY_S, is_on
+        day_s = (self.clock.time() if now_s is None else now_s) % DAY_S
+        changes = states = None
+        for name, spec in self._table.items():
+            windows = spec.get("schedule")
+            if windows is None:
+                continue
+            on = is_on(windows, day_s)
+            if self._levels.get(name) is on:
+                continue
+            self._levels[name] = on
+            if states is None:
+                states = self.bank.read()
+            if states[name] != on:
+                if changes is None:
+                    changes = {}
+                changes[name] = on
+        if changes is None:
+            return ()
+        self.switch_what_can(changes, "schedule")
+        return list(changes)
+
+    async def _scheduler(self):
+        while True:
+            # the unsynced RTC reads 2021-01-01 (or a floor): no schedule runs on that
+            if self.clock.trusted:
+                self.check_schedules()
+            await asyncio.sleep_ms(_SCHEDULE_PERIOD_MS)
+
+    def start_schedules(self):
+        """Run the schedule task while any relay has a schedule (stopped otherwise)."""
+        for spec in self._table.values():
+            if "schedule" in spec:
+                if self._schedule_task is None:
+                    self._schedule_task = BackgroundTask()
+                self._schedule_task.start(self._scheduler)
+                return
+        self.stop_schedules()
+
+    def stop_schedules(self):
+        if self._schedule_task is not None:
+            self._schedule_task.stop()
+            self._schedule_task = None
 
     # -- configuration hot reload ------------------------------------------------------
 
@@ -345,13 +496,13 @@ class RelaysController(RoleController):
 
         @api.route("/gpio", ("GET",), "relays:read")
         async def list_relays(request):
-            return {"relays": ctl.read()}
+            return ctl._answer(None)
 
         @api.route("/gpio/<relay>", ("GET",), "relays:read")
         async def get_relay(request, relay):
             if relay not in ctl._table:
                 return error(404, "unknown relay %s" % relay)
-            return {"relay": relay, "state": _state_name(ctl.bank.read()[relay])}
+            return ctl._answer(relay)
 
         @api.route("/gpio/<relay>", ("POST",), "relays:write")
         async def set_relay(request, relay):
@@ -359,19 +510,25 @@ class RelaysController(RoleController):
                 return error(404, "unknown relay %s" % relay)
             body = _json_body(request)
             if not isinstance(body, dict) or "state" not in body:
-                return error(400, 'body must be {"state": "HIGH"|"LOW"}')
+                return error(400, 'body must be {"state": "HIGH"|"LOW", "duration_s"?: seconds}')
             try:
+                duration = _duration(body, _SINGLE_KEYS)
                 on = _parse_state(body["state"], "state")
             except ValueError as exc:
                 return error(400, str(exc))
-            return ctl._apply(request, {relay: on}, relay)
+            return ctl._apply(request, {relay: on}, relay, duration)
 
         @api.route("/gpio", ("POST",), "relays:write")
         async def set_relays(request):
             body = _json_body(request)
             relays = body.get("relays") if isinstance(body, dict) else None
             if not isinstance(relays, dict) or not relays:
-                return error(400, 'body must be {"relays": {"<relay>": "HIGH"|"LOW", ...}}')
+                return error(400, 'body must be {"relays": {"<relay>": "HIGH"|"LOW", ...},'
+                                  ' "duration_s"?: seconds}')
+            try:
+                duration = _duration(body, _BATCH_KEYS)
+            except ValueError as exc:
+                return error(400, str(exc))
             changes = {}
             for name, value in relays.items():
                 if name not in ctl._table:
@@ -380,19 +537,30 @@ class RelaysController(RoleController):
                     changes[name] = _parse_state(value, "relays.%s" % name)
                 except ValueError as exc:
                     return error(400, str(exc))
-            return ctl._apply(request, changes, None)
+            return ctl._apply(request, changes, None, duration)
 
-    def _apply(self, request, changes, single):
+    def _apply(self, request, changes, single, duration_s):
         claims = getattr(request.g, "claims", None)
         source = claims.get("sub") if isinstance(claims, dict) else None
         try:
-            self.switch(changes, source)
+            self.switch(changes, source, duration_s)
         except ValueError as exc:  # InterlockError is a ValueError; nothing changed
             return error(409, str(exc))
+        return self._answer(single)
+
+    def _answer(self, single):
+        """One relay {"relay", "state", "timer"?} or all {"relays", "timers"?}."""
         states = self.read()
         if single is not None:
-            return {"relay": single, "state": states[single]}
-        return {"relays": states}
+            out = {"relay": single, "state": states[single]}
+            timer = self.timer(single)
+            if timer is not None:
+                out["timer"] = timer
+            return out
+        out = {"relays": states}
+        if self._timers:
+            out["timers"] = dict((name, self.timer(name)) for name in self._timers)
+        return out
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -404,6 +572,7 @@ class RelaysController(RoleController):
         if self.state is not None:
             self.state.report({"relays": self.read()})
         self.start_guard()
+        self.start_schedules()
         if self.network is not None:
             await self.network.connect()
         if self.state is not None and self.restore_desired:
@@ -412,6 +581,7 @@ class RelaysController(RoleController):
 
     def _halt(self):
         self.stop_guard()
+        self.stop_schedules()
 
     async def stop(self):
         await RoleController.stop(self)

@@ -9,11 +9,15 @@
 #               {"error": "rate_limited", "detail": ..., "retry_after": 1}
 #   GET /sensors  (REST; sensors:read) -> {"fields": {name: {"value", "ts"}}, "clients": n}
 # Fields: {"source": "adc0".."adc3" | "temp" | "sim", "rate_hz", "threshold_high",
-# "threshold_low"}. A threshold crossing raises one alarm (AlarmManager) until the value
-# is back inside the band (or crosses the other way), which clears it (AlarmManager.clear_alarm). Slow clients lose their oldest frames (counted), never stall
+# "threshold_low"}. A threshold crossing raises one alarm (AlarmManager; source: the field)
+# until the value is back inside the band (or crosses the other way), which clears it
+# (AlarmManager.clear_alarm); an alarm still active from before a reboot is cleared by the
+# first sample back in band. Slow clients lose their oldest frames (counted), never stall
 # the sampler or the other clients (see iotlib.ws_stream). The server pings every client
 # every `ping_s` seconds; one that has not answered within `pong_timeout_s` is closed
-# (code 1011) and counted.
+# (code 1011) and counted. The state service hears the role's state every `report_s`
+# seconds (and on a reload), never per sample: {"sensors": {"sampling", "fields":
+# {name: {"value", "ts"}}, "out_of_band": {name: "high"|"low"}}}.
 import asyncio
 import json
 import math
@@ -26,6 +30,7 @@ from iotlib.http_server import ALREADY_HANDLED
 from iotlib.buildinfo import build_info
 from iotlib.rate_limit import RateLimiter
 from iotlib.role_base import RoleController
+from iotlib.task import BackgroundTask
 from iotlib.ws_stream import Hub
 
 ROLE = "sensors"
@@ -64,12 +69,15 @@ class SensorsController(RoleController):
     host, port, rate_limit, ws_sndbuf (socket send buffer for stream clients; the sim sets
     it small so a slow reader backs up as it does over lwIP on the device), ping_s
     (server ping interval, 0 = none; default 20) and pong_timeout_s (a client that has not
-    answered a ping within it is closed; default 10, at most ping_s).
+    answered a ping within it is closed; default 10, at most ping_s) and report_s (how often
+    the latest readings go to the state service; default 300, 0 = only at start and reload:
+    each report is one PUT and one small flash write of state.json).
 
     Collaborators (optional, None-checked where used): network, auth, config
     (on_config(changed, config) subscribed; the "sensors" and "rate_limit" sections),
-    logger, audit (record(event, **fields)), alarms (AlarmManager.report_alarm for
-    threshold crossings), state, metrics, health, sampler (AdcSampler; built on first
+    logger, audit (record(event, **fields)), alarms (AlarmManager.report_alarm and
+    clear_alarm for threshold crossings), state (StateManager.report: the role's state),
+    metrics, health, sampler (AdcSampler; built on first
     use by an adc/temp field), managers (started before serving, stopped after).
     """
 
@@ -79,7 +87,7 @@ class SensorsController(RoleController):
                  host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, network=None,
                  auth=None, config=None, logger=None, audit=None, alarms=None, state=None,
                  metrics=None, health=None, sampler=None, managers=(), clock=None, denials=None,
-                 http=None):
+                 http=None, report_s=300):
         RoleController.__init__(
             self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
             device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
@@ -97,6 +105,10 @@ class SensorsController(RoleController):
         self.ping_ms = int(ping_s * 1000)
         self.pong_timeout_ms = int(pong_timeout_s * 1000)
         self._keepalive_task = None
+        if not report_s >= 0:
+            raise ValueError("report_s: must be >= 0")
+        self.report_ms = int(report_s * 1000)
+        self._report_task = BackgroundTask()
         self._fields = field_table(fields or DEFAULT_FIELDS)
         self._latest = {}  # name -> (value, ts)
         self._alarmed = {}  # name -> "high" | "low" while outside the band
@@ -166,7 +178,7 @@ class SensorsController(RoleController):
         if side == before:
             return
         if before is not None and self.alarms is not None:  # that crossing is over: its alarm clears
-            self.alarms.clear_alarm("threshold_" + before)
+            self.alarms.clear_alarm("threshold_" + before, name)
         if side is None:
             self._alarmed.pop(name, None)
             return
@@ -176,7 +188,21 @@ class SensorsController(RoleController):
             self.audit.record("sensor_threshold", field=name, side=side, value=value)
         if self.alarms is not None:
             self.alarms.report_alarm({"type": "threshold_" + side, "severity": "warning",
-                                      "field": name, "value": value})
+                                      "source": name, "field": name, "value": value,
+                                      "message": "%s %s %s" % (value, ">" if side == "high"
+                                                               else "<", spec["threshold_" + side])})
+
+    def _resume_alarms(self):
+        # threshold alarms still active from before a restart or reload: the next sample
+        # in band clears them, as if the crossing had been seen
+        if self.alarms is None:
+            return
+        for type_, source in list(self.alarms.active):
+            if type_ in ("threshold_high", "threshold_low"):
+                if source in self._fields:
+                    self._alarmed[source] = type_[10:]
+                else:  # a field that is gone: its condition ended with it
+                    self.alarms.clear_alarm(type_, source)
 
     async def _sample_loop(self, name, period_ms):
         while True:
@@ -197,6 +223,35 @@ class SensorsController(RoleController):
         for t in self._tasks:
             t.cancel()
         self._tasks = []
+
+    # -- the role's state, for the state service -----------------------------------
+
+    def report_state(self):
+        """The latest readings and sampling status to the state service (StateManager
+        debounces and persists; it sends only what changed)."""
+        if self.state is None:
+            return
+        fields = {}
+        for name, (value, ts) in self._latest.items():
+            fields[name] = {"value": value, "ts": ts}
+        self.state.report({"sensors": {"sampling": bool(self._tasks), "fields": fields,
+                                       "out_of_band": dict(self._alarmed)}})
+
+    async def _report_loop(self):
+        wait = min(1000, self.report_ms or 1000)  # the first once the fields have samples
+        while True:
+            await asyncio.sleep_ms(wait)
+            self.report_state()
+            if not self.report_ms:
+                return
+            wait = self.report_ms
+
+    def start_reporting(self):
+        if self.state is not None:
+            self._report_task.start(self._report_loop)
+
+    def stop_reporting(self):
+        self._report_task.stop()
 
     # -- keepalive -------------------------------------------------------------------
 
@@ -227,6 +282,7 @@ class SensorsController(RoleController):
             raise ValueError("sensors.max_clients: must be 1..16")
         self._fields = table
         self._alarmed = {}
+        self._resume_alarms()  # still-active alarms: the next samples clear or keep them
         for name in list(self._latest):  # a removed field's last value is no longer news
             if name not in table:
                 del self._latest[name]
@@ -234,6 +290,7 @@ class SensorsController(RoleController):
             self.hub.max_clients = max_clients
         if self._tasks:
             self.start_sampling()
+            self.report_state()
 
     def veto_config(self, changed, config):
         """ConfigManager veto phase: the reason a "sensors" section is refused, or None."""
@@ -366,9 +423,12 @@ class SensorsController(RoleController):
         if self.network is not None:
             await self.network.connect()
         await self._start_managers(("sensors", "rate_limit"))
+        self._resume_alarms()
         self.start_sampling()
         self.start_keepalive()
+        self.start_reporting()
 
     def _halt(self):
         self.stop_sampling()
         self.stop_keepalive()
+        self.stop_reporting()

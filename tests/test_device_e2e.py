@@ -93,7 +93,7 @@ def site(tmp_path_factory):
     s = Site(tmp_path_factory.mktemp("site"))
     s.fleet.start()
     s.relays = s.device("relays", RELAYS_CONFIG)
-    s.sensors = s.device("sensors", SENSORS_CONFIG)
+    s.sensors = s.device("sensors", SENSORS_CONFIG, report_s=1)
     s.admin = {"Authorization": "Bearer " + s.token("admin")}
     yield s
     s.close()
@@ -178,6 +178,37 @@ def test_desired_state_from_the_fleet_is_applied(site):
     assert gpio(site)["relay1"] == "LOW"
     wait_for("reported relay2 HIGH",
              lambda: reported(site).get("relays", {}).get("relay2") == "HIGH")
+
+
+def test_a_timed_command_switches_back_and_the_state_service_follows(site):
+    wait_for("relays", lambda: gpio(site))
+    r = httpx.post(site.relays.url + "/gpio/relay2", json={"state": "LOW"}, headers=site.admin)
+    assert r.status_code == 200, r.text
+    r = httpx.post(site.relays.url + "/gpio/relay1", json={"state": "HIGH", "duration_s": 2},
+                   headers=site.admin)
+    assert r.status_code == 200 and r.json()["timer"]["revert_to"] == "LOW", r.text
+    wait_for("reported relay1 HIGH",
+             lambda: reported(site).get("relays", {}).get("relay1") == "HIGH", timeout=2)
+    wait_for("relay1 back to LOW", lambda: gpio(site)["relay1"] == "LOW", timeout=4)
+    wait_for("reported relay1 LOW",
+             lambda: reported(site).get("relays", {}).get("relay1") == "LOW")
+
+
+def test_the_sensors_state_reaches_the_state_service_every_report_s(site):
+    def sensors_state():
+        doc = site.fleet.admin("state-get", "--id", site.sensors.device_id)["reported"]
+        wave = doc.get("sensors", {}).get("fields", {}).get("wave")
+        return wave and (doc["sensors"], wave)
+    first, wave = wait_for("sensors state", sensors_state)
+    assert first["sampling"] is True and first["out_of_band"] == {}
+    assert isinstance(wave["value"], float) and abs(wave["ts"] / 1000 - time.time()) < 10
+    # a second, later report (report_s 1), not one per sample (10 Hz)
+    later = wait_for("a later report", lambda: sensors_state()[1]["ts"] > wave["ts"] and sensors_state())
+    assert later[1]["ts"] - wave["ts"] >= 900
+    version = lambda: site.fleet.admin("state-get", "--id", site.sensors.device_id)["version"]
+    before = version()
+    time.sleep(3)
+    assert 1 <= version() - before <= 5      # 30 samples in that time, about 3 reports
 
 
 # -- configuration changes --------------------------------------------------------------

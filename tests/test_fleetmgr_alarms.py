@@ -127,3 +127,77 @@ def test_a_condition_gone_on_the_device_clears_its_alarm_in_the_fleet(fleet, tmp
     by_type = {a["type"]: a for a in res.json()["alarms"]}
     assert (by_type["threshold_high"]["status"], by_type["threshold_high"]["changed_by"]) == ("cleared", "device")
     assert by_type["fan"]["status"] == "open" and "threshold_low" not in by_type
+
+
+OVERTEMP = """
+import _iotlib
+from iotlib.registration import Registration
+from sensors_controller import SensorsController
+reg = Registration(SD, auth, DEVICE, role="sensors")
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)
+ctl = SensorsController(device_id=DEVICE, auth=auth, alarms=alarms,
+                        fields={"cpu": {"source": "temp", "rate_hz": 20, "threshold_high": 50}})
+def temperature(c):      # the simulated chip's sensor: 0.706 V at 27 C, -1.721 mV per degree
+    _iotlib.sim_adc_set(4, round((0.706 - (c - 27) * 0.001721) / 3.3 * 4096))
+async def main():
+    await reg.register()
+    alarms.url = reg.service("alarms")
+    for c in %s:
+        temperature(c)
+        print("SAMPLE", round(ctl.sample("cpu")))
+    print("FLUSHED", await alarms.flush(), alarms.active, alarms.cleared)
+    if %r:                                 # sampled by the running role for a while
+        await ctl.start()
+        await asyncio.sleep_ms(500)
+        print("RUNNING", ctl.samples > 5, alarms.active,
+              [(c["type"], c["source"]) for c in alarms.cleared])
+        print("FLUSHED", await alarms.flush(), alarms.active, alarms.cleared)
+asyncio.run(main())
+"""
+
+
+def test_overtemp_clears_in_the_fleet_when_the_temperature_is_back_under_its_threshold(fleet, tmp_path):
+    import httpx
+    creds = fleet.provision("sensor-09", role="sensors")
+    fleet.start()
+    token = fleet.admin("token", "--tenant", "acme", "--namespace", "plant1", "--role", "admin")["token"]
+
+    def overtemp():
+        res = httpx.get(fleet.url + "/alarms", params={"device_id": "sensor-09"},
+                        headers={"Authorization": "Bearer " + token}, timeout=10)
+        return {a["type"]: a for a in res.json()["alarms"]}["threshold_high"]
+
+    def boot(temperatures, run=False):
+        return Device(prelude(creds, fleet.url, tmp_path / "dev")
+                      + OVERTEMP % (temperatures, run), tmp_path)
+
+    # too hot for three samples: one alarm; back under 50: cleared, once
+    dev = boot([30, 60, 61, 62, 40, 41, 42])
+    assert [int(dev.expect(r"^SAMPLE (\d+)$").group(1)) for _ in range(7)] == \
+        [30, 60, 61, 62, 40, 41, 42]
+    dev.expect(r"^alarm threshold_high cpu warning 1$")
+    assert dev.expect(r"^FLUSHED (.*)$").group(1) == "True [] []"
+    assert dev.wait() == 0
+    assert not any(line.startswith("alarm") for line in dev.lines)
+    alarm = overtemp()
+    assert (alarm["status"], alarm["changed_by"], alarm["source"], alarm["count"]) == \
+        ("cleared", "device", "cpu", 1)
+    value, sign, bound = alarm["message"].split()
+    assert abs(float(value) - 60) < 0.5 and (sign, bound) == (">", "50")
+
+    # hot again, and the device loses power while it is: the alarm reopens
+    dev = boot([70, 71])
+    dev.expect(r"^alarm threshold_high cpu warning 1$")
+    assert dev.expect(r"^FLUSHED (.*)$").group(1) == "True [['threshold_high', 'cpu']] []"
+    assert dev.wait() == 0
+    assert overtemp()["status"] == "open"
+    # it has cooled down when it comes back: the running role's first samples clear it
+    dev = boot([], run=True)
+    assert dev.expect(r"^FLUSHED (.*)$").group(1) == "True [['threshold_high', 'cpu']] []"
+    assert dev.expect(r"^RUNNING (.*)$").group(1) == \
+        "True [] [('threshold_high', 'cpu')]"
+    assert dev.expect(r"^FLUSHED (.*)$").group(1) == "True [] []"
+    assert dev.wait() == 0
+    alarm = overtemp()
+    # two episodes, two reports: not one per hot sample
+    assert (alarm["status"], alarm["changed_by"], alarm["count"]) == ("cleared", "device", 2)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_fleetmgr_helpers import Device, SntpResponder, free_port
+from test_fleetmgr_helpers import Device, SntpResponder, fleet, free_port, prelude  # noqa: F401 (fixture)
 
 # unpacked from Debian's package by firmware/fetch_chrony.sh (make test runs it); the
 # chrony package itself is never installed
@@ -122,3 +122,99 @@ def test_chronyd_comes_from_the_cache_and_the_package_is_not_installed():
     status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "chrony"],
                             capture_output=True, text=True).stdout
     assert "install ok installed" not in status, status   # systemd-timesyncd left alone
+
+
+DRIFT = """
+import os
+from iotlib.registration import Registration
+reg = Registration(SD, auth, DEVICE, role="relays")
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)
+ntp = TimeSyncManager(["127.0.0.1:%d"], timeout_ms=300, fail_alarm_after=3, alarms=alarms,
+                      drift_alarm_s=2)
+async def step(name):                    # the test moves the SNTP server, then says go
+    print("WAIT", name)
+    while True:
+        try:
+            os.stat(name)
+            return
+        except OSError:
+            await asyncio.sleep_ms(50)
+async def main():
+    await reg.register()
+    alarms.url = reg.service("alarms")
+    print("FIRST", await ntp.sync_once(), ntp.offset_us // 1000, alarms.active)
+    await step("go-drift")
+    print("DRIFTED", await ntp.sync_once(), ntp.offset_us // 1000, await alarms.flush())
+    await step("go-again")               # off again, within the same episode
+    print("AGAIN", await ntp.sync_once(), ntp.offset_us // 1000, await alarms.flush())
+    await step("go-steady")
+    print("STEADY", await ntp.sync_once(), ntp.offset_us // 1000, await alarms.flush(),
+          alarms.active)
+    await step("go-silent")              # the server stops answering
+    for i in range(4):
+        await ntp.sync_once()
+    print("FAILING", ntp.failures, await alarms.flush())
+    await step("go-back")
+    print("BACK", await ntp.sync_once(), await alarms.flush(), alarms.active, alarms.cleared)
+asyncio.run(main())
+"""
+
+
+def test_clock_drift_and_failing_sync_alarms_raise_once_and_clear_in_the_fleet(fleet, tmp_path):
+    import httpx
+    sntp = SntpResponder()
+    creds = fleet.provision("clock-07")
+    fleet.start()
+    token = fleet.admin("token", "--tenant", "acme", "--namespace", "plant1", "--role", "admin")["token"]
+
+    def alarm(type_):
+        res = httpx.get(fleet.url + "/alarms", params={"device_id": "clock-07"},
+                        headers={"Authorization": "Bearer " + token}, timeout=10)
+        found = [a for a in res.json()["alarms"] if a["type"] == type_]
+        return found[0] if found else None
+
+    def go(name):
+        dev.expect(r"^WAIT %s$" % name)
+        (tmp_path / name).touch()
+    dev = Device(prelude(creds, fleet.url, tmp_path / "dev") + DRIFT % sntp.port, tmp_path)
+    try:
+        ok, ms, active = dev.expect(r"^FIRST (\w+) (-?\d+) (.*)$").groups()
+        assert (ok, active) == ("True", "[]") and abs(int(ms)) < 300      # host time: in bounds
+        sntp.offset_s = 5.0                              # the device's clock is 5 s behind now
+        go("go-drift")
+        ok, ms, sent = dev.expect(r"^DRIFTED (\w+) (-?\d+) (\w+)$").groups()
+        assert (ok, sent) == ("True", "True") and abs(int(ms) - 5000) < 300
+        dev.expect(r"^alarm clock_drift timesync warning 1$")
+        raised = alarm("clock_drift")
+        assert raised["status"] == "open" and raised["source"] == "timesync"
+        assert raised["message"].startswith("clock off by 4") or \
+            raised["message"].startswith("clock off by 5"), raised
+        assert raised["count"] == 1
+        sntp.offset_s = 10.0                             # another 5 s: still drifting
+        go("go-again")
+        ok, ms, sent = dev.expect(r"^AGAIN (\w+) (-?\d+) (\w+)$").groups()
+        assert (ok, sent) == ("True", "True") and abs(int(ms) - 5000) < 300
+        assert alarm("clock_drift")["count"] == 1       # one alarm per episode, no storm
+        go("go-steady")                                  # the clock was stepped: within bounds
+        ok, ms, sent, active = dev.expect(r"^STEADY (\w+) (-?\d+) (\w+) (.*)$").groups()
+        assert (ok, sent, active) == ("True", "True", "[]") and abs(int(ms)) < 2000
+        cleared = alarm("clock_drift")
+        assert (cleared["status"], cleared["changed_by"]) == ("cleared", "device")
+
+        sntp.answering = False
+        go("go-silent")
+        assert dev.expect(r"^FAILING (\d+) (\w+)$").groups() == ("4", "True")
+        dev.expect(r"^alarm time_sync_failed timesync warning 1$")
+        failing = alarm("time_sync_failed")
+        assert failing["status"] == "open" and failing["count"] == 1
+        sntp.answering = True
+        go("go-back")
+        assert dev.expect(r"^BACK (\w+) (\w+) (.*)$").groups() == ("True", "True", "[] []")
+        assert dev.wait() == 0
+    finally:
+        dev.kill()
+        sntp.close()
+    assert (alarm("time_sync_failed")["status"], alarm("time_sync_failed")["changed_by"]) == \
+        ("cleared", "device")
+    assert alarm("clock_drift")["status"] == "cleared"
+    assert not any(line.startswith("alarm") for line in dev.lines)  # each raised once

@@ -343,3 +343,175 @@ except ValueError as e:
     for pair in ("'a': 'HIGH'", "'b': 'LOW'", "'c': 'LOW'"):
         assert pair in restored  # the reported state followed the command
     assert "refused interlock: a and b cannot both be on" in out
+
+
+# -- timers: a command with duration_s switches back by itself -----------------------------
+
+
+def test_timed_command_switches_back_to_the_state_before(relays):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        r = c.post("/gpio/relay1", json={"state": "HIGH", "duration_s": 1})
+        assert r.status_code == 200
+        assert r.json() == {"relay": "relay1", "state": "HIGH",
+                            "timer": {"revert_to": "LOW", "remaining_s": 1}}
+        assert c.get("/gpio").json()["timers"] == {"relay1": {"revert_to": "LOW",
+                                                              "remaining_s": 1}}
+        time.sleep(1.4)
+        assert c.get("/gpio/relay1").json() == {"relay": "relay1", "state": "LOW"}
+        assert c.get("/gpio").json() == {"relays": {"relay1": "LOW", "relay2": "LOW",
+                                                    "pump": "HIGH", "heater": "LOW"}}
+        # the pump's safe state is HIGH: switched off for a second, it comes back on
+        r = c.post("/gpio", json={"relays": {"pump": "LOW", "relay2": "HIGH"}, "duration_s": 1})
+        assert r.status_code == 200 and r.json()["relays"]["pump"] == "LOW"
+        assert sorted(r.json()["timers"]) == ["pump", "relay2"]
+        time.sleep(1.4)
+        assert c.get("/gpio").json() == {"relays": {"relay1": "LOW", "relay2": "LOW",
+                                                    "pump": "HIGH", "heater": "LOW"}}
+
+
+def test_a_newer_command_ends_the_timer(relays):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        assert c.post("/gpio/relay1", json={"state": "HIGH", "duration_s": 1}).status_code == 200
+        r = c.post("/gpio/relay1", json={"state": "HIGH"})     # on for good now
+        assert r.json() == {"relay": "relay1", "state": "HIGH"}
+        time.sleep(1.4)
+        assert c.get("/gpio/relay1").json()["state"] == "HIGH"
+        # a second timer on a timed relay keeps the first one's way back (LOW), with its own time
+        assert c.post("/gpio/relay1", json={"state": "LOW"}).status_code == 200
+        assert c.post("/gpio/relay1", json={"state": "HIGH", "duration_s": 60}).status_code == 200
+        r = c.post("/gpio/relay1", json={"state": "HIGH", "duration_s": 1})
+        assert r.json()["timer"] == {"revert_to": "LOW", "remaining_s": 1}
+        time.sleep(1.4)
+        assert c.get("/gpio/relay1").json() == {"relay": "relay1", "state": "LOW"}
+
+
+@pytest.mark.parametrize("path,body,detail", [
+    ("/gpio/relay1", {"state": "HIGH", "duration_s": 0}, "duration_s: must be whole seconds 1..86400"),
+    ("/gpio/relay1", {"state": "HIGH", "duration_s": -5}, "duration_s: must be whole seconds 1..86400"),
+    ("/gpio/relay1", {"state": "HIGH", "duration_s": 1.5}, "duration_s: must be whole seconds 1..86400"),
+    ("/gpio/relay1", {"state": "HIGH", "duration_s": "30"}, "duration_s: must be whole seconds 1..86400"),
+    ("/gpio/relay1", {"state": "HIGH", "duration_s": True}, "duration_s: must be whole seconds 1..86400"),
+    ("/gpio/relay1", {"state": "HIGH", "duration_s": 86401}, "duration_s: must be whole seconds 1..86400"),
+    ("/gpio/relay1", {"state": "HIGH", "duration": 30},
+     'unknown field "duration" (the body takes state, duration_s)'),
+    ("/gpio", {"relays": {"relay1": "HIGH"}, "duration_s": 0}, "duration_s: must be whole seconds 1..86400"),
+    ("/gpio", {"relays": {"relay1": "HIGH"}, "for_s": 30},
+     'unknown field "for_s" (the body takes relays, duration_s)'),
+])
+def test_bad_timer_input_is_a_400_and_switches_nothing(relays, path, body, detail):
+    with httpx.Client(base_url=relays.url, headers=auth()) as c:
+        before = c.get("/gpio").json()
+        r = c.post(path, json=body)
+        assert r.status_code == 400
+        assert r.json() == {"error": "bad_request", "detail": detail}
+        assert c.get("/gpio").json() == before      # nothing switched, no timer
+    assert relays.metric("iot_relay_commands_total") == 0
+
+
+def test_timer_audit_lines_and_interlock_on_the_way_back():
+    out = run_unix(_IN_PROCESS + """
+import time
+ctl.switch({"b": True}, "op")
+ctl.switch({"b": False}, "op", 1)       # b off for a second: it wants back on
+ctl.switch({"a": True}, "op")           # meanwhile a is on: b may not come back
+print("due", ctl.check_timers(time.ticks_add(time.ticks_ms(), 1500)), sorted(ctl.read().items()))
+ctl.switch({"a": False, "b": True}, "op")
+ctl.switch({"a": True, "b": False}, "op", 1)    # swapped over for a second
+print("swap", ctl.check_timers(time.ticks_add(time.ticks_ms(), 1500)), sorted(ctl.read().items()))
+for event, fields in trail.events:
+    print("audit", event, fields.get("source"), fields.get("changes"), fields.get("duration_s"),
+          fields.get("reason"))
+""")
+    # the interlock refuses b's way back: it stays off (the newer command on a wins)
+    assert "due ['b'] [('a', 'HIGH'), ('b', 'LOW'), ('c', 'LOW')]" in out
+    # a switch-over and its way back are each one write: the interlock holds throughout
+    assert "swap ['a', 'b'] [('a', 'LOW'), ('b', 'HIGH'), ('c', 'LOW')]" in out
+    assert "audit relay_command op {'b': 'LOW'} 1 None" in out
+    assert "audit relay_command_refused timer None None interlock: a and b cannot both be on" \
+        in out
+    assert out.count("audit relay_command timer") == 1     # the swap's way back
+
+
+# -- schedules: daily on/off windows from configuration, on the synced clock ----------------
+
+_SCHEDULED = _IN_PROCESS + """
+class Clock:
+    trusted = False
+    now = 0
+    def time(self): return self.now
+clock = Clock()
+ctl.clock = clock
+DAY = 86400 * 19000                      # some day, midnight UTC
+ctl.on_config({"relays", "interlocks"}, {"relays": {
+    "a": {"pin": 6, "schedule": [{"on": "06:00", "off": "06:30:15"}, {"on": "23:00", "off": "01:00"}]},
+    "b": {"pin": 7, "schedule": [{"on": "06:30:15", "off": "07:00"}]},
+    "c": {"pin": 8}}, "interlocks": [["a", "b"]]})
+"""
+
+
+def test_schedule_edges_overrides_and_midnight():
+    out = run_unix(_SCHEDULED + """
+def at(hms, label):
+    h, m, s = hms
+    print(label, ctl.check_schedules(DAY + h * 3600 + m * 60 + s), sorted(ctl.read().items()))
+at((5, 0, 0), "first")                  # outside every window: nothing to do
+at((6, 0, 0), "on")
+at((6, 10, 0), "steady")
+ctl.switch({"a": False}, "op")          # an operator overrides between two edges
+at((6, 20, 0), "override")
+at((6, 30, 15), "swap")                 # a's off and b's on at the same second: one write
+at((7, 0, 0), "off")
+at((23, 0, 0), "night")
+at((0, 59, 59), "past_midnight")
+at((1, 0, 0), "morning")
+print("audit", [(e, f.get("source")) for e, f in trail.events if f.get("source") == "schedule"])
+""")
+    assert "first () [('a', 'LOW'), ('b', 'LOW'), ('c', 'LOW')]" in out
+    assert "on ['a'] [('a', 'HIGH'), ('b', 'LOW'), ('c', 'LOW')]" in out
+    assert "steady () " in out
+    assert "override () [('a', 'LOW'), ('b', 'LOW'), ('c', 'LOW')]" in out
+    swap = [line for line in out.splitlines() if line.startswith("swap")][0]
+    assert swap.endswith("[('a', 'LOW'), ('b', 'HIGH'), ('c', 'LOW')]") and "'b'" in swap
+    assert "off ['b'] [('a', 'LOW'), ('b', 'LOW'), ('c', 'LOW')]" in out
+    assert "night ['a'] [('a', 'HIGH')" in out
+    assert "past_midnight () [('a', 'HIGH')" in out
+    assert "morning ['a'] [('a', 'LOW')" in out
+    assert "audit [('relay_command', 'schedule')" in out
+
+
+def test_schedule_task_waits_for_the_synced_clock_and_catches_up():
+    out = run_unix(_SCHEDULED + """
+clock.now = DAY + 6 * 3600 + 60          # inside a's window, but the clock is not trusted
+async def go():
+    ctl.start_schedules()
+    await asyncio.sleep_ms(1500)
+    print("unsynced", ctl.read()["a"])
+    clock.trusted = True                 # SNTP answered: a is late, it catches up
+    await asyncio.sleep_ms(1200)
+    print("synced", ctl.read()["a"])
+    ctl.on_config({"relays"}, {"relays": {"a": {"pin": 6}, "b": {"pin": 7}}, "interlocks": []})
+    print("unscheduled", ctl._schedule_task is not None and ctl._schedule_task.running())
+    ctl.stop_schedules()
+    ctl.stop_guard()
+asyncio.run(go())
+""")
+    assert "unsynced LOW" in out and "synced HIGH" in out
+    assert "unscheduled False" in out
+
+
+def test_bad_schedules_are_vetoed_naming_the_field():
+    out = run_unix(_SCHEDULED + """
+for schedule in ([{"on": "6:00", "off": "07:00"}], [{"on": "24:00", "off": "01:00"}],
+                 [{"on": "06:00", "off": "06:00:00"}], [{"on": "06:00"}], "06:00-07:00",
+                 [{"on": "06:00", "off": "07:00"}] * 5, [{"on": "06:00", "off": "07:00", "x": 1}]):
+    print("veto", ctl.veto_config({"relays"}, {"relays": {"a": {"pin": 6, "schedule": schedule}},
+                                               "interlocks": []}))
+print("kept", sorted(ctl._table), ctl._table["a"]["schedule"])
+""")
+    assert 'veto relays.a.schedule[0].on: must be a time "HH:MM" or "HH:MM:SS" (UTC)' in out
+    assert out.count('must be a time "HH:MM" or "HH:MM:SS" (UTC)') == 2
+    assert "veto relays.a.schedule[0]: on and off must differ" in out
+    assert out.count('veto relays.a.schedule[0]: must be {"on": "HH:MM", "off": "HH:MM"}') == 2
+    assert out.count('veto relays.a.schedule: must be a list of at most 4 {"on", "off"} windows') == 2
+    assert "veto None" not in out
+    assert "kept ['a', 'b', 'c'] [(21600, 23415), (82800, 3600)]" in out

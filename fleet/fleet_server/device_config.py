@@ -31,12 +31,37 @@ class RateLimit(BaseModel):
     burst: int = Field(ge=1)
 
 
+TimeOfDay = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+                                  description='"HH:MM" or "HH:MM:SS", UTC')]
+
+
+class ScheduleWindow(BaseModel):
+    """One daily window: the relay goes ON at `on` and OFF at `off` (over midnight when off < on)."""
+    model_config = _STRICT
+    on: TimeOfDay
+    off: TimeOfDay
+
+    @field_validator("off")
+    @classmethod
+    def _off_differs_from_on(cls, off: str, info: ValidationInfo) -> str:
+        on = info.data.get("on")
+        if on is not None and _day_seconds(on) == _day_seconds(off):
+            raise ValueError("on and off must differ")
+        return off
+
+
+def _day_seconds(text: str) -> int:
+    parts = [int(p) for p in text.split(":")] + [0]
+    return parts[0] * 3600 + parts[1] * 60 + parts[2]
+
+
 class Relay(BaseModel):
     model_config = _STRICT
     pin: int = Field(ge=0, le=28)
     active_low: bool = False
     safe_state: Literal["LOW", "HIGH"] = "LOW"
     max_on_s: int = Field(0, ge=0)
+    schedule: list[ScheduleWindow] = Field(default_factory=list, max_length=4)
 
 
 class SensorField(BaseModel):

@@ -12,7 +12,8 @@ from fleet_harness import Device, admin_json, api_token, assert_error, registrat
 
 GOOD = {
     "log_level": "DEBUG", "heartbeat_s": 10, "ntp_servers": ["127.0.0.1"],
-    "relays": {"pump": {"pin": 2}, "valve": {"pin": 3, "active_low": True, "safe_state": "HIGH", "max_on_s": 60}},
+    "relays": {"pump": {"pin": 2, "schedule": [{"on": "06:00", "off": "06:30:15"}, {"on": "23:00", "off": "01:00"}]},
+               "valve": {"pin": 3, "active_low": True, "safe_state": "HIGH", "max_on_s": 60}},
     "interlocks": [["pump", "valve"]],
     "sensors": {"fields": {"t": {"source": "temp", "rate_hz": 1.0, "threshold_high": 70.0}}, "max_clients": 2},
     "rate_limit": {"per_token_rps": 5, "per_address_rps": 10.5, "burst": 3},
@@ -63,6 +64,11 @@ INVALID = [
     ({"sensors": {"fields": {"t": {"source": "adc0", "rate_hz": 2000}}}}, "sensors.fields.t.rate_hz"),
     ({"sensors": {"fields": {}, "max_clients": 17}}, "sensors.max_clients"),
     ({"rate_limit": {"per_token_rps": 0, "per_address_rps": 1, "burst": 1}}, "rate_limit.per_token_rps"),
+    ({"relays": {"pump": {"pin": 1, "schedule": [{"on": "6:00", "off": "07:00"}]}}}, "relays.pump.schedule.0.on"),
+    ({"relays": {"pump": {"pin": 1, "schedule": [{"on": "06:00", "off": "24:00"}]}}}, "relays.pump.schedule.0.off"),
+    ({"relays": {"pump": {"pin": 1, "schedule": [{"on": "06:00", "off": "06:00:00"}]}}}, "relays.pump.schedule.0.off"),
+    ({"relays": {"pump": {"pin": 1, "schedule": [{"on": "06:00"}]}}}, "relays.pump.schedule.0.off"),
+    ({"relays": {"pump": {"pin": 1, "schedule": [{"on": "06:00", "off": "07:00"}] * 5}}}, "relays.pump.schedule"),
 ]
 
 

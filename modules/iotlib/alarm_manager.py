@@ -9,6 +9,12 @@
 # - Every change is written to flash at once (atomic rename through Storage), so a reset or a
 #   power cut loses nothing already reported.
 # - guard(coro, source) and install(loop) turn exceptions escaping a task into alarms.
+# - Conditions (a threshold crossed, the clock drifted, SNTP failing) have episodes: every
+#   reported (type, source) is `active` until clear_alarm() ends it, which tells the fleet
+#   once (its "cleared" list; the alarms service marks the alarm cleared by the device);
+#   raise_condition() reports only when not active already, so a condition seen on every
+#   sample or sync raises one alarm per episode. `active` is kept on flash with the rest:
+#   a condition that ended while the device was off is cleared after the reboot.
 import asyncio
 import time
 
@@ -48,6 +54,7 @@ class AlarmManager:
         self.dropped = data.get("dropped", 0)   # not yet reported to the service
         self.dropped_total = data.get("dropped_total", 0)
         self.cleared = data.get("cleared", [])  # [{"type", "source"}]: conditions gone, to tell the fleet
+        self.active = data.get("active", [])    # [[type, source]]: raised, not cleared since
         self._m_reported = self._m_dropped = None
         if metrics is not None:
             self._m_reported = metrics.counter("alarms_reported_total", "Alarms reported", ("severity",))
@@ -69,7 +76,8 @@ class AlarmManager:
     def _save(self):
         if self.store is not None:
             self.store.write_json(self.name, {"alarms": self.pending, "dropped": self.dropped,
-                                              "dropped_total": self.dropped_total, "cleared": self.cleared})
+                                              "dropped_total": self.dropped_total, "cleared": self.cleared,
+                                              "active": self.active})
 
     def _find(self, type_, source):
         for a in self.pending:
@@ -96,6 +104,11 @@ class AlarmManager:
                 and (type_, source) not in self._unsynced:
             self._unsynced.append((type_, source))
         self._uncleared(type_, source)  # back again: the fleet must not clear it
+        key = [type_, source]
+        if key not in self.active:
+            if len(self.active) >= self.capacity:
+                self.active.pop(0)  # the oldest: most likely a one-off event, never cleared
+            self.active.append(key)
         if self._m_reported is not None:
             self._m_reported.inc(labels=(severity,))
         entry = self._find(type_, source)
@@ -146,15 +159,29 @@ class AlarmManager:
                 self.cleared.remove(c)
                 return
 
+    def raise_condition(self, alarm, source=None):
+        """A condition seen (again): reported as report_alarm() does, but only when it is not
+        active already (one alarm per episode, however often it is seen). None when not."""
+        key = [str(alarm["type"])[:64], str(source or alarm.get("source") or "device")[:64]]
+        if key in self.active:
+            return None
+        return self.report_alarm(alarm, source)
+
     def clear_alarm(self, type_, source="device"):
-        """The condition behind an alarm is gone: the fleet clears its alarm (at the next send)."""
+        """The condition behind an alarm is gone: the fleet clears its alarm (at the next send).
+        Only an active alarm is cleared, once; True when this call cleared it."""
         type_, source = str(type_)[:64], str(source)[:64]
+        key = [type_, source]
+        if key not in self.active:
+            return False
+        self.active.remove(key)
         self._uncleared(type_, source)
         if len(self.cleared) >= self.capacity:
             self.cleared.pop(0)
         self.cleared.append({"type": type_, "source": source})
         self._save()
         self._wake.set()
+        return True
 
     async def flush(self):
         """Send what is pending, in batches; True when the buffer is empty afterwards.

@@ -18,6 +18,9 @@ RELAY = {"type": "obj", "required": ("pin",), "props": {
     "active_low": {"type": "bool", "default": False},
     "safe_state": {"type": "str", "enum": ("LOW", "HIGH"), "default": "LOW"},
     "max_on_s": {"type": "int", "min": 0, "default": 0},
+    # daily on/off windows, "HH:MM[:SS]" UTC; relays_controller.relay_table reads the times
+    "schedule": {"type": "list", "max_len": 4, "items": {
+        "type": "obj", "required": ("on", "off"), "props": {"on": _STR, "off": _STR}}},
 }}
 
 SENSOR_FIELD = {"type": "obj", "required": ("source", "rate_hz"), "props": {

@@ -27,7 +27,8 @@ from iotlib.task import BackgroundTask
 DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "use_wdt",
                "ntp_servers", "mask_fields", "max_missed", "state_poll_s",
                "max_token_lifetime_s", "ntp_retry_s", "http_client_max_body", "fleet_ca_file",
-               "fleet_client_cert_file", "fleet_client_key_file", "fleet_tls_insecure_skip_verify")
+               "fleet_client_cert_file", "fleet_client_key_file", "fleet_tls_insecure_skip_verify",
+               "clock_drift_alarm_s")
 OPTIONAL = ("alarms", "state", "timesync", "ota")
 
 
@@ -192,7 +193,8 @@ def _timesync(settings, metrics, clock):
     except ImportError:
         return None
     return TimeSyncManager(settings.get("ntp_servers") or (), metrics=metrics, clock=clock,
-                           retry_s=settings.get("ntp_retry_s", 30))
+                           retry_s=settings.get("ntp_retry_s", 30),
+                           drift_alarm_s=settings.get("clock_drift_alarm_s", 2))
 
 
 class Device:

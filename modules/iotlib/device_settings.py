@@ -24,10 +24,11 @@ DEVICE = ("device_id:S api_key:S device_key:s tenant:s namespace:s role:s "
           "config_poll_s:n state_poll_s:n use_wdt:b max_missed:i ntp_servers:L ntp_retry_s:n "
           "max_token_lifetime_s:i http_client_max_body:i mask_fields:L rbac:R "
           "fleet_ca_file:s fleet_client_cert_file:s fleet_client_key_file:s "
-          "fleet_tls_insecure_skip_verify:b rate_limit:T http:H restore_desired:b")
+          "fleet_tls_insecure_skip_verify:b rate_limit:T http:H restore_desired:b "
+          "clock_drift_alarm_s:n")
 ROLES = ("relays", "relays:Y relay_pins:P interlocks:I allowed_mask:i",
          "sensors", "fields:F max_clients:i queue_size:i client_rps:n client_burst:i "
-                    "ping_s:n pong_timeout_s:n ws_sndbuf:i")
+                    "ping_s:n pong_timeout_s:n ws_sndbuf:i report_s:n")
 # the `http` section: iotlib.http_server.ConnectionLimits
 HTTP = ("max_connections:i backlog:i idle_s:n head_s:n body_s:n write_s:n max_line:i "
         "max_path:i max_head:i max_body:i")

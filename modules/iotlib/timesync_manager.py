@@ -1,5 +1,9 @@
 # TimeSyncManager: SNTP against the servers configuration gives (the constructor list is the
-# fallback), periodic resync, drift measurement, an alarm after repeated failure.
+# fallback), periodic resync, drift measurement, an alarm after repeated failure (cleared by
+# the next answer) and a clock_drift alarm when a sync finds the clock, synced earlier this
+# boot, off by more than drift_alarm_s (cleared by the next sync that finds it within
+# bounds). The first sync of a boot sets the clock: what it finds is the power-on gap (or a
+# battery RTC's error), not drift, and raises nothing.
 #
 # Each answer goes to the device's Clock (clock.sync): the RTC is stepped (rp2: machine.RTC,
 # so time.time() itself becomes right; unix: the simulated RTC) and every manager holding
@@ -16,13 +20,15 @@ _US = 1000000
 
 class TimeSyncManager:
     def __init__(self, servers=("pool.ntp.org",), interval_s=3600, retry_s=30, timeout_ms=1500,
-                 fail_alarm_after=3, alarms=None, clock=None, metrics=None, log=None):
+                 fail_alarm_after=3, alarms=None, clock=None, metrics=None, log=None,
+                 drift_alarm_s=2):
         self.fallback = list(servers)
         self.configured = {"config": [], "discovery": []}  # tried first, in this order
         self.interval_s = interval_s
         self.retry_s = retry_s
         self.timeout_ms = timeout_ms
         self.fail_alarm_after = fail_alarm_after
+        self.drift_alarm_us = int(drift_alarm_s * _US)  # 0: no clock_drift alarm
         self.alarms = alarms
         self.clock = clock or Clock()   # the RTC being corrected
         self.log = log
@@ -101,13 +107,14 @@ class TimeSyncManager:
         self.failures += 1
         self.last_error = "; ".join(errors) or "no servers"
         self._say("timesync: failed", self.failures, self.last_error)
-        if self.failures == self.fail_alarm_after and self.alarms is not None:
-            self.alarms.report_alarm({"type": "time_sync_failed", "severity": "warning",
-                                      "source": "timesync", "message": self.last_error[:200]})
+        if self.failures >= self.fail_alarm_after and self.alarms is not None:
+            self.alarms.raise_condition({"type": "time_sync_failed", "severity": "warning",
+                                         "source": "timesync", "message": self.last_error[:200]})
         return False
 
     def _accept(self, r):
         clock = self.clock
+        drifted = clock.synced  # synced before this answer: only then is an offset drift
         # drift: offsets relative to the never-stepped monotonic clock, so steps written
         # into the RTC do not look like drift
         mono = clock.monotonic_us()
@@ -125,6 +132,16 @@ class TimeSyncManager:
         clock.sync(r["offset_us"])
         self._synced.set()
         self._say("timesync: synced", self.server, "offset %d ms" % (r["offset_us"] // 1000))
+        alarms = self.alarms
+        if alarms is not None:
+            alarms.clear_alarm("time_sync_failed", "timesync")
+            off = r["offset_us"]
+            if drifted and self.drift_alarm_us and abs(off) > self.drift_alarm_us:
+                alarms.raise_condition({"type": "clock_drift", "severity": "warning",
+                                        "source": "timesync", "message":
+                                        "clock off by %d ms (%s)" % (off // 1000, self.server)})
+            else:
+                alarms.clear_alarm("clock_drift", "timesync")
 
     async def sync_loop(self):
         while True:
