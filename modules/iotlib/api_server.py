@@ -189,7 +189,7 @@ class ApiServer:
     async def serve(self, host="0.0.0.0", port=80):
         """Serve until stop(); ready (health) once the socket listens."""
         task = asyncio.create_task(self.app.start_server(host=host, port=port))
-        for _ in range(500):  # Microdot sets app.server once the socket listens
+        for _ in range(500):  # HttpServer.start_server sets app.server once listening
             if getattr(self.app, "server", None) is not None:
                 break
             await asyncio.sleep_ms(10)

@@ -1,7 +1,13 @@
 # HTTP/1.1 connections for the device API: how a connection is accepted, read, bounded,
-# answered and closed. Microdot 2.7.0 (pinned, frozen) still matches routes and runs the
-# handlers; this is the one module that knows its internals (Request's constructor,
-# dispatch_request, Response's fields), so a Microdot upgrade is checked here only.
+# answered and closed. Microdot (pinned, frozen) still matches routes and runs the
+# handlers; this is the one module that imports it and knows its internals (Request's
+# constructor and its socket, dispatch_request, Response's fields, NoCaseDict), so a
+# Microdot upgrade is checked here only: tests/test_microdot_pin.py fails when the frozen
+# version is not MICRODOT_VERSION or an internal used here changed shape. Elsewhere only
+# Microdot's documented API is used (route/before_request/after_request/errorhandler,
+# request.path/args/headers/client_addr/route/g, Response(body, status, headers)); a
+# handler that takes the connection over (the WebSocket) goes through take_stream() and
+# send_buffer().
 #
 # What a connection can cost is fixed up front (ConnectionLimits):
 #   - at most max_connections at once, each with its own preallocated head buffer; when
@@ -18,10 +24,14 @@ import asyncio
 import json
 import time
 
+from micropython import const
+
 from microdot import Microdot, Request, Response
 from microdot.microdot import NoCaseDict
 
 from iotlib.peer import peer_address
+
+MICRODOT_VERSION = "2.7.0"  # the Microdot whose internals this module was written against
 
 _REASONS = {200: b"OK", 204: b"No Content", 400: b"Bad Request", 401: b"Unauthorized",
             403: b"Forbidden", 404: b"Not Found", 405: b"Method Not Allowed",
@@ -36,7 +46,7 @@ _ERROR_CODES = {
     426: "upgrade_required", 429: "rate_limited", 431: "headers_too_large",
     500: "internal_error", 503: "unavailable",
 }
-_HEAD_SIZE = 1024  # status line + headers + small bodies go out in one write from here
+_HEAD_SIZE = const(1024)  # status line + headers + small bodies go out in one write from here
 
 # Sent without waiting (one non-blocking write) to a connection we are dropping.
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
@@ -47,18 +57,18 @@ _TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
             b'{"error": "request_timeout", "detail": "request not received"}')
 
 # ---- connection phases ------------------------------------------------------------------
-FREE = 0  # slot unused
-IDLE = 1  # accepted, nothing received yet (idle deadline)
-HEAD = 2  # request head arriving (head deadline, counted from accept)
-BODY = 3  # body arriving (body deadline)
-SERVING = 4  # in Microdot and the handler (a WebSocket session stays here; no deadline)
-WRITING = 5  # response going out (write deadline)
-CLOSING = 6  # cancelled by the reaper or evicted; its task is closing the socket
-LINGER = 7  # answered a refused request or ended a WebSocket: reading what is still in
+_FREE = const(0)  # slot unused
+_IDLE = const(1)  # accepted, nothing received yet (idle deadline)
+_HEAD = const(2)  # request head arriving (head deadline, counted from accept)
+_BODY = const(3)  # body arriving (body deadline)
+_SERVING = const(4)  # in Microdot and the handler (a WebSocket session stays here; no deadline)
+_WRITING = const(5)  # response going out (write deadline)
+_CLOSING = const(6)  # cancelled by the reaper or evicted; its task is closing the socket
+_LINGER = const(7)  # answered a refused request or ended a WebSocket: reading what is still in
 # flight before the close, so the kernel does not reset the connection (and with it the
 # answer) over unread input; bounded by _LINGER_MS and _LINGER_BYTES
-_LINGER_MS = 500
-_LINGER_BYTES = 65536  # read 1 KB at a time into the slot's buffer
+_LINGER_MS = const(500)
+_LINGER_BYTES = const(65536)  # read 1 KB at a time into the slot's buffer
 
 
 ALREADY_HANDLED = Response.already_handled  # a handler's answer when it wrote its own
@@ -71,6 +81,24 @@ def error(status, detail, headers=None):
     if headers:
         h.update(headers)
     return Response(body, status, h)
+
+
+def take_stream(request):
+    """The connection's (reader, writer), handed to a handler that speaks another protocol
+    on it from now on (a WebSocket after its 101): the server writes no HTTP answer on it,
+    and lingers before closing it."""
+    request.upgraded = True
+    return request.sock
+
+
+def send_buffer(request, n):
+    """Set the kernel's send buffer of the request's socket to `n` bytes (SO_SNDBUF);
+    False when the port cannot (best effort: the stream works either way)."""
+    try:
+        request.sock[1].s.setsockopt(1, 7, n)  # SOL_SOCKET, SO_SNDBUF
+        return True
+    except Exception:
+        return False
 
 
 class ConnectionLimits:
@@ -113,7 +141,7 @@ class _Slot:
         self.mv = memoryview(self.buf)
         self.task = None
         self.writer = None
-        self.phase = FREE
+        self.phase = _FREE
         self.since = 0
 
 
@@ -162,7 +190,7 @@ class HttpServer(Microdot):
         """Connections holding a slot now."""
         n = 0
         for s in self._slots:
-            if s.phase != FREE:
+            if s.phase != _FREE:
                 n += 1
         return n
 
@@ -173,21 +201,21 @@ class HttpServer(Microdot):
         that has not sent its head yet, or is lingering (evicted), else None."""
         victim = None
         for s in self._slots:
-            if s.phase == FREE:
+            if s.phase == _FREE:
                 victim = s
                 break
-            if (s.phase == IDLE or s.phase == HEAD or s.phase == LINGER) and (
+            if (s.phase == _IDLE or s.phase == _HEAD or s.phase == _LINGER) and (
                     victim is None or time.ticks_diff(victim.since, s.since) > 0):
                 victim = s
         if victim is None:
             return None
-        if victim.phase != FREE:
+        if victim.phase != _FREE:
             self.evicted += 1
             old = victim.task
-            victim.phase = CLOSING
+            victim.phase = _CLOSING
             old.cancel()  # it resumes only to close its own socket; the buffer is ours now
         victim.task = task
-        victim.phase = IDLE
+        victim.phase = _IDLE
         victim.since = now
         return victim
 
@@ -195,7 +223,7 @@ class HttpServer(Microdot):
         if slot.task is task:  # not handed over to a newcomer meanwhile
             slot.task = None
             slot.writer = None
-            slot.phase = FREE
+            slot.phase = _FREE
 
     async def _reap_loop(self):
         while True:
@@ -208,26 +236,26 @@ class HttpServer(Microdot):
         n = 0
         for s in self._slots:
             p = s.phase
-            if p == IDLE:
+            if p == _IDLE:
                 limit = lim.idle_ms
-            elif p == HEAD:
+            elif p == _HEAD:
                 limit = lim.head_ms
-            elif p == BODY:
+            elif p == _BODY:
                 limit = lim.body_ms
-            elif p == WRITING:
+            elif p == _WRITING:
                 limit = lim.write_ms
-            elif p == LINGER:
+            elif p == _LINGER:
                 limit = _LINGER_MS
             else:
                 continue
             if time.ticks_diff(now, s.since) >= limit:
-                s.phase = CLOSING
-                if p == LINGER:  # not a timeout: the normal end of a lingering close
+                s.phase = _CLOSING
+                if p == _LINGER:  # not a timeout: the normal end of a lingering close
                     s.task.cancel()
                     continue
                 self.timeouts += 1
                 n += 1
-                if p != WRITING:  # say why, if the socket takes it at once (never waits)
+                if p != _WRITING:  # say why, if the socket takes it at once (never waits)
                     _send_now(s.writer, _TIMEOUT)
                 s.task.cancel()
         return n
@@ -255,7 +283,7 @@ class HttpServer(Microdot):
                 self.rejected += 1
                 res, req, linger = req, None, True
             else:
-                slot.phase = SERVING
+                slot.phase = _SERVING
                 try:
                     res = await self.dispatch_request(req)
                 except Exception:  # Microdot's own code (e.g. route matching) raised
@@ -265,13 +293,13 @@ class HttpServer(Microdot):
                     # the stream belongs to the WebSocket: no HTTP after a 101
                     res, linger = Response.already_handled, True
             if res is not Response.already_handled:
-                slot.phase = WRITING
+                slot.phase = _WRITING
                 slot.since = time.ticks_ms()
                 await self._write(writer, res)
-            if linger and slot.phase != CLOSING:
+            if linger and slot.phase != _CLOSING:
                 await self._linger(slot, reader)
         except asyncio.CancelledError:
-            if slot.task is task and slot.phase != CLOSING:
+            if slot.task is task and slot.phase != _CLOSING:
                 raise  # the server is stopping
         except Exception:  # the client went away mid-write, or worse: close, count
             self.errors += 1
@@ -285,7 +313,7 @@ class HttpServer(Microdot):
         sock = getattr(reader, "s", None)
         if sock is None:
             return
-        slot.phase = LINGER
+        slot.phase = _LINGER
         slot.since = time.ticks_ms()
         n = 0
         quiet = 0
@@ -321,8 +349,8 @@ class HttpServer(Microdot):
                 continue
             if not got:
                 raise _Closed()
-            if slot.phase == IDLE:
-                slot.phase = HEAD  # the head deadline still counts from accept
+            if slot.phase == _IDLE:
+                slot.phase = _HEAD  # the head deadline still counts from accept
             start = n - 3 if n > 3 else 0
             n += got
             end = buf.find(b"\r\n\r\n", start, n)
@@ -370,7 +398,7 @@ class HttpServer(Microdot):
             if have >= length:
                 body = bytes(mv[end + 4:end + 4 + length])
             else:
-                slot.phase = BODY
+                slot.phase = _BODY
                 slot.since = time.ticks_ms()
                 try:
                     body = bytes(mv[end + 4:n]) + await reader.readexactly(length - have)

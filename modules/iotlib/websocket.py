@@ -8,11 +8,13 @@
 # each, and the pongs are written from a preallocated buffer); a message longer than
 # the buffer (1009). Writes go through one lock, so a pong never interleaves with a
 # frame another task is sending.
+# The protocol only: the connection comes from http_server.take_stream() (no Microdot
+# internals here); sessions, clients and keepalive are iotlib.ws_stream's.
 import asyncio
 import binascii
 import hashlib
 
-from iotlib.http_server import error
+from iotlib.http_server import error, take_stream
 from iotlib.rate_limit import RateLimiter
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -47,13 +49,12 @@ def handshake_error(request):
 
 
 async def upgrade(request, max_message=512, control_rps=5, control_burst=10):
-    """Answer 101 and return the WebSocket (check handshake_error() first). The request is
-    marked upgraded, so the HTTP server writes nothing more on its stream."""
+    """Answer 101 and return the WebSocket (check handshake_error() first). The connection
+    is taken from the HTTP server (http_server.take_stream): it writes nothing more on it."""
     d = hashlib.sha1(request.headers["Sec-WebSocket-Key"].encode())
     d.update(_GUID)
     accept = binascii.b2a_base64(d.digest())[:-1]
-    reader, writer = request.sock
-    request.upgraded = True
+    reader, writer = take_stream(request)
     await writer.awrite(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
     return WebSocket(reader, writer, max_message, control_rps, control_burst)
