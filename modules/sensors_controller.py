@@ -12,10 +12,11 @@
 # "threshold_low"}. A threshold crossing raises one alarm (AlarmManager; source: the field)
 # until the value is back inside the band (or crosses the other way), which clears it
 # (AlarmManager.clear_alarm); an alarm still active from before a reboot is cleared by the
-# first sample back in band. Slow clients lose their oldest frames (counted), never stall
-# the sampler or the other clients (see iotlib.ws_stream). The server pings every client
-# every `ping_s` seconds; one that has not answered within `pong_timeout_s` is closed
-# (code 1011) and counted. The state service hears the role's state every `report_s`
+# first sample back in band. The stream's session (client limits, rate limit, close codes,
+# keepalive: a ping every `ping_s` seconds, a client silent for `pong_timeout_s` closed with
+# 1011) is iotlib.ws_stream's: slow clients lose their oldest frames (counted), never stall
+# the sampler or the other clients. This role only samples, answers the subscription
+# messages and publishes the readings. The state service hears the role's state every `report_s`
 # seconds (and on a reload), never per sample: {"sensors": {"sampling", "fields":
 # {name: {"value", "ts"}}, "out_of_band": {name: "high"|"low"}}}.
 import asyncio
@@ -24,11 +25,7 @@ import math
 import time
 from array import array
 
-from iotlib import websocket
-from iotlib.api_server import error
-from iotlib.http_server import ALREADY_HANDLED
 from iotlib.buildinfo import build_info
-from iotlib.rate_limit import RateLimiter
 from iotlib.role_base import RoleController
 from iotlib.task import BackgroundTask
 from iotlib.ws_stream import Hub
@@ -37,7 +34,6 @@ ROLE = "sensors"
 _SOURCES = ("adc0", "adc1", "adc2", "adc3", "temp", "sim")
 _VOLTS_PER_COUNT = 3.3 / 4096
 _BURST = 16  # ADC samples averaged per reading
-_CLOSE_TIMEOUT = 1011  # no pong to our ping in time
 DEFAULT_FIELDS = {"sim": {"source": "sim", "rate_hz": 5}}
 
 
@@ -96,15 +92,8 @@ class SensorsController(RoleController):
             alarms=alarms, metrics=metrics, health=health, managers=managers, clock=clock,
             denials=denials, http=http)
         self.sampler = sampler
-        self.ws_sndbuf = ws_sndbuf
-        self.client_rps = client_rps
-        self.client_burst = client_burst
-        self.hub = Hub(max_clients, queue_size)
-        if ping_s and not 0 < pong_timeout_s <= ping_s:
-            raise ValueError("pong_timeout_s: must be > 0 and <= ping_s")
-        self.ping_ms = int(ping_s * 1000)
-        self.pong_timeout_ms = int(pong_timeout_s * 1000)
-        self._keepalive_task = None
+        self.hub = Hub(max_clients, queue_size, client_rps, client_burst, ping_s,
+                       pong_timeout_s, ws_sndbuf)
         if not report_s >= 0:
             raise ValueError("report_s: must be >= 0")
         self.report_ms = int(report_s * 1000)
@@ -117,15 +106,7 @@ class SensorsController(RoleController):
         self.samples = 0
         self.threshold_alarms = 0
         m = self.server.metrics
-        m.gauge("ws_clients", "Connected stream clients", read=lambda: len(self.hub.clients))
-        m.gauge("ws_dropped_frames_total", "Frames dropped for slow clients",
-                read=self.hub.dropped_total)
-        m.gauge("ws_refused_total", "Stream connections refused (max clients)",
-                read=lambda: self.hub.refused)
-        m.gauge("ws_pings_total", "Keepalive pings sent to stream clients",
-                read=lambda: self.hub.pings)
-        m.gauge("ws_ping_timeouts_total", "Stream clients closed for not answering a ping",
-                read=lambda: self.hub.ping_timeouts)
+        self.hub.add_metrics(m)
         m.gauge("sensor_samples_total", "Samples taken", read=lambda: self.samples)
         m.gauge("sensor_threshold_alarms_total", "Threshold crossings",
                 read=lambda: self.threshold_alarms)
@@ -253,28 +234,6 @@ class SensorsController(RoleController):
     def stop_reporting(self):
         self._report_task.stop()
 
-    # -- keepalive -------------------------------------------------------------------
-
-    async def _keepalive(self):
-        # one task for every client: ping, wait the timeout, close the silent ones, wait
-        # out the rest of the interval. A pong (any time) clears the client's ping.
-        rest = self.ping_ms - self.pong_timeout_ms
-        while True:
-            await asyncio.sleep_ms(rest)
-            self.hub.ping(time.ticks_ms())
-            await asyncio.sleep_ms(self.pong_timeout_ms)
-            self.hub.expire(time.ticks_ms(), self.pong_timeout_ms)
-
-    def start_keepalive(self):
-        self.stop_keepalive()
-        if self.ping_ms:
-            self._keepalive_task = asyncio.create_task(self._keepalive())
-
-    def stop_keepalive(self):
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            self._keepalive_task = None
-
     def reconfigure(self, fields=None, max_clients=None):
         """New fields and/or client limit; ValueError keeps the running configuration."""
         table = self._fields if fields is None else field_table(fields)
@@ -324,69 +283,10 @@ class SensorsController(RoleController):
 
         @api.route("/ws", ("GET",), "sensors:read")
         async def stream(request):
-            if len(ctl.hub.clients) >= ctl.hub.max_clients:
-                ctl.hub.refused += 1
-                return error(503, "too many stream clients (max %d)" % ctl.hub.max_clients,
-                             {"Retry-After": "5"})
-            refused = websocket.handshake_error(request)
-            if refused is not None:
-                return refused
-            ws = await websocket.upgrade(request, control_rps=ctl.client_rps,
-                                         control_burst=ctl.client_burst)
-            await ctl._serve_client(request, ws)
-            return ALREADY_HANDLED
-
-    async def _serve_client(self, request, ws):
-        if self.ws_sndbuf:
-            try:
-                request.sock[1].s.setsockopt(1, 7, self.ws_sndbuf)  # SOL_SOCKET, SO_SNDBUF
-            except Exception:
-                pass
-        client = self.hub.add(ws, request.client_addr[0])
-        if client is None:  # raced past the check above
-            await ws.close(1013)
-            return
-        limiter = RateLimiter(self.client_rps, self.client_burst, max_keys=1)
-        client.task = asyncio.current_task()
-        ws.on_pong = client.pong
-        sender = asyncio.create_task(self._pump(client))
-        code = websocket.NORMAL
-        try:
-            while True:
-                message = await ws.receive()
-                wait = limiter.take(0)
-                if wait:
-                    client.queue.put('{"error": "rate_limited", "detail": "too many messages",'
-                                     ' "retry_after": %d}' % wait)
-                    continue
-                client.queue.put(self._handle_message(client, message))
-        except websocket.WebSocketError:
-            pass  # closed by the client, or refused with a close frame already sent
-        except OSError:
-            code = None  # the socket is gone
-        except asyncio.CancelledError:
-            if not client.timed_out:
-                raise  # the server is stopping
-            code = _CLOSE_TIMEOUT
-        finally:
-            sender.cancel()
-            self.hub.remove(client)
-            if code is not None and not ws.closed:
-                try:
-                    if client.timed_out:  # its socket may be stalled: do not wait on it
-                        await asyncio.wait_for_ms(ws.close(code), 1000)
-                    else:
-                        await ws.close(code)
-                except Exception:
-                    pass
-
-    async def _pump(self, client):
-        try:
-            await client.pump()
-        except Exception:
-            pass  # the receive loop sees the closed socket and cleans up
+            return await ctl.hub.serve(request, ctl._handle_message)
 
     def _handle_message(self, client, message):
+        # a stream client's request: the reply frame (Hub.serve queues it)
         try:
             msg = json.loads(message)
         except ValueError:
@@ -425,10 +325,10 @@ class SensorsController(RoleController):
         await self._start_managers(("sensors", "rate_limit"))
         self._resume_alarms()
         self.start_sampling()
-        self.start_keepalive()
+        self.hub.start_keepalive()
         self.start_reporting()
 
     def _halt(self):
         self.stop_sampling()
-        self.stop_keepalive()
+        self.hub.stop_keepalive()
         self.stop_reporting()
