@@ -369,3 +369,14 @@ def test_a_device_side_change_alone_is_found(device_schemas, fleet_schema):
     assert "$.props.sensors.props.fields.values.props.rate_hz.max: fleet 1000, device 500" in found
     assert any("threshold_low: only on the fleet side" in line for line in found)
     assert "$.props.heartbeat_s.default: fleet 30, device 60" in found
+
+
+def test_the_sims_configs_pass_the_devices_validator(tmp_path):
+    """firmware/sim.py checks its devices' configs with the fleet's model at import; the
+    devices running them accept them too."""
+    spec = importlib.util.spec_from_file_location("sim_for_schema", ROOT / "firmware" / "sim.py")
+    sim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sim)
+    assert device_verdicts([("relays", sim.RELAYS_CONFIG), ("sensors", sim.SENSORS_CONFIG)],
+                           tmp_path) == ["ok", "ok"]
+    assert device_verdicts([("relays", sim.SENSORS_CONFIG)], tmp_path) == ["sensors"]
