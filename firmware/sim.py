@@ -33,6 +33,7 @@ import time
 import urllib.request
 
 from fleet_devtools.sntp import SntpResponder
+from fleet_server.device_config import validate_config
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
@@ -41,21 +42,24 @@ VENV_BIN = pathlib.Path(sys.executable).parent
 TENANT = "demo"
 NAMESPACE = "lab"
 
-RELAYS_CONFIG = {
+# The simulated devices' configuration, checked here by the fleet's own model
+# (fleet_server.device_config, the schema the devices' validator is tested against in
+# tests/test_config_schema_matches_fleet.py): a bad edit stops the sim at once, naming the field.
+RELAYS_CONFIG = validate_config({
     "relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3},
                "pump": {"pin": 4, "max_on_s": 30}},
     "interlocks": [["relay1", "relay2"]],
     "rate_limit": {"per_token_rps": 20, "per_address_rps": 50, "burst": 40},
     "heartbeat_s": 10,  # the console's uptime, heap and health stay fresh
-}
-SENSORS_CONFIG = {
+})
+SENSORS_CONFIG = validate_config({
     "sensors": {"fields": {"wave": {"source": "sim", "rate_hz": 5, "threshold_high": 24},
                            "volts": {"source": "adc0", "rate_hz": 2},
                            "chip_temp": {"source": "temp", "rate_hz": 1}},
                 "max_clients": 4},
     "rate_limit": {"per_token_rps": 20, "per_address_rps": 50, "burst": 40},
     "heartbeat_s": 10,
-}
+})
 
 
 def tool(name):

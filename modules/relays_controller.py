@@ -52,35 +52,30 @@ def relay_table(relay_pins=None, relays=None):
     """Normalise the relay settings: {name: {"pin", "active_low", "safe_state", "max_on_s"}},
     plus "schedule" ([(on_s, off_s), ...]) for a relay that has one.
 
-    `relays` is the config section form; `relay_pins` ({name: pin}) the short form.
-    Raises ValueError naming the bad field.
+    `relays` is the config section form; `relay_pins` ({name: pin}) the short form. Checked
+    by the role's schema (relays_schema, the one the configuration is validated with);
+    raises ValueError naming the bad field.
     """
-    table = {}
     if relays is None:
         relays = {}
         for name, pin in (relay_pins or {}).items():
             relays[name] = {"pin": pin}
     if not isinstance(relays, dict) or not relays:
         raise ValueError("relays: must be a non-empty object")
+    windows = {}
     for name, spec in relays.items():
-        path = "relays.%s" % name
-        if not isinstance(spec, dict):
-            raise ValueError("%s: must be an object" % path)
-        pin = spec.get("pin")
-        if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin <= 28:
-            raise ValueError("%s.pin: must be an integer 0..28" % path)
-        safe = spec.get("safe_state", LOW)
-        _parse_state(safe, path + ".safe_state")
-        max_on = spec.get("max_on_s", 0)
-        if not isinstance(max_on, int) or max_on < 0:
-            raise ValueError("%s.max_on_s: must be an integer >= 0" % path)
-        table[name] = {"pin": pin, "active_low": bool(spec.get("active_low", False)),
-                       "safe_state": safe, "max_on_s": max_on}
-        if spec.get("schedule") is not None:
+        if isinstance(spec, dict) and spec.get("schedule") is not None:
             from iotlib.daily_windows import parse  # only where a relay has a schedule
-            windows = parse(spec["schedule"], path + ".schedule")
-            if windows:
-                table[name]["schedule"] = windows
+            windows[name] = parse(spec["schedule"], "relays.%s.schedule" % name)
+    from iotlib.config_schema import role_schema
+    from iotlib.schema import validate
+    relays = validate(role_schema(ROLE).sections()["relays"], relays, "relays")
+    table = {}
+    for name, spec in relays.items():
+        table[name] = {"pin": spec["pin"], "active_low": spec["active_low"],
+                       "safe_state": spec["safe_state"], "max_on_s": spec["max_on_s"]}
+        if windows.get(name):
+            table[name]["schedule"] = windows[name]
     return table
 
 
@@ -199,7 +194,7 @@ class RelaysController(RoleController):
 
     def setup_relays(self):
         """Build the bank from the current table (all OFF) and apply the safe states."""
-        self._check_pins(self._table)
+        self._check_wiring(self._table, self._interlocks)
         if self._table:
             self.bank = self._new_bank(self._table, self._interlocks)
             self.apply_safe_states()
@@ -208,11 +203,7 @@ class RelaysController(RoleController):
         """Swap in a new relay table and/or interlocks; ValueError leaves the old bank."""
         table = self._table if table is None else table
         interlocks = self._interlocks if interlocks is None else [tuple(p) for p in interlocks]
-        for pair in interlocks:
-            for name in pair:
-                if name not in table:
-                    raise ValueError("interlocks: unknown relay %s" % name)
-        self._check_pins(table)  # veto before any pin is touched
+        self._check_wiring(table, interlocks)  # veto before any pin is touched
         old = self.bank
         if old is not None:
             # release the old pins first: the new bank claims its own (possibly the same) pins
@@ -234,7 +225,14 @@ class RelaysController(RoleController):
         if self._guard_task.running() or self._schedule_task is not None:
             self.start_schedules()  # running: the schedule task follows the new table
 
-    def _check_pins(self, table):
+    def _check_wiring(self, table, interlocks):
+        """What the configuration's schema cannot know: interlocks name relays of this table
+        (the table may be the one from construction) and each pin is allowed on this board,
+        once. ValueError names the field; nothing is touched."""
+        for pair in interlocks:
+            for name in pair:
+                if name not in table:
+                    raise ValueError("interlocks: unknown relay %s" % name)
         from iotlib import relay_bank
         mask = relay_bank.DEFAULT_ALLOWED_MASK if self._allowed_mask is None \
             else self._allowed_mask
@@ -461,11 +459,7 @@ class RelaysController(RoleController):
         interlocks = self._interlocks
         if "interlocks" in changed or "relays" in changed:
             interlocks = [tuple(p) for p in (config.get("interlocks") or ())]
-        for pair in interlocks:
-            for name in pair:
-                if name not in table:
-                    raise ValueError("interlocks: unknown relay %s" % name)
-        self._check_pins(table)
+        self._check_wiring(table, interlocks)
         return table, interlocks
 
     def veto_config(self, changed, config):

@@ -31,28 +31,19 @@ from iotlib.task import BackgroundTask
 from iotlib.ws_stream import Hub
 
 ROLE = "sensors"
-_SOURCES = ("adc0", "adc1", "adc2", "adc3", "temp", "sim")
 _VOLTS_PER_COUNT = 3.3 / 4096
 _BURST = 16  # ADC samples averaged per reading
 DEFAULT_FIELDS = {"sim": {"source": "sim", "rate_hz": 5}}
 
 
 def field_table(fields):
-    """Check a `sensors.fields` section; returns it with defaults, or raises ValueError."""
+    """Check a `sensors.fields` section with the role's schema (sensors_schema, the one the
+    configuration is validated with); returns it with defaults, or raises ValueError."""
     if not isinstance(fields, dict) or not fields:
         raise ValueError("sensors.fields: must be a non-empty object")
-    table = {}
-    for name, spec in fields.items():
-        path = "sensors.fields.%s" % name
-        if not isinstance(spec, dict) or spec.get("source") not in _SOURCES:
-            raise ValueError("%s.source: must be one of %s" % (path, ", ".join(_SOURCES)))
-        rate = spec.get("rate_hz", 1)
-        if not isinstance(rate, (int, float)) or not 0 < rate <= 1000:
-            raise ValueError("%s.rate_hz: must be > 0 and <= 1000" % path)
-        table[name] = {"source": spec["source"], "rate_hz": rate,
-                       "threshold_high": spec.get("threshold_high"),
-                       "threshold_low": spec.get("threshold_low")}
-    return table
+    from iotlib.config_schema import role_schema
+    from iotlib.schema import validate
+    return validate(role_schema(ROLE).fields(), fields, "sensors.fields")
 
 
 class SensorsController(RoleController):

@@ -68,9 +68,12 @@ PRELUDE = """
 import asyncio, json
 from iotlib.auth_manager import AuthManager
 from iotlib.config_manager import ConfigManager
+from iotlib.config_schema import validator
 auth = AuthManager("device_key")
 auth.set_device_token("dev-token-1", auth.clock.time() + 3600)
-config = ConfigManager("http://127.0.0.1:%d/api", auth, "dev1")
+# the core sections and both roles' (a device composes the core with its one role's)
+config = ConfigManager("http://127.0.0.1:%d/api", auth, "dev1",
+                       validate=validator("relays", "sensors"))
 events = []
 config.subscribe(lambda changed, cfg: events.append(sorted(changed)))
 def out(*a): print(json.dumps(a))

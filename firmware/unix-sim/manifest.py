@@ -1,7 +1,9 @@
 # Unix simulation: the shared content and both roles (device.json picks one at start-up).
 include("../../manifest.py")
 module("relays_controller.py", base_path="../../modules")
+module("relays_schema.py", base_path="../../modules")  # its config sections
 module("sensors_controller.py", base_path="../../modules")
+module("sensors_schema.py", base_path="../../modules")  # its config sections
 # what only the simulation runs on: its hal (iotlib.hal.unix) and its link
 module("iotlib/hal/unix.py", base_path="../../modules")
 module("iotlib/link_sim.py", base_path="../../modules")

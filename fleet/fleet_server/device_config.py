@@ -102,7 +102,9 @@ class DeviceConfig(BaseModel):
     @field_validator("interlocks")
     @classmethod
     def _interlocks_name_known_relays(cls, pairs: list[list[str]], info: ValidationInfo) -> list[list[str]]:
-        relays = info.data.get("relays") or {}  # relays is declared first, so already validated
+        if "relays" not in info.data:  # relays itself was refused: its own error says why
+            return pairs
+        relays = info.data["relays"] or {}  # relays is declared first, so already validated
         for i, pair in enumerate(pairs):
             for j, name in enumerate(pair):
                 if name not in relays:

@@ -4,7 +4,6 @@
 # server cannot be reached.
 import asyncio
 
-from iotlib.config_schema import validate_device_config
 from iotlib.schema import SchemaError
 from iotlib.storage import Storage
 from iotlib.task import BackgroundTask
@@ -22,7 +21,7 @@ def changed_sections(old, new):
 
 class ConfigManager:
     def __init__(self, base_url, auth, device_id, http=None, store=None, interval_s=30,
-                 validate=validate_device_config, audit=None, logger=None, network=None):
+                 validate=None, audit=None, logger=None, network=None):
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.device_id = device_id
@@ -33,6 +32,10 @@ class ConfigManager:
         self.http = http
         self.store = store or Storage()
         self.interval_s = interval_s
+        if validate is None:  # the core sections only; Device passes core + its role's
+            from iotlib.config_schema import validator
+
+            validate = validator()
         self.validate = validate
         self.audit = audit
         self.logger = logger

@@ -1,7 +1,14 @@
-# The device configuration schema, mirrored from the fleet's device_config.schema.json.
-from iotlib.schema import SchemaError, validate
+# The device configuration schema, composed: the core sections every device reads (here) and
+# the running role's own sections (relays_schema.py, sensors_schema.py next to the role's
+# controller). Together they mirror the fleet's DeviceConfig
+# (fleet/fleet_server/device_config.schema.json); tests/test_config_schema_matches_fleet.py
+# compares them.
+#
+# The schema dicts are built for each validation and dropped after it, and the role's schema
+# module is imported for that call only: between configs none of it is on the heap.
+import sys
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+from iotlib.schema import validate
 
 DEFAULT_ROLES = {
     "admin": ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write",
@@ -10,60 +17,63 @@ DEFAULT_ROLES = {
     "viewer": ["relays:read", "sensors:read"],
 }
 
-_STR = {"type": "str"}
-_NUM = {"type": "num"}
 
-RELAY = {"type": "obj", "required": ("pin",), "props": {
-    "pin": {"type": "int", "min": 0, "max": 28},
-    "active_low": {"type": "bool", "default": False},
-    "safe_state": {"type": "str", "enum": ("LOW", "HIGH"), "default": "LOW"},
-    "max_on_s": {"type": "int", "min": 0, "default": 0},
-    # daily on/off windows, "HH:MM[:SS]" UTC; relays_controller.relay_table reads the times
-    "schedule": {"type": "list", "max_len": 4, "items": {
-        "type": "obj", "required": ("on", "off"), "props": {"on": _STR, "off": _STR}}},
-}}
-
-SENSOR_FIELD = {"type": "obj", "required": ("source", "rate_hz"), "props": {
-    "source": {"type": "str", "enum": ("adc0", "adc1", "adc2", "adc3", "temp", "sim")},
-    "rate_hz": {"type": "num", "gt": 0, "max": 1000},
-    "threshold_high": {"type": "num", "null": True, "default": None},
-    "threshold_low": {"type": "num", "null": True, "default": None},
-}}
-
-DEVICE_CONFIG = {"type": "obj", "props": {
-    "log_level": {"type": "str", "enum": LOG_LEVELS, "default": "INFO"},
-    "heartbeat_s": {"type": "int", "min": 5, "max": 3600, "default": 30},
-    "enabled_components": {"type": "obj", "values": {"type": "bool"}, "default": {}},
-    "ntp_servers": {"type": "list", "items": _STR, "default": []},
-    "rbac": {"type": "obj", "default": {"roles": DEFAULT_ROLES}, "props": {
-        "roles": {"type": "obj", "values": {"type": "list", "items": _STR},
-                  "default": DEFAULT_ROLES},
-    }},
-    "rate_limit": {"type": "obj", "null": True, "default": None,
-                   "required": ("per_token_rps", "per_address_rps", "burst"), "props": {
-                       "per_token_rps": {"type": "num", "gt": 0},
-                       "per_address_rps": {"type": "num", "gt": 0},
-                       "burst": {"type": "int", "min": 1},
-                   }},
-    "relays": {"type": "obj", "values": RELAY, "default": {}},
-    "interlocks": {"type": "list", "default": [], "items": {
-        "type": "list", "min_len": 2, "max_len": 2, "items": {"type": "str"}}},
-    "sensors": {"type": "obj", "null": True, "default": None, "required": ("fields",), "props": {
-        "fields": {"type": "obj", "values": SENSOR_FIELD},
-        "max_clients": {"type": "int", "min": 1, "max": 16, "default": 4},
-    }},
-    "mask_fields": {"type": "list", "items": _STR, "default": []},
-}}
+def core_sections():
+    """{section: schema} of what is not a role's: logging, auth, heartbeats, time, components."""
+    text = {"type": "str"}
+    return {
+        "log_level": {"type": "str", "enum": ("DEBUG", "INFO", "WARNING", "ERROR"),
+                      "default": "INFO"},
+        "heartbeat_s": {"type": "int", "min": 5, "max": 3600, "default": 30},
+        "enabled_components": {"type": "obj", "values": {"type": "bool"}, "default": {}},
+        "ntp_servers": {"type": "list", "items": text, "default": []},
+        "rbac": {"type": "obj", "default": {"roles": DEFAULT_ROLES}, "props": {
+            "roles": {"type": "obj", "values": {"type": "list", "items": text},
+                      "default": DEFAULT_ROLES},
+        }},
+        "rate_limit": {"type": "obj", "null": True, "default": None,
+                       "required": ("per_token_rps", "per_address_rps", "burst"), "props": {
+                           "per_token_rps": {"type": "num", "gt": 0},
+                           "per_address_rps": {"type": "num", "gt": 0},
+                           "burst": {"type": "int", "min": 1},
+                       }},
+        "mask_fields": {"type": "list", "items": text, "default": []},
+    }
 
 
-def validate_device_config(config):
-    """Return the config with defaults filled in, or raise SchemaError naming the field path."""
-    config = validate(DEVICE_CONFIG, config)
-    # cross-field rule JSON Schema cannot express: interlocks name known relays
-    for i, pair in enumerate(config["interlocks"]):
-        for j, name in enumerate(pair):
-            if not name:
-                raise SchemaError("interlocks[%d][%d]" % (i, j), "must not be empty")
-            if name not in config["relays"]:
-                raise SchemaError("interlocks[%d][%d]" % (i, j), "unknown relay " + name)
-    return config
+def role_schema(role):
+    """The role's schema module (`<role>_schema`: sections(), optional check(config)),
+    imported for the caller only: it leaves sys.modules again so gc can take it."""
+    name = role + "_schema"
+    try:
+        return __import__(name)
+    finally:
+        sys.modules.pop(name, None)
+
+
+def composed(roles=()):
+    """(schema, checks): the whole config's schema for these roles, and their cross-field
+    checks (what a schema cannot say, such as interlocks naming known relays)."""
+    props = core_sections()
+    checks = []
+    for role in roles:
+        module = role_schema(role)
+        props.update(module.sections())
+        check = getattr(module, "check", None)
+        if check is not None:
+            checks.append(check)
+    return {"type": "obj", "props": props}, checks
+
+
+def validator(*roles):
+    """validate(config) for ConfigManager: core + these roles' sections (Device passes the
+    running role's). Returns the config with defaults filled in, or raises SchemaError
+    naming the field path."""
+    def validate_config(config):
+        schema, checks = composed(roles)
+        config = validate(schema, config)
+        for check in checks:
+            check(config)
+        return config
+
+    return validate_config

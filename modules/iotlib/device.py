@@ -296,6 +296,7 @@ class Device:
         from iotlib.registration import Registration
         from iotlib.watchdog_manager import WatchdogManager
         from iotlib.config_manager import ConfigManager
+        from iotlib.config_schema import validator
         from iotlib.state_manager import StateManager
         from iotlib.alarm_manager import AlarmManager
         from iotlib.ota_manager import OTAUpdateManager
@@ -331,8 +332,10 @@ class Device:
             health.add_check("fleet_tls", lambda: (self.fleet_refused is None, tls_mode), required=False)
             if "NOT verified" in tls_mode:
                 self._log("WARNING", tls_mode)
+        # the configuration's schema: the core sections and the running role's own
+        roles = () if self.safe_mode or role == "none" else (role,)
         self.config = config = ConfigManager(
-            sd, auth, device_id, http=http, store=store,
+            sd, auth, device_id, http=http, store=store, validate=validator(*roles),
             interval_s=settings.get("config_poll_s", 30), audit=self.audit, logger=self.logger,
             network=_FleetGate(self.network, self.registered))
         # standalone, device.json is the configuration: a fleet config is not required

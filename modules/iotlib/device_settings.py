@@ -8,8 +8,9 @@
 # iot_boot imports this module for that one call and drops it from sys.modules again: the
 # tables are strings (frozen: in flash), so nothing of it stays on the heap. The nested
 # sections that have the same shape as the fleet's configuration (relays, fields, rate_limit,
-# interlocks, rbac) are checked against iotlib.config_schema, which the config manager
-# loads anyway.
+# interlocks, rbac) are checked against the configuration's own schema: the core's
+# (iotlib.config_schema) or the role's (relays_schema, sensors_schema), the ones the config
+# manager validates with.
 #
 # Keep in step with: Device (DEVICE_KEYS and every settings.get), iotlib.fleet_tls, the
 # controllers' keywords (RelaysController, SensorsController, RoleController) and
@@ -83,19 +84,20 @@ def _type_ok(kind, value):
 
 
 def _nested(kind, value, path):
-    """A section with the fleet configuration's shape, checked by its schema; None or
-    "path: reason"."""
+    """A section with the fleet configuration's shape, checked by its schema (the core's or
+    the role's, iotlib.config_schema); None or "path: reason"."""
     from iotlib.schema import SchemaError, validate
-    import iotlib.config_schema as cs
-    if kind == "Y":
-        schema = {"type": "obj", "values": cs.RELAY}
-    elif kind == "P":
-        schema = {"type": "obj", "values": {"type": "int", "min": 0, "max": 28}}
+    from iotlib.config_schema import core_sections, role_schema
+    if kind in "YIP":
+        sections = role_schema("relays").sections()
+        if kind == "P":  # the short form {name: pin}
+            schema = {"type": "obj", "values": sections["relays"]["values"]["props"]["pin"]}
+        else:
+            schema = sections["relays" if kind == "Y" else "interlocks"]
     elif kind == "F":
-        schema = {"type": "obj", "values": cs.SENSOR_FIELD}
-    else:  # rate_limit, interlocks, rbac: as in the configuration
-        schema = cs.DEVICE_CONFIG["props"][{"T": "rate_limit", "I": "interlocks",
-                                            "R": "rbac"}[kind]]
+        schema = role_schema("sensors").fields()
+    else:  # rate_limit, rbac: as in the configuration
+        schema = core_sections()["rate_limit" if kind == "T" else "rbac"]
     try:
         validate(schema, value, path)
     except SchemaError as e:

@@ -2,8 +2,11 @@
 #
 # Schema keys: "type" (obj, int, num, bool, str, list), "props" (obj: name -> schema),
 # "required" (names), "values" (obj: schema for every value of an open mapping),
-# "items" (list), "enum", "min", "max", "gt" (exclusive minimum), "min_len", "max_len",
+# "items" (list), "enum", "min", "max", "gt" (exclusive minimum), "min_len", "max_len"
+# (list items or str characters), "pattern" (str: a regular expression it must match),
 # "default", "null" (None allowed). Unknown keys of an obj with "props" are rejected.
+# The same words as JSON Schema's, shorter: tests/test_config_schema_matches_fleet.py maps one
+# onto the other.
 # validate() returns a new value with defaults filled in, or raises SchemaError naming the path.
 
 
@@ -47,10 +50,16 @@ def _check_bounds(schema, value, path):
         raise SchemaError(path, "must be <= %s" % schema["max"])
     if "gt" in schema and value <= schema["gt"]:
         raise SchemaError(path, "must be > %s" % schema["gt"])
+    unit = "characters" if isinstance(value, str) else "items"
     if "min_len" in schema and len(value) < schema["min_len"]:
-        raise SchemaError(path, "needs at least %d items" % schema["min_len"])
+        raise SchemaError(path, "needs at least %d %s" % (schema["min_len"], unit))
     if "max_len" in schema and len(value) > schema["max_len"]:
-        raise SchemaError(path, "allows at most %d items" % schema["max_len"])
+        raise SchemaError(path, "allows at most %d %s" % (schema["max_len"], unit))
+    if "pattern" in schema:
+        import re  # only a schema with a pattern (relay schedules) pays for it
+
+        if not re.match(schema["pattern"], value):
+            raise SchemaError(path, "must match " + schema["pattern"])
 
 
 def _copy_default(value):
