@@ -13,6 +13,17 @@ class BackgroundTask:
         if self.task is None:
             self.task = asyncio.create_task(coro_factory())
 
+    def claim(self):
+        """What a manager's loop calls first. The loop may run as start()'s task or as the
+        caller's own (`asyncio.create_task(network.monitor())`, the seed's way): either way
+        its task becomes the one stop() cancels. False when another task already runs the
+        loop (the caller returns at once: one loop per manager)."""
+        me = asyncio.current_task()
+        if self.task is not None and self.task is not me and not self.task.done():
+            return False
+        self.task = me
+        return True
+
     def stop(self):
         """Cancel the task, if any; start() may run it again."""
         if self.task is not None:

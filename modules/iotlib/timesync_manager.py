@@ -17,6 +17,9 @@ _US = 1000000
 class TimeSyncManager:
     def __init__(self, servers=("pool.ntp.org",), interval_s=3600, retry_s=30, timeout_ms=1500,
                  fail_alarm_after=3, alarms=None, clock=None, metrics=None, log=None):
+        if not isinstance(servers, (list, tuple)) or not all(isinstance(s, str) for s in servers):
+            raise TypeError("TimeSyncManager: servers must be a list of host names, e.g. "
+                            "[\"pool.ntp.org\"], not %r" % (servers,))
         self.fallback = list(servers)
         self.configured = {"config": [], "discovery": []}  # tried first, in this order
         self.interval_s = interval_s
@@ -127,6 +130,10 @@ class TimeSyncManager:
         self._say("timesync: synced", self.server, "offset %d ms" % (r["offset_us"] // 1000))
 
     async def sync_loop(self):
+        """Forever: sync, then again after interval_s (retry_s after a failure). start()'s
+        task, or the caller's own: stop() ends it either way."""
+        if not self._task.claim():
+            return
         while True:
             self._wake.clear()
             ok = await self.sync_once()
