@@ -9,6 +9,9 @@
 # - Every change is written to flash at once (atomic rename through Storage), so a reset or a
 #   power cut loses nothing already reported.
 # - guard(coro, source) and install(loop) turn exceptions escaping a task into alarms.
+# - Used on its own (the seed's `AlarmManager(url, auth, id).report_alarm({...})`) it sends
+#   by itself: the first report starts the sender. Once start() or stop() has been called,
+#   or with autostart=False (the Device: enabled_components decides), only they do.
 import asyncio
 import time
 
@@ -26,7 +29,14 @@ def _rank(severity):
 
 class AlarmManager:
     def __init__(self, alarms_url, auth, device_id, http=None, store=None, name="alarms.json",
-                 capacity=32, batch=16, interval_ms=5000, clock=None, metrics=None, log=None):
+                 capacity=32, batch=16, interval_ms=5000, clock=None, metrics=None, log=None,
+                 autostart=True):
+        if alarms_url is not None and not isinstance(alarms_url, str):
+            raise TypeError("AlarmManager: alarms_url must be a URL string or None, not %s"
+                            % type(alarms_url).__name__)
+        if not isinstance(device_id, str):
+            raise TypeError("AlarmManager: device_id must be a string, not %s"
+                            % type(device_id).__name__)
         self.url = alarms_url.rstrip("/") if alarms_url else None
         self.auth = auth
         self.device_id = device_id
@@ -40,6 +50,8 @@ class AlarmManager:
         self._unsynced = []     # (type, source) stamped before the clock was trusted
         self.log = log
         self.sent = 0
+        self.autostart = autostart
+        self._flushing = False  # one batch in flight at a time (the sender, a caller)
         self._task = BackgroundTask()
         self._wake = asyncio.Event()
         data = store.read_json(name) if store is not None else None
@@ -126,6 +138,8 @@ class AlarmManager:
             self.log("alarm", type_, source, severity, entry["count"])
         if severity == "critical":
             self._wake.set()
+        if self.autostart and not self._task.running():
+            self._task.start(self.send_loop)  # used on its own: nobody else will send it
         return entry
 
     def on_clock_synced(self):
@@ -159,7 +173,17 @@ class AlarmManager:
     async def flush(self):
         """Send what is pending, in batches; True when the buffer is empty afterwards.
         Nothing leaves before the clock is trusted: the fleet keeps the earliest first_seen
-        it is told, and a 2021 one would stay."""
+        it is told, and a 2021 one would stay. A flush while another is in flight waits for
+        it (two would send the same snapshot twice)."""
+        while self._flushing:
+            await asyncio.sleep_ms(20)
+        self._flushing = True
+        try:
+            return await self._flush()
+        finally:
+            self._flushing = False
+
+    async def _flush(self):
         if self.url is None or (self.clock is not None and not self.clock.trusted):
             return False
         while self.pending or self.dropped or self.cleared:
@@ -198,6 +222,9 @@ class AlarmManager:
         return True
 
     async def send_loop(self):
+        """Forever: send batches (start()'s task, or the caller's own: stop() ends it)."""
+        if not self._task.claim():
+            return
         while True:
             if self.pending or self.dropped or self.cleared:
                 await self.flush()
@@ -211,9 +238,11 @@ class AlarmManager:
         self._wake.set()
 
     async def start(self):
+        self.autostart = False  # managed from now on: start() and stop() decide
         self._task.start(self.send_loop)
 
     async def stop(self):
+        self.autostart = False
         self._task.stop()
 
     # ---- exceptions escaping tasks --------------------------------------------------------

@@ -310,7 +310,7 @@ class Device:
             capabilities=[role], http=http)
         self.timesync = ntp = _timesync(settings, metrics, self.clock)
         self.alarms = alarms = AlarmManager(None, auth, device_id, http=http, store=store,
-                                            clock=self.clock, metrics=metrics)
+                                            clock=self.clock, metrics=metrics, autostart=False)
         self.clock.on_sync(alarms.on_clock_synced)
         if ntp is not None:
             ntp.alarms = alarms
