@@ -338,7 +338,8 @@ class Device:
         if ntp is not None:
             config.subscribe(ntp.on_config, None, ("ntp_servers",))
         config.subscribe(self._on_heartbeat_config, None, ("heartbeat_s",))
-        self.ota = ota = OTAUpdateManager(http, self.bundles, device_id, sd, version,
+        self.ota = ota = OTAUpdateManager(sd, auth, device_id=device_id, http=http,
+                                          store=self.bundles, factory_version=version,
                                           health=health, metrics=metrics, audit=self.audit,
                                           alarm=self._ota_alarm, image=self.image)
         ota.after_boot()  # the loader's word on a staged image: delete it, alarm a refusal
