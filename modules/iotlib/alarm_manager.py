@@ -179,51 +179,48 @@ class AlarmManager:
             await asyncio.sleep_ms(20)
         self._flushing = True
         try:
-            return await self._flush()
+            if self.url is None or (self.clock is not None and not self.clock.trusted):
+                return False
+            while self.pending or self.dropped or self.cleared:
+                chunk = self.pending[:self.batch]
+                # send a snapshot; alarms repeated while the request is in flight keep the difference
+                snapshot = [dict(a) for a in chunk]
+                dropped = self.dropped
+                cleared = self.cleared[:self.batch]
+                try:
+                    r = await self.http.request("POST", self.url + "/alarms", json={
+                        "device_id": self.device_id, "alarms": snapshot, "dropped": dropped,
+                        "cleared": cleared})
+                except Exception as e:
+                    if self.log is not None:
+                        self.log("alarms: send failed", e)
+                    return False
+                if r.status != 200:
+                    if self.log is not None:
+                        self.log("alarms: status", r.status)
+                    return False
+                for sent in snapshot:
+                    live = self._find(sent["type"], sent["source"])
+                    if live is None:
+                        continue
+                    if live["count"] > sent["count"]:   # repeated meanwhile: keep the rest
+                        live["count"] -= sent["count"]
+                        live["first_seen"] = sent["last_seen"]
+                    else:
+                        self.pending.remove(live)
+                self.dropped -= dropped
+                for c in cleared:
+                    if c in self.cleared:  # not re-raised meanwhile
+                        self.cleared.remove(c)
+                self.sent += len(snapshot)
+                self._save()
+            return True
         finally:
             self._flushing = False
 
-    async def _flush(self):
-        if self.url is None or (self.clock is not None and not self.clock.trusted):
-            return False
-        while self.pending or self.dropped or self.cleared:
-            chunk = self.pending[:self.batch]
-            # send a snapshot; alarms repeated while the request is in flight keep the difference
-            snapshot = [dict(a) for a in chunk]
-            dropped = self.dropped
-            cleared = self.cleared[:self.batch]
-            try:
-                r = await self.http.request("POST", self.url + "/alarms", json={
-                    "device_id": self.device_id, "alarms": snapshot, "dropped": dropped,
-                    "cleared": cleared})
-            except Exception as e:
-                if self.log is not None:
-                    self.log("alarms: send failed", e)
-                return False
-            if r.status != 200:
-                if self.log is not None:
-                    self.log("alarms: status", r.status)
-                return False
-            for sent in snapshot:
-                live = self._find(sent["type"], sent["source"])
-                if live is None:
-                    continue
-                if live["count"] > sent["count"]:   # repeated meanwhile: keep the rest
-                    live["count"] -= sent["count"]
-                    live["first_seen"] = sent["last_seen"]
-                else:
-                    self.pending.remove(live)
-            self.dropped -= dropped
-            for c in cleared:
-                if c in self.cleared:  # not re-raised meanwhile
-                    self.cleared.remove(c)
-            self.sent += len(snapshot)
-            self._save()
-        return True
-
     async def send_loop(self):
         """Forever: send batches (start()'s task, or the caller's own: stop() ends it)."""
-        if not self._task.claim():
+        if not self._task.start():
             return
         while True:
             if self.pending or self.dropped or self.cleared:

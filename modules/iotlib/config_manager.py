@@ -201,7 +201,7 @@ class ConfigManager:
     async def fetch_config_loop(self):
         """Forever: poll the server; boots from last-known-good first when nothing is loaded.
         start()'s task, or the caller's own: stop() ends it either way."""
-        if not self._task.claim():
+        if not self._task.start():
             return
         if self.config is None:
             self.load_last_known_good()

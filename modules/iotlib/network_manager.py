@@ -130,7 +130,7 @@ class NetworkManager:
     async def monitor(self):
         """Forever: check the link, reconnect with backoff when it is lost (start()'s task,
         or the caller's own: stop() ends it either way)."""
-        if not self._task.claim():
+        if not self._task.start():
             return
         while True:
             if await self.reachable():

@@ -62,7 +62,7 @@ def _default_reset():
 
 class OTAUpdateManager:
     """`OTAUpdateManager(updates_url, auth)` as the seed writes it: the rest defaults to an
-    HttpClient over auth (built on first use), the BundleStore in "ota" (the boot path calls its boot()), the
+    HttpClient over auth, the BundleStore in "ota" (the boot path calls its boot()), the
     image's own version, and the device id the device token was issued to."""
 
     def __init__(self, updates_url, auth=None, device_id=None, http=None, store=None,
@@ -73,14 +73,16 @@ class OTAUpdateManager:
         if not isinstance(updates_url, str):
             raise TypeError("OTAUpdateManager(updates_url, auth, ...): updates_url must be a "
                             "URL string, not %s" % type(updates_url).__name__)
+        if http is None and auth is not None:
+            from iotlib.http_client import HttpClient
+            http = HttpClient(auth=auth)
         if store is None:
             from iotlib.bundle_store import BundleStore
             store = BundleStore("ota")
         if factory_version is None:
             from iotlib.buildinfo import build_info
             factory_version = build_info()["version"]
-        self.auth = auth
-        self._http = http                 # iotlib.http_client.HttpClient (adds the device token)
+        self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
         self.store = store                # iotlib.bundle_store.BundleStore
         self.device_id = device_id        # None: the device token's subject, once registered
         self.updates_url = updates_url.rstrip("/")
@@ -111,13 +113,6 @@ class OTAUpdateManager:
         self._refused = self._installs = self._rollbacks = None
         if metrics is not None:
             self._register(metrics)
-
-    @property
-    def http(self):
-        if self._http is None:  # built on first use: a manager that never checks needs none
-            from iotlib.http_client import HttpClient
-            self._http = HttpClient(auth=self.auth)
-        return self._http
 
     # ---- metrics ------------------------------------------------------------------------
 
@@ -299,24 +294,16 @@ class OTAUpdateManager:
 
     # ---- update path --------------------------------------------------------------------
 
-    def _token_subject(self):
-        """Who discovery registered this device as: the `sub` of its device token (None
-        before registration). Read, not verified: it is the device's own token."""
-        token = self.auth.device_token() if self.auth is not None else None
-        if not token:
-            return None
-        from iotlib.jwt import b64url_decode
-        try:
-            return json.loads(b64url_decode(token.split(".")[1])).get("sub")
-        except (ValueError, IndexError, AttributeError):
-            return None
-
     async def check(self, reboot=True):
         """Poll the updates service once; install what it offers."""
         if self.device_id is None:
-            self.device_id = self._token_subject()
-            if self.device_id is None:
+            # built the seed's way: the id is the subject of the token discovery issued us
+            # (read, not verified: it is our own token)
+            token = self.http.auth.device_token() if self.http.auth is not None else None
+            if not token:
                 return {"ok": False, "reason": "not_registered", "detail": "no device token yet"}
+            from iotlib.jwt import b64url_decode
+            self.device_id = json.loads(b64url_decode(token.split(".")[1]))["sub"]
         self.state = CHECKING
         url = "%s/devices/%s/update?version=%s" % (self.updates_url, self.device_id,
                                                    self.current_version())

@@ -8,7 +8,8 @@
 #                                             -> {"token", "expires_at", "expires_in",
 #                                                 "services", "ntp_servers", "heartbeat_s"}
 # An AuthManager built without the tenant's API key (the seed's `AuthManager("device_key")`)
-# asks for it ("want_api_key"), every registration, so it follows a key rotation too.
+# asks for it ("want_api_key"), and goes on asking at every registration once it holds a
+# fetched key (auth.api_key_fetched), so it follows a key rotation too.
 import time
 
 try:
@@ -87,7 +88,6 @@ class Registration:
         self.expires_at = 0
         self.count = 0          # successful registrations since boot
         self._listeners = []
-        self.want_api_key = not getattr(auth, "api_key", True)
         # AuthManager calls this to refresh its token when it nears expiry
         if hasattr(auth, "refresh") and getattr(auth, "refresh", None) is None:
             auth.refresh = self._refresh_pair
@@ -126,7 +126,9 @@ class Registration:
             "tenant": getattr(self.auth, "tenant", None), "namespace": getattr(self.auth, "namespace", None),
             "nonce": nonce, "proof": proof(key, nonce, self.device_id),
         }
-        if self.want_api_key:
+        auth = self.auth
+        want_key = not getattr(auth, "api_key", True) or getattr(auth, "api_key_fetched", False)
+        if want_key:
             body["want_api_key"] = True
         r = await self.http.request("POST", self.url + "/devices", json=body)
         if r.status != 200:
@@ -135,8 +137,9 @@ class Registration:
         # expiry on our own clock: the device's wall clock may not be synced yet
         self.expires_at = self._now() + int(reply.get("expires_in", 0)) or reply["expires_at"]
         self.auth.set_device_token(reply["token"], self.expires_at)
-        if self.want_api_key and reply.get("api_key"):
-            self.auth.api_key = reply["api_key"]
+        if want_key and reply.get("api_key"):
+            auth.api_key = reply["api_key"]
+            auth.api_key_fetched = True  # set only here: a provisioned key is never replaced
         self.services = reply.get("services") or {}
         self.ntp_servers = reply.get("ntp_servers") or []
         self.heartbeat_s = reply.get("heartbeat_s")

@@ -182,7 +182,7 @@ class StateManager:
 
     async def sync_loop(self):
         """Forever: push and pull (start()'s task, or the caller's own: stop() ends it)."""
-        if not self._task.claim():
+        if not self._task.start():
             return
         while True:
             ok = await self.sync()

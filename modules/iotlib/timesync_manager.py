@@ -132,7 +132,7 @@ class TimeSyncManager:
     async def sync_loop(self):
         """Forever: sync, then again after interval_s (retry_s after a failure). start()'s
         task, or the caller's own: stop() ends it either way."""
-        if not self._task.claim():
+        if not self._task.start():
             return
         while True:
             self._wake.clear()

@@ -308,7 +308,7 @@ class WatchdogManager:
     async def watchdog_loop(self):
         """Heartbeat forever (the call shape users write); feeds the WDT from its own task.
         start()'s task, or the caller's own: stop() ends it either way."""
-        if not self._loop_task.claim():
+        if not self._loop_task.start():
             return
         if self.use_wdt:
             self.start_feeder()
