@@ -51,7 +51,6 @@ class AlarmManager:
         self.log = log
         self.sent = 0
         self.autostart = autostart
-        self._flushing = False  # one batch in flight at a time (the sender, a caller)
         self._task = BackgroundTask()
         self._wake = asyncio.Event()
         data = store.read_json(name) if store is not None else None
@@ -173,50 +172,44 @@ class AlarmManager:
     async def flush(self):
         """Send what is pending, in batches; True when the buffer is empty afterwards.
         Nothing leaves before the clock is trusted: the fleet keeps the earliest first_seen
-        it is told, and a 2021 one would stay. A flush while another is in flight waits for
-        it (two would send the same snapshot twice)."""
-        while self._flushing:
-            await asyncio.sleep_ms(20)
-        self._flushing = True
-        try:
-            if self.url is None or (self.clock is not None and not self.clock.trusted):
+        it is told, and a 2021 one would stay. Not beside the sender (start(), or autostart
+        after a report): both would send the same batch; call it on a manager you drive."""
+        if self.url is None or (self.clock is not None and not self.clock.trusted):
+            return False
+        while self.pending or self.dropped or self.cleared:
+            chunk = self.pending[:self.batch]
+            # send a snapshot; alarms repeated while the request is in flight keep the difference
+            snapshot = [dict(a) for a in chunk]
+            dropped = self.dropped
+            cleared = self.cleared[:self.batch]
+            try:
+                r = await self.http.request("POST", self.url + "/alarms", json={
+                    "device_id": self.device_id, "alarms": snapshot, "dropped": dropped,
+                    "cleared": cleared})
+            except Exception as e:
+                if self.log is not None:
+                    self.log("alarms: send failed", e)
                 return False
-            while self.pending or self.dropped or self.cleared:
-                chunk = self.pending[:self.batch]
-                # send a snapshot; alarms repeated while the request is in flight keep the difference
-                snapshot = [dict(a) for a in chunk]
-                dropped = self.dropped
-                cleared = self.cleared[:self.batch]
-                try:
-                    r = await self.http.request("POST", self.url + "/alarms", json={
-                        "device_id": self.device_id, "alarms": snapshot, "dropped": dropped,
-                        "cleared": cleared})
-                except Exception as e:
-                    if self.log is not None:
-                        self.log("alarms: send failed", e)
-                    return False
-                if r.status != 200:
-                    if self.log is not None:
-                        self.log("alarms: status", r.status)
-                    return False
-                for sent in snapshot:
-                    live = self._find(sent["type"], sent["source"])
-                    if live is None:
-                        continue
-                    if live["count"] > sent["count"]:   # repeated meanwhile: keep the rest
-                        live["count"] -= sent["count"]
-                        live["first_seen"] = sent["last_seen"]
-                    else:
-                        self.pending.remove(live)
-                self.dropped -= dropped
-                for c in cleared:
-                    if c in self.cleared:  # not re-raised meanwhile
-                        self.cleared.remove(c)
-                self.sent += len(snapshot)
-                self._save()
-            return True
-        finally:
-            self._flushing = False
+            if r.status != 200:
+                if self.log is not None:
+                    self.log("alarms: status", r.status)
+                return False
+            for sent in snapshot:
+                live = self._find(sent["type"], sent["source"])
+                if live is None:
+                    continue
+                if live["count"] > sent["count"]:   # repeated meanwhile: keep the rest
+                    live["count"] -= sent["count"]
+                    live["first_seen"] = sent["last_seen"]
+                else:
+                    self.pending.remove(live)
+            self.dropped -= dropped
+            for c in cleared:
+                if c in self.cleared:  # not re-raised meanwhile
+                    self.cleared.remove(c)
+            self.sent += len(snapshot)
+            self._save()
+        return True
 
     async def send_loop(self):
         """Forever: send batches (start()'s task, or the caller's own: stop() ends it)."""

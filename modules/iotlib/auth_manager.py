@@ -20,10 +20,7 @@ from iotlib.config_schema import DEFAULT_ROLES
 from iotlib.task import BackgroundTask
 
 UNSYNCED = "clock_not_synced"
-# The binding of a device built without one (`AuthManager("device_key")`, the seed's way):
-# provision it with `fleet-admin provision --tenant default --namespace default ...`.
-DEFAULT_TENANT = "default"
-DEFAULT_NAMESPACE = "default"
+
 # refusals that depend on where "now" is: before sync they mean "ask again later"
 _TIME_DEPENDENT = ("not_yet_valid", "too_far")
 
@@ -100,8 +97,11 @@ class AuthManager:
             if value is not None and not isinstance(value, str):
                 raise TypeError("AuthManager: %s must be a string, not %s"
                                 % (name, type(value).__name__))
-        self.tenant = tenant or DEFAULT_TENANT
-        self.namespace = namespace or DEFAULT_NAMESPACE
+        # the binding of a device built without one (`AuthManager("device_key")`, the seed's
+        # way): provision it with `fleet-admin provision --tenant default --namespace default`
+        # (literals, not module constants: a global costs heap on every image)
+        self.tenant = tenant or "default"
+        self.namespace = namespace or "default"
         # the tenant's key that signs API caller JWTs; without one, registration asks for it
         self.api_key = api_key
         self.key_file = key_file
