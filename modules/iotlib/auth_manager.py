@@ -20,7 +20,6 @@ from iotlib.config_schema import DEFAULT_ROLES
 from iotlib.task import BackgroundTask
 
 UNSYNCED = "clock_not_synced"
-
 # refusals that depend on where "now" is: before sync they mean "ask again later"
 _TIME_DEPENDENT = ("not_yet_valid", "too_far")
 
