@@ -68,19 +68,9 @@ def _json_kind(value):
 
 
 def _check_settings(settings, role, image_role):
-    """iotlib.device_settings.problems(), with the checker on the heap for this call only:
-    it is dropped from sys.modules and from the package afterwards so gc reclaims it."""
-    import sys
-    import iotlib
-    import iotlib.device_settings
-    try:
-        return iotlib.device_settings.problems(settings, role, image_role)
-    finally:
-        sys.modules.pop("iotlib.device_settings", None)
-        try:
-            delattr(iotlib, "device_settings")
-        except AttributeError:
-            pass
+    """iotlib.device_settings.problems(), with the checker on the heap for this call only."""
+    from iotlib.device_settings import problems_once
+    return problems_once(settings, role, image_role)
 
 
 def build_device(settings, controller_class, early, version="0.0.0"):

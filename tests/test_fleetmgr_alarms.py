@@ -7,7 +7,8 @@ from test_fleetmgr_helpers import Device, fleet, prelude  # noqa: F401 (fixture)
 FIRST_BOOT = """
 from iotlib.registration import Registration
 reg = Registration(SD, auth, DEVICE, role="sensors")
-alarms = AlarmManager(None, auth, DEVICE, store=store, capacity=5, log=log)
+alarms = AlarmManager(None, auth, DEVICE, store=store, capacity=5, log=log,
+                      autostart=False)                # this script flushes by hand
 async def crashy():
     raise ValueError("adc stuck")
 async def main():
@@ -97,7 +98,7 @@ def test_alarms_deduplicated_and_surviving_a_reboot_while_the_service_is_down(fl
 CLEARING = """
 from iotlib.registration import Registration
 reg = Registration(SD, auth, DEVICE, role="sensors")
-alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log, autostart=False)  # flushed here
 async def main():
     await reg.register()
     alarms.url = reg.service("alarms")

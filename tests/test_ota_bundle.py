@@ -94,7 +94,8 @@ http = HttpClient(auth=Auth())
 health = Health()
 health.add_check("app", healthy)
 metrics = Metrics()
-mgr = OTAUpdateManager(http, store, cfg["id"], cfg["url"] + "/api", cfg.get("factory", "1.0.0"),
+mgr = OTAUpdateManager(cfg["url"] + "/api", device_id=cfg["id"], http=http, store=store,
+                       factory_version=cfg.get("factory", "1.0.0"),
                        public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
                        audit=Audit(directory=cfg["root"] + "/logs"),
                        alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,

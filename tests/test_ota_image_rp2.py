@@ -107,8 +107,8 @@ class FileHttp:
         return Response(206, memoryview(self.buf)[:n])
 
 stage = hal.load().staging()
-mgr = OTAUpdateManager(FileHttp("/v2.image"), BundleStore("ota"), "emu-1", "http://fleet/api",
-                       "1.0.0", image=stage, reset=machine.reset,
+mgr = OTAUpdateManager("http://fleet/api", device_id="emu-1", http=FileHttp("/v2.image"),
+                       store=BundleStore("ota"), factory_version="1.0.0", image=stage, reset=machine.reset,
                        alarm=lambda *a: print("ALARM", a[0], a[2]))
 import asyncio
 """
@@ -166,8 +166,8 @@ from iotlib.storage import exists
 from iotlib.bundle_store import BundleStore
 from iotlib import hal
 from iotlib.ota_manager import OTAUpdateManager
-mgr = OTAUpdateManager(None, BundleStore("ota"), "emu-1", "http://fleet/api", "1.0.0",
-                       image=hal.load().staging(), reset=machine.reset,
+mgr = OTAUpdateManager("http://fleet/api", device_id="emu-1", store=BundleStore("ota"),
+                       factory_version="1.0.0", image=hal.load().staging(), reset=machine.reset,
                        alarm=lambda *a: print("ALARM", a[0], a[2]))
 print("before", exists("ota/image.z"), mgr.image_mode())
 print("verdict", mgr.after_boot(), exists("ota/image.z"))

@@ -38,7 +38,8 @@ metrics = Metrics()
 health = Health()
 health.add_check("app", lambda: (cfg.get("healthy", True), "app"))
 http = HttpClient(auth=Auth())
-mgr = OTAUpdateManager(http, store, cfg["id"], cfg["url"] + "/api", "1.0.0",
+mgr = OTAUpdateManager(cfg["url"] + "/api", device_id=cfg["id"], http=http, store=store,
+                       factory_version="1.0.0",
                        public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
                        audit=Audit(directory=cfg["root"] + "/logs"), image=stage,
                        alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,

@@ -141,8 +141,9 @@ from iotlib.ota_manager import OTAUpdateManager
 from iotlib.health import Health
 health = Health()
 health.add_check("app", lambda: (True, "ok"))
-mgr = OTAUpdateManager(None, BundleStore("ota"), "emu-1", "http://fleet/api", "1.0.0",
-                       image=hal.load().staging(), health=health, reset=machine.reset)
+mgr = OTAUpdateManager("http://fleet/api", device_id="emu-1", store=BundleStore("ota"),
+                       factory_version="1.0.0", image=hal.load().staging(), health=health,
+                       reset=machine.reset)
 v = mgr.after_boot()
 bs = mgr.boot_state()
 print("boot", bs["image_mode"], bs["image_trial_boots"], v, exists("ota/image.z"), sys.implementation._build)

@@ -40,6 +40,27 @@ def test_registration_returns_device_token_and_services(server):
     assert reg["ntp_servers"] == ["pool.ntp.org"] and reg["heartbeat_s"] == 30
 
 
+def test_a_device_without_its_api_key_is_sent_it_on_registration_when_it_asks(server):
+    # iotlib's default tenant and namespace ("default") are an ordinary binding
+    prov = _provision(server, tenant="default", namespace="default")
+    with server.client() as c:
+        plain = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"]))
+        asked = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"],
+                                                               want_api_key=True))
+        wrong = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"],
+                                                              want_api_key=True, proof="00" * 32))
+    assert plain.status_code == 200 and "api_key" not in plain.json()
+    assert asked.status_code == 200 and asked.json()["api_key"] == prov["api_key"]
+    assert_error(wrong, 401, "proof")
+    assert "api_key" not in wrong.text
+    # after a rotation the device is sent the key that signs tokens from now on
+    rotated = admin_json(server.db, "rotate-tenant-key", "--tenant", "default", "--grace", "0")
+    with server.client() as c:
+        again = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"],
+                                                               want_api_key=True))
+    assert again.json()["api_key"] == rotated["api_key"] != prov["api_key"]
+
+
 def test_wrong_proof_is_401(server):
     prov = _provision(server)
     with server.client() as c:

@@ -15,6 +15,9 @@
 #   raise_condition() reports only when not active already, so a condition seen on every
 #   sample or sync raises one alarm per episode. `active` is kept on flash with the rest:
 #   a condition that ended while the device was off is cleared after the reboot.
+# - Used on its own (the seed's `AlarmManager(url, auth, id).report_alarm({...})`) it sends
+#   by itself: the first report starts the sender. Once start() or stop() has been called,
+#   or with autostart=False (the Device: enabled_components decides), only they do.
 import asyncio
 import time
 
@@ -32,7 +35,14 @@ def _rank(severity):
 
 class AlarmManager:
     def __init__(self, alarms_url, auth, device_id, http=None, store=None, name="alarms.json",
-                 capacity=32, batch=16, interval_ms=5000, clock=None, metrics=None, log=None):
+                 capacity=32, batch=16, interval_ms=5000, clock=None, metrics=None, log=None,
+                 autostart=True):
+        if alarms_url is not None and not isinstance(alarms_url, str):
+            raise TypeError("AlarmManager: alarms_url must be a URL string or None, not %s"
+                            % type(alarms_url).__name__)
+        if not isinstance(device_id, str):
+            raise TypeError("AlarmManager: device_id must be a string, not %s"
+                            % type(device_id).__name__)
         self.url = alarms_url.rstrip("/") if alarms_url else None
         self.auth = auth
         self.device_id = device_id
@@ -46,6 +56,7 @@ class AlarmManager:
         self._unsynced = []     # (type, source) stamped before the clock was trusted
         self.log = log
         self.sent = 0
+        self.autostart = autostart
         self._task = BackgroundTask()
         self._wake = asyncio.Event()
         data = store.read_json(name) if store is not None else None
@@ -139,6 +150,8 @@ class AlarmManager:
             self.log("alarm", type_, source, severity, entry["count"])
         if severity == "critical":
             self._wake.set()
+        if self.autostart and not self._task.running():
+            self._task.start(self.send_loop)  # used on its own: nobody else will send it
         return entry
 
     def on_clock_synced(self):
@@ -186,7 +199,8 @@ class AlarmManager:
     async def flush(self):
         """Send what is pending, in batches; True when the buffer is empty afterwards.
         Nothing leaves before the clock is trusted: the fleet keeps the earliest first_seen
-        it is told, and a 2021 one would stay."""
+        it is told, and a 2021 one would stay. Not beside the sender (start(), or autostart
+        after a report): both would send the same batch; call it on a manager you drive."""
         if self.url is None or (self.clock is not None and not self.clock.trusted):
             return False
         while self.pending or self.dropped or self.cleared:
@@ -225,6 +239,9 @@ class AlarmManager:
         return True
 
     async def send_loop(self):
+        """Forever: send batches (start()'s task, or the caller's own: stop() ends it)."""
+        if not self._task.start():
+            return
         while True:
             if self.pending or self.dropped or self.cleared:
                 await self.flush()
@@ -238,9 +255,11 @@ class AlarmManager:
         self._wake.set()
 
     async def start(self):
+        self.autostart = False  # managed from now on: start() and stop() decide
         self._task.start(self.send_loop)
 
     async def stop(self):
+        self.autostart = False
         self._task.stop()
 
     # ---- exceptions escaping tasks --------------------------------------------------------

@@ -91,9 +91,18 @@ class AuthManager:
                  key_file=None, roles=None, issuer="fleet", audience="iotlib", leeway_s=30,
                  clock=None, audit=None, refresh=None, refresh_margin_s=60, poll_s=5,
                  max_lifetime_s=86400):
-        self.tenant = tenant
-        self.namespace = namespace
-        self.api_key = api_key  # the tenant's key that signs API caller JWTs
+        for name, value in (("device_key", device_key), ("tenant", tenant),
+                            ("namespace", namespace), ("api_key", api_key)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError("AuthManager: %s must be a string, not %s"
+                                % (name, type(value).__name__))
+        # the binding of a device built without one (`AuthManager("device_key")`, the seed's
+        # way): provision it with `fleet-admin provision --tenant default --namespace default`
+        # (literals, not module constants: a global costs heap on every image)
+        self.tenant = tenant or "default"
+        self.namespace = namespace or "default"
+        # the tenant's key that signs API caller JWTs; without one, registration asks for it
+        self.api_key = api_key
         self.key_file = key_file
         self.issuer = issuer
         self.audience = audience

@@ -22,6 +22,10 @@ def changed_sections(old, new):
 class ConfigManager:
     def __init__(self, base_url, auth, device_id, http=None, store=None, interval_s=30,
                  validate=None, audit=None, logger=None, network=None):
+        if not isinstance(base_url, str) or not isinstance(device_id, str):
+            raise TypeError("ConfigManager(base_url, auth, device_id): base_url and device_id "
+                            "must be strings, not %s and %s"
+                            % (type(base_url).__name__, type(device_id).__name__))
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.device_id = device_id
@@ -198,7 +202,10 @@ class ConfigManager:
         return "updated" if changed else "unchanged"
 
     async def fetch_config_loop(self):
-        """Forever: poll the server; boots from last-known-good first when nothing is loaded."""
+        """Forever: poll the server; boots from last-known-good first when nothing is loaded.
+        start()'s task, or the caller's own: stop() ends it either way."""
+        if not self._task.start():
+            return
         if self.config is None:
             self.load_last_known_good()
             await self._apply_components()

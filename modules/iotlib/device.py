@@ -314,7 +314,7 @@ class Device:
             capabilities=[role], http=http)
         self.timesync = ntp = _timesync(settings, metrics, self.clock)
         self.alarms = alarms = AlarmManager(None, auth, device_id, http=http, store=store,
-                                            clock=self.clock, metrics=metrics)
+                                            clock=self.clock, metrics=metrics, autostart=False)
         self.clock.on_sync(alarms.on_clock_synced)
         if ntp is not None:
             ntp.alarms = alarms
@@ -345,7 +345,8 @@ class Device:
         if ntp is not None:
             config.subscribe(ntp.on_config, None, ("ntp_servers",))
         config.subscribe(self._on_heartbeat_config, None, ("heartbeat_s",))
-        self.ota = ota = OTAUpdateManager(http, self.bundles, device_id, sd, version,
+        self.ota = ota = OTAUpdateManager(sd, auth, device_id=device_id, http=http,
+                                          store=self.bundles, factory_version=version,
                                           health=health, metrics=metrics, audit=self.audit,
                                           alarm=self._ota_alarm, image=self.image, hal=self.hal)
         ota.after_boot()  # the loader's word on a staged image: delete it, alarm a refusal

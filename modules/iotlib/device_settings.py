@@ -166,12 +166,13 @@ def _check(table, settings, path, out, other=None):
             out.append("%s%s: missing (required)" % (path, key))
 
 
-def problems(settings, role=None, image_role=None):
+def problems(settings, role=None, image_role=None, optional=()):
     """What is wrong with device.json's `settings` (a dict): a list of "field.path: what"
     strings, empty when it is valid. `role` is the role this boot runs (None when not known:
     the keys of either role are accepted); `image_role` the one the image is built for
-    (rp2 variants), which device.json's "role" must not contradict."""
-    table = _table(DEVICE)
+    (rp2 variants), which device.json's "role" must not contradict. Keys in `optional` are
+    not required (a controller built the seed's way has no api_key: registration fetches it)."""
+    table = [(k, "s" if k in optional else t) for k, t in _table(DEVICE)]
     other = None
     for i in range(0, len(ROLES), 2):
         if role is None or role == ROLES[i]:
@@ -191,3 +192,18 @@ def problems(settings, role=None, image_role=None):
             out.append("pong_timeout_s: must be > 0 and <= ping_s (%s)" % ping)
     out.sort()  # by field (a dict from json has no order of its own here)
     return out
+
+
+def problems_once(settings, role=None, image_role=None, optional=()):
+    """problems(), after which this module leaves sys.modules and the iotlib package so gc
+    reclaims it: the checker runs once, at start (iot_boot, a standalone controller)."""
+    import sys
+    import iotlib
+    try:
+        return problems(settings, role, image_role, optional)
+    finally:
+        sys.modules.pop("iotlib.device_settings", None)
+        try:
+            delattr(iotlib, "device_settings")
+        except AttributeError:
+            pass

@@ -53,6 +53,9 @@ class Logger:
     def __init__(self, mask_fields=None, level="INFO", directory="logs", name="app.log",
                  max_bytes=16384, keep=3, max_age_s=0, ring_bytes=2048, line_bytes=384,
                  flush_ms=5000, clock=None, echo=False, native=True, stamp_ms=STAMP_MS):
+        if mask_fields is not None and not isinstance(mask_fields, (list, tuple, set)):
+            raise TypeError("Logger: mask_fields must be a list of field names, e.g. "
+                            "[\"token\"], not %r" % (mask_fields,))
         self.mask_fields = set(mask_fields or ())
         self.level = LEVELS[level]
         self.directory = directory

@@ -36,6 +36,10 @@ class NetworkManager:
     def __init__(self, ssid, password, link=None, probe=None, connect_timeout_ms=15000,
                  check_ms=5000, backoff_min_ms=500, backoff_max_ms=60000, probe_timeout_ms=2000,
                  hal=None):
+        for name, value in (("ssid", ssid), ("password", password)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError("NetworkManager: %s must be a string, not %s"
+                                % (name, type(value).__name__))
         self.ssid = ssid
         self.password = password
         if link is None:  # the hardware's (iotlib.hal): the radio, none, or the simulation's
@@ -127,7 +131,10 @@ class NetworkManager:
         return base + _jitter(base // 2)
 
     async def monitor(self):
-        """Forever: check the link, reconnect with backoff when it is lost."""
+        """Forever: check the link, reconnect with backoff when it is lost (start()'s task,
+        or the caller's own: stop() ends it either way)."""
+        if not self._task.start():
+            return
         while True:
             if await self.reachable():
                 self._set_state(True)

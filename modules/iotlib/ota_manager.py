@@ -52,13 +52,30 @@ def _default_verify(key, digest, sig):
 
 
 class OTAUpdateManager:
-    def __init__(self, http, store, device_id, updates_url, factory_version, public_key=None,
+    """`OTAUpdateManager(updates_url, auth)` as the seed writes it: the rest defaults to an
+    HttpClient over auth, the BundleStore in "ota" (the boot path calls its boot()), the
+    image's own version, and the device id the device token was issued to."""
+
+    def __init__(self, updates_url, auth=None, device_id=None, http=None, store=None,
+                 factory_version=None, public_key=None,
                  health=None, metrics=None, audit=None, alarm=None, reset=None,
                  poll_s=3600, trial_deadline_s=300, auto_commit=False, max_bundle=256 * 1024,
                  chunk=4096, work_dir=None, verify=None, image=None, hal=None):
+        if not isinstance(updates_url, str):
+            raise TypeError("OTAUpdateManager(updates_url, auth, ...): updates_url must be a "
+                            "URL string, not %s" % type(updates_url).__name__)
+        if http is None and auth is not None:
+            from iotlib.http_client import HttpClient
+            http = HttpClient(auth=auth)
+        if store is None:
+            from iotlib.bundle_store import BundleStore
+            store = BundleStore("ota")
+        if factory_version is None:
+            from iotlib.buildinfo import build_info
+            factory_version = build_info()["version"]
         self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
-        self.store = store                # iotlib.bundle_store.BundleStore, boot() already called
-        self.device_id = device_id
+        self.store = store                # iotlib.bundle_store.BundleStore
+        self.device_id = device_id        # None: the device token's subject, once registered
         self.updates_url = updates_url.rstrip("/")
         self.factory_version = factory_version
         if public_key is None:
@@ -277,6 +294,14 @@ class OTAUpdateManager:
 
     async def check(self, reboot=True):
         """Poll the updates service once; install what it offers."""
+        if self.device_id is None:
+            # built the seed's way: the id is the subject of the token discovery issued us
+            # (read, not verified: it is our own token)
+            token = self.http.auth.device_token() if self.http.auth is not None else None
+            if not token:
+                return {"ok": False, "reason": "not_registered", "detail": "no device token yet"}
+            from iotlib.jwt import b64url_decode
+            self.device_id = json.loads(b64url_decode(token.split(".")[1]))["sub"]
         self.state = CHECKING
         url = "%s/devices/%s/update?version=%s" % (self.updates_url, self.device_id,
                                                    self.current_version())

@@ -7,6 +7,9 @@
 #   POST {sd}/devices  {id, role, ..., nonce, proof = hex(HMAC-SHA256(key, nonce + ":" + id))}
 #                                             -> {"token", "expires_at", "expires_in",
 #                                                 "services", "ntp_servers", "heartbeat_s"}
+# An AuthManager built without the tenant's API key (the seed's `AuthManager("device_key")`)
+# asks for it ("want_api_key"), and goes on asking at every registration once it holds a
+# fetched key (auth.api_key_fetched), so it follows a key rotation too.
 import time
 
 try:
@@ -123,6 +126,10 @@ class Registration:
             "tenant": getattr(self.auth, "tenant", None), "namespace": getattr(self.auth, "namespace", None),
             "nonce": nonce, "proof": proof(key, nonce, self.device_id),
         }
+        auth = self.auth
+        want_key = not getattr(auth, "api_key", True) or getattr(auth, "api_key_fetched", False)
+        if want_key:
+            body["want_api_key"] = True
         r = await self.http.request("POST", self.url + "/devices", json=body)
         if r.status != 200:
             raise RegistrationError(r.status, r.body[:120])
@@ -130,6 +137,9 @@ class Registration:
         # expiry on our own clock: the device's wall clock may not be synced yet
         self.expires_at = self._now() + int(reply.get("expires_in", 0)) or reply["expires_at"]
         self.auth.set_device_token(reply["token"], self.expires_at)
+        if want_key and reply.get("api_key"):
+            auth.api_key = reply["api_key"]
+            auth.api_key_fetched = True  # set only here: a provisioned key is never replaced
         self.services = reply.get("services") or {}
         self.ntp_servers = reply.get("ntp_servers") or []
         self.heartbeat_s = reply.get("heartbeat_s")

@@ -1,6 +1,14 @@
 # What the relay and sensor roles share: their settings, the default network and auth
 # managers, the collaborators, the request limits and the ApiServer, and the lifecycle
 # around the role's own work (relay guard, sampling).
+#
+# Built from settings alone, the seed's way,
+#   controller = RelaysController(wifi_ssid=..., device_id=..., device_key=...,
+#                                 service_discovery_url=..., relay_pins={...})
+#   await controller.main()
+# main() first makes the controller a whole device with the boot path's own wiring
+# (iotlib.standalone -> iotlib.device.Device: registration, heartbeats, config, state,
+# alarms, OTA, time sync), then serves as that device's controller.
 from iotlib.api_server import ApiServer, ConnectionLimits
 from iotlib.rate_limit import RequestLimits
 
@@ -12,14 +20,30 @@ class RoleController:
 
     LISTENING = None  # logged (INFO, with the port) once main() starts serving
 
+    def __new__(cls, *args, **settings):
+        self = object.__new__(cls)
+        # settings: what a standalone controller's main() builds its Device from; None when
+        # the caller hands it managers (the boot path, tests): then the caller wires it
+        self.settings = settings
+        for key in ("network", "auth", "config", "logger", "audit", "state", "alarms",
+                    "metrics", "health", "managers", "clock", "denials", "sampler"):
+            if key in settings:
+                self.settings = None
+                return self
+        names = ("wifi_ssid", "wifi_password", "device_id", "device_key",
+                 "service_discovery_url")
+        if len(args) > len(names):
+            raise TypeError("%s: settings after service_discovery_url go by keyword"
+                            % cls.__name__)
+        for name, value in zip(names, args):
+            settings[name] = value
+        return self
+
     def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
                  service_discovery_url=None, tenant=None, namespace=None, api_key=None,
                  host="0.0.0.0", port=80, rate_limit=None, network=None, auth=None,
                  config=None, logger=None, audit=None, state=None, alarms=None, metrics=None,
                  health=None, managers=(), clock=None, denials=None, http=None):
-        self.settings = {"wifi_ssid": wifi_ssid, "device_id": device_id,
-                         "service_discovery_url": service_discovery_url,
-                         "tenant": tenant, "namespace": namespace}
         self.device_id = device_id
         self.host = host
         self.port = port
@@ -63,6 +87,11 @@ class RoleController:
             await self.config.start()
 
     async def stop(self):
+        device = getattr(self, "device", None)
+        if device is not None:  # standalone: the device stops its managers and this controller
+            self.device = None
+            await device.stop()
+            return
         self.server.stop()
         self._halt()
         if self.config is not None:
@@ -71,7 +100,12 @@ class RoleController:
             await m.stop()
 
     async def main(self):
-        """Start everything and serve the API until stop()."""
+        """Start everything and serve the API until stop(). Built from settings alone, the
+        controller first becomes a whole device (iotlib.standalone) and runs as the boot does."""
+        if self.settings is not None:
+            from iotlib.standalone import as_device
+            await as_device(self).main()
+            return
         await self.start()
         if self.LISTENING is not None and self.logger is not None:
             self.logger.log("INFO", self.LISTENING, {"port": self.port})

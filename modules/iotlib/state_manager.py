@@ -21,6 +21,11 @@ class StateManager:
     def __init__(self, state_url, auth, device_id, http=None, store=None, name="state.json",
                  debounce_ms=200, retry_ms=2000, poll_ms=None, tenant=None, namespace=None,
                  alarms=None, log=None):
+        if state_url is not None and not isinstance(state_url, str) \
+                or not isinstance(device_id, str):
+            raise TypeError("StateManager(state_url, auth, device_id): state_url (or None) and "
+                            "device_id must be strings, not %s and %s"
+                            % (type(state_url).__name__, type(device_id).__name__))
         self.url = state_url.rstrip("/") if state_url else None
         self.auth = auth
         self.device_id = device_id
@@ -176,6 +181,9 @@ class StateManager:
             return False
 
     async def sync_loop(self):
+        """Forever: push and pull (start()'s task, or the caller's own: stop() ends it)."""
+        if not self._task.start():
+            return
         while True:
             ok = await self.sync()
             if ok and self.dirty:

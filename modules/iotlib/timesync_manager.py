@@ -22,6 +22,9 @@ class TimeSyncManager:
     def __init__(self, servers=("pool.ntp.org",), interval_s=3600, retry_s=30, timeout_ms=1500,
                  fail_alarm_after=3, alarms=None, clock=None, metrics=None, log=None,
                  drift_alarm_s=2):
+        if not isinstance(servers, (list, tuple)) or not all(isinstance(s, str) for s in servers):
+            raise TypeError("TimeSyncManager: servers must be a list of host names, e.g. "
+                            "[\"pool.ntp.org\"], not %r" % (servers,))
         self.fallback = list(servers)
         self.configured = {"config": [], "discovery": []}  # tried first, in this order
         self.interval_s = interval_s
@@ -144,6 +147,10 @@ class TimeSyncManager:
                 alarms.clear_alarm("clock_drift", "timesync")
 
     async def sync_loop(self):
+        """Forever: sync, then again after interval_s (retry_s after a failure). start()'s
+        task, or the caller's own: stop() ends it either way."""
+        if not self._task.start():
+            return
         while True:
             self._wake.clear()
             ok = await self.sync_once()

@@ -33,6 +33,11 @@ class WatchdogManager:
                  heartbeat_s=None, max_missed=5, alarm_after=None, wdt=None, wdt_timeout_ms=8000,
                  feed_ms=1000, use_wdt=True, reset=None, boot=None, alarms=None, health=None,
                  metrics=None, network=None, clock=None, log=None, describe=None, hal=None):
+        if not isinstance(device_id, str) or registration is None \
+                and not isinstance(discovery_url, str):
+            raise TypeError("WatchdogManager(discovery_url, auth, device_id): discovery_url and "
+                            "device_id must be strings, not %s and %s"
+                            % (type(discovery_url).__name__, type(device_id).__name__))
         if registration is None:
             from iotlib.registration import Registration
             registration = Registration(discovery_url, auth, device_id, role=role,
@@ -242,7 +247,10 @@ class WatchdogManager:
         self._feed_task.start(self._feed_loop)
 
     async def watchdog_loop(self):
-        """Heartbeat forever (the call shape users write); feeds the WDT from its own task."""
+        """Heartbeat forever (the call shape users write); feeds the WDT from its own task.
+        start()'s task, or the caller's own: stop() ends it either way."""
+        if not self._loop_task.start():
+            return
         if self.use_wdt:
             self.start_feeder()
         interval = self.interval_s()

@@ -33,6 +33,8 @@ class RegisterIn(BaseModel):
     namespace: str = Field(min_length=1, max_length=64)
     nonce: str = Field(min_length=1, max_length=64)
     proof: str = Field(min_length=1, max_length=128, description='hex(HMAC-SHA256(device_key, nonce + ":" + id))')
+    want_api_key: bool = Field(False, description="true from a device built without its tenant's API key: "
+                               "the reply carries it (the key that signs API tokens, which the device verifies)")
 
 
 class RegisterOut(BaseModel):
@@ -42,6 +44,7 @@ class RegisterOut(BaseModel):
     services: dict[str, str] = Field(description="base URL per enabled service: config, state, alarms, updates")
     ntp_servers: list[str]
     heartbeat_s: int
+    api_key: Optional[str] = Field(None, description="the tenant's current API key; only when want_api_key")
 
 
 class HeartbeatIn(BaseModel):
@@ -77,7 +80,8 @@ def make_router() -> APIRouter:
             ctx.storage.put_nonce(nonce, device_id, time.time() + ctx.settings.nonce_ttl_s)
         return ChallengeOut(nonce=nonce, expires_in=ctx.settings.nonce_ttl_s)
 
-    @router.post("/devices", response_model=RegisterOut, responses=responses(400, 401, 403))
+    @router.post("/devices", response_model=RegisterOut, response_model_exclude_none=True,
+                 responses=responses(400, 401, 403))
     async def register(body: RegisterIn, request: Request, ctx: AppContext = Depends(get_ctx)):
         """Register with a proof of the device key; returns a device token and the service URLs."""
         # the nonce is consumed whatever happens next: a failed attempt cannot be retried with it
@@ -96,7 +100,7 @@ def make_router() -> APIRouter:
         if body.tenant != device["tenant"] or body.namespace != device["namespace"]:
             raise ApiError(403, "tenant/namespace differ from the provisioned binding")
 
-        registration = body.model_dump(exclude={"nonce", "proof", "id", "tenant", "namespace"})
+        registration = body.model_dump(exclude={"nonce", "proof", "id", "tenant", "namespace", "want_api_key"})
         registration["registered_at"] = time.time()
         ctx.storage.update_registration(body.id, registration)
 
@@ -110,6 +114,8 @@ def make_router() -> APIRouter:
             services={name: base for name in SERVICE_NAMES if name in enabled},
             ntp_servers=config.get("ntp_servers") or ctx.settings.ntp_servers,
             heartbeat_s=config.get("heartbeat_s", ctx.settings.heartbeat_s),
+            # the same key provisioning prints for device.json, to a device that proved its own key
+            api_key=ctx.storage.get_tenant(device["tenant"])["api_key"] if body.want_api_key else None,
         )
 
     @router.post("/devices/{device_id}/heartbeat", response_model=HeartbeatOut,

@@ -1,0 +1,314 @@
+"""The seed's usage example, run as written (tests/device_scripts/seed_example.py, the
+example docs/iotlib.md and docs/roles.md show) on the unix build against the reference
+fleet-server: only its placeholder URLs, id and key are replaced with the test fleet's.
+
+The device it runs is provisioned in iotlib's default tenant and namespace ("default"), and
+it is given no API key: registration fetches it. The controller serves the seed's default
+port, 80, on every interface, as a Pico W does.
+"""
+import json
+import socket
+
+import httpx
+import pytest
+
+from conftest import ROOT, run_unix
+from test_device_e2e import wait_for
+from test_fleetmgr_helpers import Device, Fleet, SntpResponder, fleet, prelude  # noqa: F401
+
+SCRIPT = ROOT / "tests" / "device_scripts" / "seed_example.py"
+DEVICE_ID = "seed-relays-1"
+FLEET_RELAYS = {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3}, "pump": {"pin": 4}}}
+
+
+def seed_script(fleet, creds, ntp):
+    """The example with each placeholder replaced; every one must be there (else the
+    example changed and this test would not be running it)."""
+    text = SCRIPT.read_text()
+    for placeholder, value in (
+            ('"device_key"', creds["device_key"]), ('"device_id"', DEVICE_ID),
+            ('"https://configserver/api"', fleet.url), ('"https://servicediscovery/api"', fleet.url),
+            ('"https://stateserver/api"', fleet.url), ('"https://alarms/api"', fleet.url),
+            ('"https://updates/api"', fleet.url), ('"https://<host>/api/devices"', fleet.url + "/devices"),
+            ('"pool.ntp.org"', ntp), ('"time.google.com"', ntp)):
+        assert placeholder in text, placeholder
+        text = text.replace(placeholder, json.dumps(value))
+    return text
+
+
+def port_80_free():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", 80))
+    except OSError as e:
+        pytest.fail("the seed's controller serves on port 80, which this host refuses (%s): "
+                    "run as a user allowed to bind it, with nothing else listening there" % e)
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def seed_device(tmp_path):
+    sntp = SntpResponder(offset_s=0.0)
+    ntp = "127.0.0.1:%d" % sntp.port
+    fleet = Fleet(tmp_path, {"ntp_servers": [ntp], "heartbeat_s": 5})
+    creds = fleet.provision(DEVICE_ID, "default", "default", "relays")
+    (tmp_path / "relays.json").write_text(json.dumps(FLEET_RELAYS))
+    fleet.admin("config-set", "--id", DEVICE_ID, "--file", str(tmp_path / "relays.json"))
+    fleet.start()
+    port_80_free()
+    folder = tmp_path / "device"
+    folder.mkdir()
+    dev = Device(seed_script(fleet, creds, ntp), folder)
+    dev.fleet, dev.creds = fleet, creds
+    yield dev
+    dev.kill()
+    fleet.stop()
+    sntp.close()
+    output = "\n".join(dev.lines)
+    assert "Traceback" not in output, output
+
+
+def test_the_seed_example_registers_takes_its_config_and_serves_fleet_tokens(seed_device):
+    fleet = seed_device.fleet
+    token = fleet.admin("token", "--tenant", "default", "--namespace", "default",
+                        "--role", "admin")["token"]
+    admin = {"Authorization": "Bearer " + token}
+
+    def inventory():
+        r = httpx.get(fleet.url + "/admin/devices", headers=admin, timeout=5)
+        return [d for d in r.json()["devices"] if d["id"] == DEVICE_ID and d["online"]]
+    entry = wait_for("the device online in the inventory", inventory, timeout=30)[0]
+    assert (entry["tenant"], entry["namespace"], entry["role"]) == ("default", "default", "relays")
+
+    # the controller's relays are the fleet's configuration (the seed names relay1 and
+    # relay2; the fleet adds the pump), read with a token the fleet minted
+    def fleet_relays():
+        r = httpx.get("http://127.0.0.1/gpio", headers=admin, timeout=5)
+        relays = r.json().get("relays") if r.status_code == 200 else None
+        return relays if relays and "pump" in relays else None
+    assert wait_for("the fleet's relays", fleet_relays, timeout=30) == {
+        "relay1": "LOW", "relay2": "LOW", "pump": "LOW"}
+    r = httpx.post("http://127.0.0.1/gpio/pump", json={"state": "HIGH"}, headers=admin, timeout=5)
+    assert r.status_code == 200 and r.json()["state"] == "HIGH", r.text
+    # a token of another tenant is refused
+    other = fleet.provision("other-tenant-dev", "acme", "plant1", "relays")
+    assert other["api_key"] != seed_device.creds["api_key"]
+    foreign = fleet.admin("token", "--tenant", "acme", "--namespace", "plant1",
+                          "--role", "admin")["token"]
+    r = httpx.get("http://127.0.0.1/gpio", headers={"Authorization": "Bearer " + foreign}, timeout=5)
+    assert r.status_code == 401, r.text
+
+    # the seed's own AlarmManager, never started, delivered its alarm
+    def overtemp():
+        alarms = fleet.admin("alarms", "--id", DEVICE_ID)["alarms"]
+        return [a for a in alarms if a["type"] == "overtemp"]
+    alarm = wait_for("the seed's alarm at the fleet", overtemp, timeout=30)[0]
+    assert (alarm["severity"], alarm["source"], alarm["count"]) == ("critical", "device", 1)
+
+    hb = wait_for("a heartbeat", lambda: fleet.admin("heartbeat", "--id", DEVICE_ID)["heartbeat"])
+    assert hb["uptime_s"] >= 0 and hb["free_heap"] > 0
+
+
+def test_the_documented_examples_are_the_script_the_test_runs():
+    text = SCRIPT.read_text()
+    for doc in ("iotlib.md", "roles.md"):
+        assert "```python\n" + text + "```" in (ROOT / "docs" / doc).read_text(), doc
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_a_seed_constructor_given_a_wrong_type_says_which_argument(tmp_path):
+    out = run_unix("""
+from iotlib import NetworkManager, AuthManager, ConfigManager, Logger, WatchdogManager, StateManager, TimeSyncManager, AlarmManager, OTAUpdateManager
+auth = AuthManager("device_key")
+for make in (lambda: NetworkManager(42, "PASSWORD"),
+             lambda: AuthManager(b"device_key"),
+             lambda: ConfigManager("https://configserver/api", "device_id", auth),
+             lambda: Logger(mask_fields="token"),
+             lambda: WatchdogManager(auth, "https://servicediscovery/api", "device_id"),
+             lambda: StateManager("https://stateserver/api", auth, 7),
+             lambda: TimeSyncManager("pool.ntp.org"),
+             lambda: AlarmManager({"url": "https://alarms/api"}, auth, "device_id"),
+             lambda: OTAUpdateManager(auth, "https://updates/api")):
+    try:
+        make()
+        print("accepted")
+    except TypeError as e:
+        print(e)
+""", cwd=tmp_path).splitlines()
+    assert out == [
+        "NetworkManager: ssid must be a string, not int",
+        "AuthManager: device_key must be a string, not bytes",
+        "ConfigManager(base_url, auth, device_id): base_url and device_id must be strings, "
+        "not str and AuthManager",
+        'Logger: mask_fields must be a list of field names, e.g. ["token"], not \'token\'',
+        "WatchdogManager(discovery_url, auth, device_id): discovery_url and device_id must be "
+        "strings, not AuthManager and str",
+        "StateManager(state_url, auth, device_id): state_url (or None) and device_id must be "
+        "strings, not str and int",
+        'TimeSyncManager: servers must be a list of host names, e.g. ["pool.ntp.org"], '
+        "not 'pool.ntp.org'",
+        "AlarmManager: alarms_url must be a URL string or None, not dict",
+        "OTAUpdateManager(updates_url, auth, ...): updates_url must be a URL string, not "
+        "AuthManager"]
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_a_standalone_controller_with_bad_settings_names_them_and_writes_nothing(tmp_path):
+    out = run_unix("""
+import asyncio
+from relays_controller import RelaysController
+controller = RelaysController(wifi_ssid="SSID", device_id=7, device_key="k", port="80",
+                              service_discovery_url="http://127.0.0.1:9/api/devices",
+                              relay_pins={"relay1": 2})
+try:
+    asyncio.run(controller.main())
+except ValueError as e:
+    print(e)
+try:
+    RelaysController("SSID", "PASSWORD", "id", "key", "http://127.0.0.1:9/api", {"relay1": 2})
+except TypeError as e:
+    print(e)
+""", cwd=tmp_path).splitlines()
+    assert out == ["RelaysController: device_id: expected a non-empty string, got 7; "
+                   "port: expected a port number 0..65535, got a string",
+                   "RelaysController: settings after service_discovery_url go by keyword"]
+    assert list(tmp_path.iterdir()) == []  # no boot record, clock floor, logs or OTA state
+
+
+# -- what the example relies on ------------------------------------------------------------
+
+
+def test_a_loop_run_as_the_callers_task_is_stopped_by_stop_and_runs_once(tmp_path):
+    # the seed runs the loops with asyncio.create_task(m.loop()) instead of m.start()
+    out = run_unix("""
+import asyncio
+from iotlib import NetworkManager, AuthManager, ConfigManager, WatchdogManager, StateManager, TimeSyncManager, AlarmManager
+auth = AuthManager("device_key")
+managers = (
+    ("monitor", NetworkManager("SSID", "PASSWORD")),
+    ("fetch_config_loop", ConfigManager("http://127.0.0.1:9/api", auth, "d", interval_s=60)),
+    ("watchdog_loop", WatchdogManager("http://127.0.0.1:9/api", auth, "d", use_wdt=False)),
+    ("sync_loop", TimeSyncManager(["127.0.0.1:9"], timeout_ms=100)),
+    ("sync_loop", StateManager(None, auth, "d")),
+    ("send_loop", AlarmManager(None, auth, "d")),
+)
+async def main():
+    for name, m in managers:
+        loop = getattr(m, name)
+        first = asyncio.create_task(loop())
+        await asyncio.sleep_ms(20)
+        second = asyncio.create_task(loop())
+        await asyncio.sleep_ms(20)
+        running = first.done(), second.done()   # the copy returned at once
+        await m.stop()
+        await asyncio.sleep_ms(20)
+        again = first.done()
+        await m.start()                         # and start() runs it again after stop()
+        await asyncio.sleep_ms(20)
+        task = m._loop_task.task if name == "watchdog_loop" else m._task.task
+        print(name, running, again, task is not None and not task.done())
+        await m.stop()
+asyncio.run(main())
+""", cwd=tmp_path).splitlines()
+    assert out == ["%s (False, True) True True" % n for n in (
+        "monitor", "fetch_config_loop", "watchdog_loop", "sync_loop", "sync_loop", "send_loop")]
+
+
+ALARMS_ON_THEIR_OWN = """
+alarms = AlarmManager(SD, auth, DEVICE)                 # never started: sends by itself
+managed = AlarmManager(SD, auth, DEVICE, autostart=False)
+stopped = AlarmManager(SD, auth, DEVICE)
+reg = Registration(SD, auth, DEVICE, role="relays")
+async def main():
+    await reg.register()
+    await stopped.stop()
+    for a, kind in ((alarms, "own"), (managed, "managed"), (stopped, "stopped")):
+        a.report_alarm({"type": kind, "severity": "warning", "source": "t"})
+    while alarms.pending:
+        await asyncio.sleep_ms(50)
+    await asyncio.sleep_ms(300)
+    print("SENT", alarms.sent, alarms._task.running(), managed._task.running(),
+          stopped._task.running(), managed.pending[0]["type"], stopped.pending[0]["type"])
+    print("FLUSHED", await managed.flush(), managed.sent)   # the owner sends when it wants
+asyncio.run(main())
+"""
+
+
+def test_an_alarm_manager_nobody_starts_sends_by_itself(fleet, tmp_path):
+    creds = fleet.provision("seed-alarms-1", "default", "default")
+    fleet.start()
+    code = prelude(creds, fleet.url, tmp_path / "dev") + \
+        "from iotlib.registration import Registration\n" + ALARMS_ON_THEIR_OWN
+    dev = Device(code, tmp_path)
+    assert dev.expect(r"^SENT .*$").group(0) == "SENT 1 True False False managed stopped"
+    assert dev.expect(r"^FLUSHED .*$").group(0) == "FLUSHED True 1"
+    assert dev.wait() == 0
+    listed = {a["type"]: a for a in fleet.admin("alarms", "--id", "seed-alarms-1")["alarms"]}
+    assert sorted(listed) == ["managed", "own"]
+    assert listed["own"]["count"] == 1 and listed["managed"]["count"] == 1
+
+
+OTA_SEED_FORM = """
+from iotlib.registration import Registration
+from iotlib import OTAUpdateManager
+auth = AuthManager(%r)                                  # the seed's form: no tenant, no API key
+ota = OTAUpdateManager(SD, auth)
+reg = Registration(SD, auth, DEVICE, role="relays")
+async def main():
+    r = await ota.check(reboot=False)
+    print("BEFORE", r["ok"], r["reason"])
+    await reg.register()
+    r = await ota.check(reboot=False)
+    print("AFTER", r["ok"], r["update"], ota.device_id, auth.api_key == %r)
+asyncio.run(main())
+"""
+
+
+def test_ota_in_the_seed_form_learns_its_id_and_the_api_key_from_registration(fleet, tmp_path):
+    creds = fleet.provision("seed-ota-1", "default", "default")
+    fleet.start()
+    code = prelude(creds, fleet.url, tmp_path / "dev") + OTA_SEED_FORM % (
+        creds["device_key"], creds["api_key"])
+    dev = Device(code, tmp_path)
+    assert dev.expect(r"^BEFORE .*$").group(0) == "BEFORE False not_registered"
+    assert dev.expect(r"^AFTER .*$").group(0) == "AFTER True None seed-ota-1 True"
+    assert dev.wait() == 0
+
+
+def test_a_standalone_controller_serves_until_stop_and_stop_ends_its_device(tmp_path):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    out = run_unix("""
+import asyncio, socket
+from sensors_controller import SensorsController
+controller = SensorsController(wifi_ssid="SSID", device_id="s1", device_key="k",
+                               service_discovery_url="http://127.0.0.1:9/api/devices",
+                               host="127.0.0.1", port=%d, fields={"t": {"source": "sim", "rate_hz": 5}})
+def listening():
+    s = socket.socket()
+    try:
+        s.connect(socket.getaddrinfo("127.0.0.1", %d)[0][-1])
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+async def main():
+    task = asyncio.create_task(controller.main())
+    await asyncio.sleep_ms(500)
+    device = controller.device
+    print("serving", listening(), device.controller is controller, device.link.attempts >= 1)
+    await controller.stop()
+    await asyncio.sleep_ms(100)
+    print("stopped", task.done(), listening(), device.watchdog._loop_task.running(),
+          device.network._task.running())
+asyncio.run(main())
+""" % (port, port), cwd=tmp_path).splitlines()
+    assert out == ["serving True True True", "stopped True False False False"]
+    assert {"boot.json", "logs"} <= {p.name for p in tmp_path.iterdir()}  # the boot path's files
