@@ -52,7 +52,8 @@ def port_80_free():
 def seed_device(tmp_path):
     sntp = SntpResponder(offset_s=0.0)
     ntp = "127.0.0.1:%d" % sntp.port
-    fleet = Fleet(tmp_path, {"ntp_servers": [ntp], "heartbeat_s": 5})
+    # plain HTTP on loopback: the fleet sends the tenant's API key in the clear only when told
+    fleet = Fleet(tmp_path, {"ntp_servers": [ntp], "heartbeat_s": 5, "api_key_over_http": True})
     creds = fleet.provision(DEVICE_ID, "default", "default", "relays")
     (tmp_path / "relays.json").write_text(json.dumps(FLEET_RELAYS))
     fleet.admin("config-set", "--id", DEVICE_ID, "--file", str(tmp_path / "relays.json"))

@@ -35,6 +35,9 @@ class Settings(BaseModel):
     tls_key_file: Optional[str] = None
     mtls_client_cas: dict[str, str] = Field(default_factory=dict)
     mtls_enforce: bool = False
+    # registration hands the tenant's API key to a device that asks (want_api_key) only over HTTPS,
+    # unless this is set (a development fleet on a trusted network, plain HTTP)
+    api_key_over_http: bool = False
     # every request body, any route (413 above it); device documents are a few KB
     max_body_bytes: int = Field(65536, ge=1024)
     # an update artefact uploaded through the admin API (sent base64 in JSON, so the body is ~4/3 of it)

@@ -4,7 +4,7 @@ import re
 
 import jwt
 
-from fleet_harness import Device, admin_json, assert_error, new_id, registration_body, run_admin
+from fleet_harness import Device, FleetServer, admin_json, assert_error, new_id, registration_body, run_admin
 
 
 def _provision(server, **kw):
@@ -40,25 +40,42 @@ def test_registration_returns_device_token_and_services(server):
     assert reg["ntp_servers"] == ["pool.ntp.org"] and reg["heartbeat_s"] == 30
 
 
-def test_a_device_without_its_api_key_is_sent_it_on_registration_when_it_asks(server):
-    # iotlib's default tenant and namespace ("default") are an ordinary binding
+def _ask_for_key(server, prov, **overrides):
+    with server.client() as c:
+        return c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"],
+                                                             want_api_key=True, **overrides))
+
+
+def test_the_api_key_is_not_sent_in_the_clear(server):
+    # plain HTTP (the shared server): a device asking for its tenant's key gets a clear refusal
     prov = _provision(server, tenant="default", namespace="default")
     with server.client() as c:
         plain = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"]))
-        asked = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"],
-                                                               want_api_key=True))
-        wrong = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"],
-                                                              want_api_key=True, proof="00" * 32))
+    asked = _ask_for_key(server, prov)
     assert plain.status_code == 200 and "api_key" not in plain.json()
-    assert asked.status_code == 200 and asked.json()["api_key"] == prov["api_key"]
-    assert_error(wrong, 401, "proof")
-    assert "api_key" not in wrong.text
-    # after a rotation the device is sent the key that signs tokens from now on
-    rotated = admin_json(server.db, "rotate-tenant-key", "--tenant", "default", "--grace", "0")
-    with server.client() as c:
-        again = c.post("/api/devices", json=registration_body(prov, _nonce(c, prov["device_id"])["nonce"],
-                                                               want_api_key=True))
-    assert again.json()["api_key"] == rotated["api_key"] != prov["api_key"]
+    assert_error(asked, 403, "only over HTTPS")
+    assert prov["api_key"] not in asked.text
+
+
+def test_a_device_without_its_api_key_is_sent_it_on_registration_when_it_asks(tmp_db, tmp_path):
+    # a development fleet on a trusted network says so (api_key_over_http); over HTTPS it needs
+    # nothing (test_tls.py). iotlib's default tenant and namespace are an ordinary binding.
+    config = tmp_path / "fleet.json"
+    config.write_text('{"api_key_over_http": true}')
+    server = FleetServer(tmp_db, "--config", str(config)).start()
+    try:
+        prov = _provision(server, tenant="default", namespace="default")
+        asked = _ask_for_key(server, prov)
+        wrong = _ask_for_key(server, prov, proof="00" * 32)
+        assert asked.status_code == 200 and asked.json()["api_key"] == prov["api_key"]
+        assert_error(wrong, 401, "proof")
+        assert "api_key" not in wrong.text
+        # after a rotation the device is sent the key that signs tokens from now on
+        rotated = admin_json(server.db, "rotate-tenant-key", "--tenant", "default", "--grace", "0")
+        again = _ask_for_key(server, prov)
+        assert again.json()["api_key"] == rotated["api_key"] != prov["api_key"]
+    finally:
+        assert server.stop() == 0
 
 
 def test_wrong_proof_is_401(server):

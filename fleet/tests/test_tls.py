@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from fleet_devtools.certs import issue, make_ca
-from fleet_harness import Device, FleetServer, assert_error, refused_at_start
+from fleet_harness import Device, FleetServer, admin_json, assert_error, new_id, refused_at_start, registration_body
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +121,16 @@ def test_bad_tls_configuration_is_refused_at_start(tmp_db, pki, flags, reason, c
     elif flags == "bad-mtls-arg":
         flags = tls_flags(pki, "--mtls-ca", "acme")
     assert reason in refused_at_start(capfd, "--db", str(tmp_db), *flags)
+
+
+def test_over_https_a_device_that_asks_is_sent_its_tenants_api_key(tmp_db, pki):
+    srv = FleetServer(tmp_db, *tls_flags(pki), tls=client_ctx(pki)).start()
+    try:
+        prov = admin_json(srv.db, "provision", "--id", new_id(), "--tenant", "default", "--namespace", "default",
+                          "--role", "relays")
+        with srv.client() as c:
+            nonce = c.post(f"/api/devices/{prov['device_id']}/challenge", json={}).json()["nonce"]
+            reg = c.post("/api/devices", json=registration_body(prov, nonce, want_api_key=True))
+        assert reg.status_code == 200 and reg.json()["api_key"] == prov["api_key"]
+    finally:
+        assert srv.stop() == 0

@@ -99,6 +99,12 @@ def make_router() -> APIRouter:
         # only after the proof: telling an impostor which binding is right would leak it
         if body.tenant != device["tenant"] or body.namespace != device["namespace"]:
             raise ApiError(403, "tenant/namespace differ from the provisioned binding")
+        # the key signs every API token of the tenant: never in the clear unless the operator says
+        # the network is trusted (a development fleet on plain HTTP)
+        if body.want_api_key and request.url.scheme != "https" and not ctx.settings.api_key_over_http:
+            raise ApiError(403, "want_api_key: the tenant's API key is sent only over HTTPS "
+                                "(provision api_key in device.json, serve HTTPS, or set "
+                                "api_key_over_http on a trusted network)")
 
         registration = body.model_dump(exclude={"nonce", "proof", "id", "tenant", "namespace", "want_api_key"})
         registration["registered_at"] = time.time()
