@@ -82,7 +82,8 @@ class Fleet:
 
 @pytest.fixture
 def fleet(tmp_path):
-    f = Fleet(tmp_path, {"ntp_servers": ["127.0.0.1:9"], "heartbeat_s": 5})
+    # plain HTTP on loopback: a device script without api_key (the seed's form) may fetch it
+    f = Fleet(tmp_path, {"ntp_servers": ["127.0.0.1:9"], "heartbeat_s": 5, "api_key_over_http": True})
     yield f
     f.stop()
 
