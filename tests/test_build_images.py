@@ -12,6 +12,9 @@ from conftest import BUILD, ROOT, VARIANTS, run_rp2, run_unix, uf2
 FROZEN_MUST_HAVE = ("iotlib", "microdot", "asyncio", "iot_boot", "main", "_boot")
 # The variant decides which role is compiled in.
 ROLE_MODULE = {"RELAYS": "relays_controller", "SENSORS": "sensors_controller"}
+# and what only that role uses (flash is the budget): its config sections, its library modules
+ROLE_ONLY = {"RELAYS": {"relays_controller", "relays_schema", "iotlib/daily_windows"},
+             "SENSORS": {"sensors_controller", "sensors_schema", "iotlib/websocket", "iotlib/ws_stream"}}
 
 
 def test_unix_binary_imports_library_roles_and_c_module():
@@ -69,10 +72,10 @@ def test_picotool_info_lists_frozen_modules(variant, deps):
     assert proc.returncode == 0, proc.stderr
     listing = proc.stdout.split("frozen modules:", 1)[1].split("binary start", 1)[0]
     frozen = {name.strip() for name in re.split(r"[,\s]+", listing) if name.strip()}
-    for name in FROZEN_MUST_HAVE + (ROLE_MODULE[variant],):
+    for name in FROZEN_MUST_HAVE + tuple(ROLE_ONLY[variant]):
         assert name in frozen, (name, sorted(frozen))
-    other_roles = set(ROLE_MODULE.values()) - {ROLE_MODULE[variant]}
-    assert not other_roles & frozen, sorted(frozen)
+    others = set().union(*(ROLE_ONLY[v] for v in ROLE_ONLY if v != variant))
+    assert not others & frozen, sorted(frozen)
 
 
 def image_budget_kb():

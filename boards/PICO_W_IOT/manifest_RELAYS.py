@@ -2,3 +2,4 @@
 include("manifest.py")
 module("relays_controller.py", base_path="../../modules")
 module("relays_schema.py", base_path="../../modules")  # its config sections
+package("iotlib", files=("daily_windows.py",), base_path="../../modules")  # relay schedules
