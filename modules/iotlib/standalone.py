@@ -30,7 +30,8 @@ def as_device(controller):
         controller.__init__(**kwargs)
         return controller
 
-    early = boot_early(settings)
+    from iotlib import hal
+    early = boot_early(settings, hal.load())  # the hardware, chosen once as iot_boot does
     controller_class = rebuild
     if early[3].boot_mode() == "safe":  # the image never confirmed: no role code at all
         from iotlib.safe_mode import SafeModeController
