@@ -135,7 +135,7 @@ import _iotlib
 from iotlib.registration import Registration
 from sensors_controller import SensorsController
 reg = Registration(SD, auth, DEVICE, role="sensors")
-alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log, autostart=False)  # flushed here
 ctl = SensorsController(device_id=DEVICE, auth=auth, alarms=alarms,
                         fields={"cpu": {"source": "temp", "rate_hz": 20, "threshold_high": 50}})
 def temperature(c):      # the simulated chip's sensor: 0.706 V at 27 C, -1.721 mV per degree

@@ -128,7 +128,7 @@ DRIFT = """
 import os
 from iotlib.registration import Registration
 reg = Registration(SD, auth, DEVICE, role="relays")
-alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log, autostart=False)  # flushed here
 ntp = TimeSyncManager(["127.0.0.1:%d"], timeout_ms=300, fail_alarm_after=3, alarms=alarms,
                       drift_alarm_s=2)
 async def step(name):                    # the test moves the SNTP server, then says go

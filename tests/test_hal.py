@@ -97,8 +97,8 @@ def test_ota_reset_is_the_same_reset(tmp_path):
     code, out = boot(COUNT_BOOT + """
 from iotlib.bundle_store import BundleStore
 from iotlib.ota_manager import OTAUpdateManager
-ota = OTAUpdateManager(None, BundleStore("ota"), "d", "http://127.0.0.1:9/api", "1.0.0",
-                       public_key=b"k", hal=h)
+ota = OTAUpdateManager("http://127.0.0.1:9/api", device_id="d", store=BundleStore("ota"),
+                       factory_version="1.0.0", public_key=b"k", hal=h)
 ota.reset()
 """, tmp_path)
     assert code == EXIT_RESET and out.splitlines()[-1] == "SIMRESET: device reset", out
