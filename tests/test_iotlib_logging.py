@@ -218,3 +218,29 @@ asyncio.run(main())
                for l in p.read_text().splitlines()]
     ns = [(r["msg"], r["n"]) for r in records][-400:]
     assert ns == [("yielding", i) for i in range(200)] + [("busy", i) for i in range(200)]
+
+
+def test_the_writer_syncs_every_flush_ms_while_the_ring_keeps_waking_it(tmp_path):
+    # steady logging wakes the writer far more often than flush_ms; the file must still be
+    # synced every flush_ms (a power cut loses at most that much), not only at rotation
+    out = run_unix("""
+import asyncio
+from iotlib.logger import Logger
+log = Logger(ring_bytes=256, max_bytes=65536, flush_ms=100)
+syncs = []
+flush = log.flush
+def counted():
+    syncs.append(1)
+    flush()
+log.flush = counted
+async def main():
+    await log.start()
+    for i in range(500):
+        log.info("steady", n=i)
+        await asyncio.sleep_ms(1)
+    print(len(syncs), log.caller_writes)
+    await log.stop()
+asyncio.run(main())
+""", cwd=str(tmp_path))
+    syncs, caller_writes = map(int, out.split())
+    assert syncs >= 3 and caller_writes == 0

@@ -5,6 +5,7 @@
 # wherever they appear in a record, nested or not.
 import asyncio
 import os
+from time import ticks_diff, ticks_ms
 
 from iotlib import jsonlog
 from iotlib._logring_py import SLOW_RING_FULL, SLOW_WAKE_WRITER
@@ -278,11 +279,17 @@ class Logger:
         no sync) and every flush_ms (synced), so a caller that yields between lines never
         waits for flash; only one that fills the whole ring without yielding does."""
         wake = self._wake
+        synced = ticks_ms()
         while True:
             try:
                 await asyncio.wait_for_ms(wake.wait(), self.flush_ms)
+                wake.clear()
             except asyncio.TimeoutError:
+                pass
+            # a sync at least every flush_ms, also when the ring wakes the writer more often
+            now = ticks_ms()
+            if ticks_diff(now, synced) >= self.flush_ms:
                 self.flush()
-                continue
-            wake.clear()
-            self._spill()
+                synced = now
+            else:
+                self._spill()
