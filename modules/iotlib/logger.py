@@ -8,7 +8,8 @@ import os
 from time import ticks_diff, ticks_ms
 
 from iotlib import jsonlog
-from iotlib._logring_py import SLOW_RING_FULL, SLOW_WAKE_WRITER
+from iotlib._logring_py import (SLOW_NOT_STR, SLOW_RING_FULL, SLOW_UNKNOWN_LEVEL,
+                                SLOW_WAKE_WRITER)
 from iotlib.clock import Clock
 from iotlib.storage import exists, makedirs, remove, sync
 from iotlib.task import BackgroundTask
@@ -116,10 +117,10 @@ class Logger:
         if n == SLOW_RING_FULL:
             self.caller_writes += 1
             return self._spill()
-        if n == -1:
+        if n == SLOW_UNKNOWN_LEVEL:
             raise ValueError("unknown log level " + str(level))
         ring = self._ring
-        if n == -3:
+        if n == SLOW_NOT_STR:
             return ring.log(level, str(msg), fields)
         msg = msg[:96]
         n = self._frame(ring.buf, ring.used, ring.stamp, level, msg, TRUNCATED, ())
