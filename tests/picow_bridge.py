@@ -19,7 +19,9 @@ starts, and puts a process-wide guard under it:
 - `GuestInjector`: rp2040py has no host-to-guest port forwarding. A host-side TCP listener on
   127.0.0.1 whose connections are injected as inbound connections from 10.0.0.1 to the
   guest's port, through the same Ethernet frames the NAT sends, so a real HTTP client reaches
-  the device's own server.
+  the device's own server. What it sends is kept until the guest acknowledges it and sent
+  again after `RTO_S` (doubling): the guest's lwIP drops a frame when it has no buffer for it
+  (a busy guest at the emulator's speed), and a lost request would otherwise stall the client.
 - `LoopbackCyw43439`: the Pico W's radio with `LoopbackNatBridge` wired in place of the default
   bridge, as a board extra (`loopback_pico_w()` returns the board spec).
 
@@ -41,6 +43,11 @@ GUEST = "10.0.0.2"
 _REFUSED_RCODE = 5
 _MSS = 1460
 _WINDOW = 65535
+# Retransmission timeout, wall time. The guest runs 30-40x slower than real time and delays
+# its ACKs (lwIP: up to 250 ms of its time, ~10 s wall), so a shorter timeout would only
+# resend what is on its way; a duplicate costs the guest a dropped segment and an ACK.
+RTO_S = 15.0
+RTO_MAX_S = 60.0
 
 
 class NotLoopback(ConnectionRefusedError):
@@ -247,6 +254,10 @@ class _InboundFlow:
     window_open: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     closed: bool = False
     fin_sent: bool = False
+    # sent, not yet acknowledged: the payload from snd_una on (a FIN after it when fin_sent)
+    unacked: bytearray = dataclasses.field(default_factory=bytearray)
+    progress: int = 0  # bumped by every ACK that moves snd_una: the retransmit timer's clock
+    retransmits: int = 0
 
 
 class GuestInjector:
@@ -263,6 +274,8 @@ class GuestInjector:
         self._server = None
         self.port = None
         self.connections = 0
+        self.retransmits = 0  # segments sent again (all flows): tests print it
+        self._tasks = set()
 
     async def start(self):
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -290,6 +303,9 @@ class GuestInjector:
         self._flows[flow.peer_port] = flow
         self.connections += 1
         self._send(flow, net.TCP_SYN, seq=iss, mss=_MSS)
+        timer = asyncio.ensure_future(self._retransmit(flow))
+        self._tasks.add(timer)
+        timer.add_done_callback(self._tasks.discard)
         try:
             await asyncio.wait_for(flow.established.wait(), 60)
         except asyncio.TimeoutError:
@@ -313,6 +329,7 @@ class GuestInjector:
                 if not chunk:
                     break
                 self._send(flow, net.TCP_ACK | net.TCP_PSH, payload=chunk)
+                flow.unacked += chunk
                 flow.snd_nxt = (flow.snd_nxt + len(chunk)) & 0xFFFFFFFF
         except (ConnectionError, OSError):
             self._drop(flow, reset=True)
@@ -338,7 +355,7 @@ class GuestInjector:
             flow.established.set()
             return
         if tcp.flags & net.TCP_ACK:
-            flow.snd_una = tcp.ack
+            self._acknowledged(flow, tcp.ack)
             flow.guest_window = tcp.window
             flow.window_open.set()
         if tcp.payload and tcp.seq == flow.rcv_nxt:
@@ -356,6 +373,42 @@ class GuestInjector:
             return
         if tcp.payload:
             self._send(flow, net.TCP_ACK)
+
+    def _acknowledged(self, flow, ack):
+        """Move snd_una to `ack` when it acknowledges something new (an old or duplicate ACK
+        changes nothing) and forget the payload it covers."""
+        acked = (ack - flow.snd_una) & 0xFFFFFFFF
+        in_flight = (flow.snd_nxt - flow.snd_una) & 0xFFFFFFFF
+        if acked == 0 or acked > in_flight:
+            return
+        del flow.unacked[:acked]  # a FIN's sequence number has no byte: past the end is fine
+        flow.snd_una = ack
+        flow.progress += 1
+
+    async def _retransmit(self, flow):
+        """Send the oldest unacknowledged segment again (or the SYN) when nothing was
+        acknowledged for a timeout; the timeout doubles up to RTO_MAX_S while it goes on."""
+        rto = RTO_S
+        while not flow.closed:
+            seen = flow.progress
+            await asyncio.sleep(rto)
+            if flow.closed:
+                return
+            if not flow.established.is_set():
+                self._send(flow, net.TCP_SYN, seq=flow.iss, mss=_MSS)
+            elif flow.progress != seen or flow.snd_una == flow.snd_nxt:
+                rto = RTO_S  # acknowledged meanwhile, or nothing in flight
+                continue
+            elif flow.unacked:
+                self._send(flow, net.TCP_ACK | net.TCP_PSH, seq=flow.snd_una,
+                           payload=bytes(flow.unacked[:flow.guest_mss]))
+            elif flow.fin_sent:
+                self._send(flow, net.TCP_FIN | net.TCP_ACK, seq=flow.snd_una)
+            else:
+                continue
+            flow.retransmits += 1
+            self.retransmits += 1
+            rto = min(rto * 2, RTO_MAX_S)
 
     def _drop(self, flow, reset):
         if flow.closed:

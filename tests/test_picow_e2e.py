@@ -325,6 +325,8 @@ def test_injector_reaches_the_device_api(picow, running, ready):
     assert checks["registered"]["ok"] and checks["config"]["detail"] == "server", checks
     assert checks["time_synced"]["ok"], checks  # the SNTP answer set the clock
     assert picow.radio.bridge.injector.connections >= 2
+    print("\ninjector: %d connections, %d segments sent again" % (
+        picow.radio.bridge.injector.connections, picow.radio.bridge.injector.retransmits))
 
 
 def _metric(text, name):
