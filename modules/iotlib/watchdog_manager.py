@@ -5,7 +5,8 @@
 #   "reboot" or "refresh_token", or an action registered with on_action(name, fn) (device.py:
 #   "check_update" -> OTAUpdateManager.check_now()). Missed heartbeats are counted;
 #   escalation follows the count: alarm_after -> an alarm; every miss after that ->
-#   reconnect (network) and re-register; max_missed -> reset.
+#   reconnect (network) and re-register; max_missed -> reset. The heartbeat_missed alarm is
+#   an episode: cleared by the next heartbeat discovery answers.
 # - The hardware watchdog (the hal's wdt(): machine.WDT, at most 8388 ms on the RP2040) is fed
 #   by a small task, and only while every watched loop has checked in recently: a hung event
 #   loop cannot run the feeder, and a stuck loop stops checking in, so either way the device
@@ -157,6 +158,9 @@ class WatchdogManager:
         except Exception as e:  # unreachable, refused, timeout: all a missed heartbeat
             self._missed(e)
             return False
+        if self.alarms is not None and (self.missed or not self.heartbeats):
+            # the episode ends (also one still open from before a reset: the first answer)
+            self.alarms.clear_alarm("heartbeat_missed", "watchdog")
         self.missed = 0
         self.heartbeats += 1
         self.ready_sent = self.ready_sent or bool(health.get("ok"))
@@ -200,7 +204,7 @@ class WatchdogManager:
             self._reset(CAUSE_ESCALATION)
             return
         if self.missed == self.alarm_after and self.alarms is not None:
-            self.alarms.report_alarm({"type": "heartbeat_missed", "severity": "warning",
+            self.alarms.raise_condition({"type": "heartbeat_missed", "severity": "warning",
                                       "source": "watchdog", "message": str(error)[:200]})
         if self.missed >= self.alarm_after:
             self._reconnect()
