@@ -108,6 +108,8 @@ class Registration:
         return self.expires_at - self._now() <= self.refresh_margin_s
 
     def service(self, name, default=None):
+        """The base URL discovery gave for `name` (config, state, alarms, updates): the
+        fleet-facing managers ask at each call, so a move on re-registration just works."""
         return self.services.get(name, default)
 
     async def register(self):
@@ -140,7 +142,10 @@ class Registration:
         if want_key and reply.get("api_key"):
             auth.api_key = reply["api_key"]
             auth.api_key_fetched = True  # set only here: a provisioned key is never replaced
-        self.services = reply.get("services") or {}
+        services = reply.get("services") or {}
+        for name in services:  # once here, not at every call that asks service(name)
+            services[name] = services[name].rstrip("/")
+        self.services = services
         self.ntp_servers = reply.get("ntp_servers") or []
         self.heartbeat_s = reply.get("heartbeat_s")
         self.count += 1

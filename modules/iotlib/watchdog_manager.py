@@ -33,7 +33,7 @@ class WatchdogManager:
                  firmware_version=None, address="0.0.0.0", port=80, capabilities=(),
                  heartbeat_s=None, max_missed=5, alarm_after=None, wdt=None, wdt_timeout_ms=8000,
                  feed_ms=1000, use_wdt=True, reset=None, boot=None, alarms=None, health=None,
-                 metrics=None, network=None, clock=None, log=None, describe=None, hal=None):
+                 network=None, clock=None, log=None, describe=None, hal=None):
         if not isinstance(device_id, str) or registration is None \
                 and not isinstance(discovery_url, str):
             raise TypeError("WatchdogManager(discovery_url, auth, device_id): discovery_url and "
@@ -77,11 +77,11 @@ class WatchdogManager:
         self._loop_task = BackgroundTask()
         self._feed_task = BackgroundTask()
         self._hb_missed = self._hb_sent = None
-        if metrics is not None:
-            self._hb_sent = metrics.counter("heartbeats_total", "Heartbeats answered", ())
-            self._hb_missed = metrics.counter("heartbeats_missed_total", "Heartbeats missed", ())
-        if health is not None:
-            health.add_check("watchdog_loops", self._loops_ok, required=False, live=True)
+
+    def register(self, metrics, health):
+        self._hb_sent = metrics.counter("heartbeats_total", "Heartbeats answered", ())
+        self._hb_missed = metrics.counter("heartbeats_missed_total", "Heartbeats missed", ())
+        health.add_check("watchdog_loops", self._loops_ok, required=False, live=True)
 
     # ---- loop liveness --------------------------------------------------------------------
 
