@@ -10,7 +10,7 @@ from conftest import run_unix
 # A provisioned relays device whose discovery never answers (port 9): registration keeps
 # retrying, which is all the start order needs.
 _BUILD = """
-import asyncio, json
+import asyncio, json, sys
 SETTINGS = %r
 with open("device.json", "w") as f:
     json.dump(SETTINGS, f)
@@ -54,6 +54,8 @@ async def main():
     del calls[:]
     await device.stop()
     print("STOPPED", calls)
+    # the Device hands every manager its collaborators: no seed-style default was built
+    print("SEED_DEFAULTS", "iotlib.seed_defaults" in sys.modules)
 asyncio.run(main())
 """
 
@@ -67,6 +69,7 @@ CORE = ["NetworkManager", "AuthManager", "Logger", "DenialLog", "FleetLink"]
 
 def _run(tmp_path, controller):
     out = run_unix(_BUILD % (SETTINGS, controller), cwd=tmp_path, timeout=60)
+    assert "SEED_DEFAULTS False" in out, out
     lines = {}
     protocol = []
     for line in out.splitlines():

@@ -76,9 +76,9 @@ class AlarmManager:
 
     @property
     def http(self):
-        if self._http is None:
-            from iotlib.http_client import HttpClient
-            self._http = HttpClient(auth=self.auth)
+        if self._http is None:  # built the seed's way: a client of its own, on first use
+            from iotlib.seed_defaults import http_client
+            self._http = http_client(self.auth)
         return self._http
 
     def _now(self):

@@ -5,7 +5,6 @@
 import asyncio
 
 from iotlib.schema import SchemaError
-from iotlib.storage import Storage
 from iotlib.task import BackgroundTask
 
 LKG_FILE = "config.json"
@@ -32,17 +31,14 @@ class ConfigManager:
         self.services = services  # Registration: service("config") at each fetch, else base_url
         self.auth = auth
         self.device_id = device_id
-        if http is None:
-            from iotlib.http_client import HttpClient
-
-            http = HttpClient(auth=auth)
+        if http is None or store is None or validate is None:  # built the seed's way
+            from iotlib import seed_defaults
+            http = http or seed_defaults.http_client(auth)
+            store = store or seed_defaults.storage()
+            validate = validate or seed_defaults.core_validator()
         self.http = http
-        self.store = store or Storage()
+        self.store = store
         self.interval_s = interval_s
-        if validate is None:  # the core sections only; Device passes core + its role's
-            from iotlib.config_schema import validator
-
-            validate = validator()
         self.validate = validate
         self.audit = audit
         self.logger = logger

@@ -52,11 +52,6 @@ def _key_of(auth):
     return key() if callable(key) else key
 
 
-def _default_http(auth):
-    from iotlib.http_client import HttpClient
-    return HttpClient(auth=auth)
-
-
 def _build_defaults():
     try:
         from iotlib.buildinfo import build_info
@@ -79,7 +74,10 @@ class Registration:
         self.address = address
         self.port = port
         self.capabilities = list(capabilities)
-        self.http = http or _default_http(auth)
+        if http is None:  # built the seed's way
+            from iotlib.seed_defaults import http_client
+            http = http_client(auth)
+        self.http = http
         self.clock = clock or getattr(auth, "clock", None)
         self.refresh_margin_s = refresh_margin_s
         self.services = {}      # config/state/alarms/updates -> base URL

@@ -55,9 +55,9 @@ class StateManager:
 
     @property
     def http(self):
-        if self._http is None:
-            from iotlib.http_client import HttpClient
-            self._http = HttpClient(auth=self.auth)
+        if self._http is None:  # built the seed's way: a client of its own, on first use
+            from iotlib.seed_defaults import http_client
+            self._http = http_client(self.auth)
         return self._http
 
     def _say(self, *args):

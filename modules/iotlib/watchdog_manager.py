@@ -57,8 +57,8 @@ class WatchdogManager:
         self.feed_ms = feed_ms
         self.use_wdt = use_wdt
         self.reset = reset  # a stand-in for the hal's reset: called after the cause is noted
-        if hal is None:
-            from iotlib.hal import load
+        if hal is None:  # built the seed's way
+            from iotlib.seed_defaults import hal as load
             hal = load()
         self.hal = hal
         self.boot = boot
