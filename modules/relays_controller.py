@@ -104,9 +104,8 @@ class RelaysController(RoleController):
     "schedule"), interlocks ([[a, b], ...]), tenant, namespace, api_key, host, port,
     rate_limit (config section).
 
-    Collaborators (each optional, None-checked where used; iot_boot and the lead's
-    wiring pass the real managers):
-      network   - NetworkManager: connect() before serving, monitor() alongside.
+    Collaborators (each optional, None-checked where used; the Device passes the real
+    managers and starts and stops them itself, iotlib.lifecycle):
       auth      - AuthManager: authorize(token, permission); built from device_key,
                   tenant, namespace and api_key when not given.
       config    - ConfigManager: subscribed with veto_config (phase 1: returns the reason,
@@ -121,27 +120,24 @@ class RelaysController(RoleController):
       alarms    - AlarmManager: "relay_max_on_time" alarms.
       clock     - the device's Clock: schedules run on its wall time once it is trusted.
       metrics   - Metrics, health - Health: passed to the ApiServer.
-      managers  - further managers (registration, watchdog, timesync, ...) whose
-                  async start() runs before serving and stop() on shutdown.
     """
 
     LISTENING = "relays api listening"
+    CONFIG_SECTIONS = ("relays", "interlocks", "rate_limit")
 
     def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
                  service_discovery_url=None, relay_pins=None, relays=None, interlocks=(),
                  tenant=None, namespace=None, api_key=None, host="0.0.0.0", port=80,
-                 rate_limit=None, allowed_mask=None, network=None, auth=None, config=None,
-                 logger=None, audit=None, state=None, alarms=None, metrics=None, health=None,
-                 managers=(), restore_desired=False, clock=None, denials=None,
-                 http=None):
+                 rate_limit=None, allowed_mask=None, auth=None, config=None, logger=None,
+                 audit=None, state=None, alarms=None, metrics=None, health=None,
+                 restore_desired=False, clock=None, denials=None, http=None):
         self.restore_desired = restore_desired
         RoleController.__init__(
             self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
             device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
             namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
-            network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
-            alarms=alarms, metrics=metrics, health=health, managers=managers, clock=clock,
-            denials=denials, http=http)
+            auth=auth, config=config, logger=logger, audit=audit, state=state, alarms=alarms,
+            metrics=metrics, health=health, clock=clock, denials=denials, http=http)
         self._allowed_mask = allowed_mask
         # no relays given: the device waits for the fleet's configuration (no bank yet)
         self._table = relay_table(relay_pins, relays) if (relay_pins or relays) else {}
@@ -558,20 +554,22 @@ class RelaysController(RoleController):
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self):
-        """Relays to safe state first, then network, managers and config. The state the
-        pins are really in is reported before any desired state can be applied: the
-        reported state kept from before a restart no longer holds."""
+    def safe_start(self):
+        """Relays to their safe state, before anything else starts (the Device runs it
+        first; start() when nobody did). The state the pins are really in is reported before
+        any desired state can be applied: the one kept from before a restart no longer holds."""
         self.setup_relays()
         if self.state is not None:
             self.state.report({"relays": self.read()})
+
+    async def start(self):
+        """The role's own work: the max on-time guard, the schedules, desired states."""
+        if self.bank is None:
+            self.safe_start()
         self.start_guard()
         self.start_schedules()
-        if self.network is not None:
-            await self.network.connect()
         if self.state is not None and self.restore_desired:
             self.state.on_desired(self.apply_desired)
-        await self._start_managers(("relays", "interlocks", "rate_limit"))
 
     def _halt(self):
         self.stop_guard()

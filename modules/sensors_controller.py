@@ -64,24 +64,24 @@ class SensorsController(RoleController):
     (on_config(changed, config) subscribed; the "sensors" and "rate_limit" sections),
     logger, audit (record(event, **fields)), alarms (AlarmManager.report_alarm and
     clear_alarm for threshold crossings), state (StateManager.report: the role's state),
-    metrics, health, sampler (AdcSampler; built on first
-    use by an adc/temp field), managers (started before serving, stopped after).
+    metrics, health, sampler (AdcSampler; built on first use by an adc/temp field). The
+    Device starts and stops the managers (iotlib.lifecycle), then this controller's start().
     """
+
+    CONFIG_SECTIONS = ("sensors", "rate_limit")
 
     def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
                  service_discovery_url=None, fields=None, max_clients=4, queue_size=8,
                  client_rps=5, client_burst=10, ping_s=20, pong_timeout_s=10, tenant=None, namespace=None, api_key=None,
-                 host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, network=None,
-                 auth=None, config=None, logger=None, audit=None, alarms=None, state=None,
-                 metrics=None, health=None, sampler=None, managers=(), clock=None, denials=None,
-                 http=None, report_s=300):
+                 host="0.0.0.0", port=80, rate_limit=None, ws_sndbuf=None, auth=None,
+                 config=None, logger=None, audit=None, alarms=None, state=None, metrics=None,
+                 health=None, sampler=None, clock=None, denials=None, http=None, report_s=300):
         RoleController.__init__(
             self, wifi_ssid=wifi_ssid, wifi_password=wifi_password, device_id=device_id,
             device_key=device_key, service_discovery_url=service_discovery_url, tenant=tenant,
             namespace=namespace, api_key=api_key, host=host, port=port, rate_limit=rate_limit,
-            network=network, auth=auth, config=config, logger=logger, audit=audit, state=state,
-            alarms=alarms, metrics=metrics, health=health, managers=managers, clock=clock,
-            denials=denials, http=http)
+            auth=auth, config=config, logger=logger, audit=audit, state=state, alarms=alarms,
+            metrics=metrics, health=health, clock=clock, denials=denials, http=http)
         self.sampler = sampler
         self.hub = Hub(max_clients, queue_size, client_rps, client_burst, ping_s,
                        pong_timeout_s, ws_sndbuf)
@@ -311,9 +311,7 @@ class SensorsController(RoleController):
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self):
-        if self.network is not None:
-            await self.network.connect()
-        await self._start_managers(("sensors", "rate_limit"))
+        """The role's own work: sampling, the stream keepalive, state reports."""
         self._resume_alarms()
         self.start_sampling()
         self.hub.start_keepalive()

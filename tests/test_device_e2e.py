@@ -194,6 +194,35 @@ def test_a_timed_command_switches_back_and_the_state_service_follows(site):
              lambda: reported(site).get("relays", {}).get("relay1") == "LOW")
 
 
+def test_enabled_components_stops_a_manager_and_starts_it_again(site):
+    """The config's enabled_components switches the state manager off (a relay command no
+    longer reaches the state service) and on again (the command queued meanwhile arrives)."""
+    dev = site.relays
+
+    def apply(config):
+        before = dev.metric("iot_config_version")
+        site.config_set(dev.device_id, config)
+        wait_for("config applied", lambda: dev.metric("iot_config_version") > before)
+
+    def post(relay, state):
+        r = httpx.post(dev.url + "/gpio/" + relay, json={"state": state}, headers=site.admin)
+        assert r.status_code == 200, r.text
+
+    wait_for("relays", lambda: gpio(site))
+    post("relay2", "LOW")
+    post("relay1", "LOW")
+    wait_for("reported relay1 LOW", lambda: reported(site).get("relays", {}).get("relay1") == "LOW")
+    apply(dict(RELAYS_CONFIG, enabled_components={"state": False}))
+    post("relay1", "HIGH")
+    time.sleep(3)  # state_poll_s is 1: a running state manager would have pushed by now
+    assert gpio(site)["relay1"] == "HIGH"
+    assert reported(site)["relays"]["relay1"] == "LOW"
+    apply(RELAYS_CONFIG)  # the section gone: every component on, the default
+    wait_for("reported relay1 HIGH",
+             lambda: reported(site).get("relays", {}).get("relay1") == "HIGH")
+    post("relay1", "LOW")
+
+
 def test_the_sensors_state_reaches_the_state_service_every_report_s(site):
     def sensors_state():
         doc = site.fleet.admin("state-get", "--id", site.sensors.device_id)["reported"]
@@ -326,7 +355,7 @@ async def request(path, role):
 async def main():
     # device.main() without the listening socket (this image has no network stack)
     device.alarms.install()
-    await device.controller.start()
+    await device.start()
     await asyncio.sleep(2)  # registration has failed at least once, and retries
     print("unsynced", await request(b"/gpio", "admin"), device.health.readyz()[1]["time_synced"])
     # no radio here, so no SNTP: its answer, as TimeSyncManager hands it over (machine.RTC)
@@ -337,7 +366,7 @@ async def main():
     print("free_heap", gc.mem_free())
     ok, checks = device.health.readyz()
     print("registered", checks["registered"]["ok"], "attempts", device.link.attempts)
-    print("config", device.config.source, "components", sorted(device.components))
+    print("config", device.config.source, "components", sorted(n for n, _ in device.components.managers))
     await device.stop()
 asyncio.run(main())
 os.remove("/device.json")

@@ -95,3 +95,50 @@ asyncio.run(main())
     dev.expect(r"^BOOT 2 wdt 1$")
     dev.expect(r"^HEALTHY$")
     assert dev.wait() == 0
+
+
+MISSED_THEN_BACK = """
+alarms = AlarmManager(None, auth, DEVICE, store=store, log=log, autostart=False)  # flushed here
+wd = WatchdogManager(SD, auth, DEVICE, alarms=alarms, heartbeat_s=0.3, max_missed=50,
+                     alarm_after=2, use_wdt=False, log=log)
+wd.registration.on_registered(lambda r: setattr(alarms, "url", wd.registration.service("alarms")))
+async def main():
+    await wd.start()
+    n = 0
+    while True:
+        if wd.heartbeats != n:
+            n = wd.heartbeats
+            print("HEARTBEAT", n, wd.missed, alarms.active, [c["type"] for c in alarms.cleared])
+            if alarms.cleared:
+                print("FLUSHED", await alarms.flush(), alarms.cleared)
+        await asyncio.sleep_ms(50)
+asyncio.run(main())
+"""
+
+
+def test_heartbeat_missed_alarm_is_cleared_when_heartbeats_come_back(fleet, tmp_path):
+    import httpx
+    creds = fleet.provision("relay-07")
+    fleet.start()
+    dev = Device(prelude(creds, fleet.url, tmp_path / "dev") + MISSED_THEN_BACK, tmp_path)
+    try:
+        dev.expect(r"^HEARTBEAT 2 0 \[\] \[\]$")
+        fleet.stop()
+        dev.expect(r"missed heartbeat 2")
+        dev.expect(r"^alarm heartbeat_missed watchdog warning 1$")
+        dev.expect(r"missed heartbeat 3")                  # one alarm per episode
+        fleet.start()
+        # the first answered heartbeat ends the episode; the fleet is told it is cleared
+        dev.expect(r"^HEARTBEAT \d+ 0 \[\] \[.heartbeat_missed.\]$", timeout=30)
+        dev.expect(r"^FLUSHED True \[\]$")
+    finally:
+        dev.kill()
+    # expect() took the one alarm line: no second one in the episode
+    assert not any(line.startswith("alarm heartbeat_missed") for line in dev.lines), dev.lines
+    token = fleet.admin("token", "--tenant", "acme", "--namespace", "plant1",
+                        "--role", "admin")["token"]
+    res = httpx.get(fleet.url + "/alarms", params={"device_id": "relay-07"},
+                    headers={"Authorization": "Bearer " + token}, timeout=10)
+    alarm = {a["type"]: a for a in res.json()["alarms"]}["heartbeat_missed"]
+    assert (alarm["status"], alarm["changed_by"], alarm["source"]) == \
+        ("cleared", "device", "watchdog")

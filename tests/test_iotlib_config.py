@@ -198,16 +198,20 @@ class Thing:
     running = False
     async def start(self): self.running = True
     async def stop(self): self.running = False
+from iotlib.lifecycle import Components
 thing = Thing()
-config.bind_component("thing", thing)
+components = Components(config, [("thing", thing)], default=False)
 async def main():
-    out(await config.fetch_once(), thing.running)
-    config.config["enabled_components"]["thing"] = False
-    await config._apply_components()
-    out(thing.running)
+    await components.start()                  # nothing loaded yet: the default, off
+    out(await config.fetch_once(), thing.running or components.running("thing"))
+    await asyncio.sleep_ms(0)                 # the switch runs as its own task
+    out(thing.running and components.running("thing"))
+    config.apply({"enabled_components": {"thing": False}})
+    await asyncio.sleep_ms(0)
+    out(thing.running or components.running("thing"))
 asyncio.run(main())
 """, server.port, tmp_path)
-    assert lines == [["updated", True], [False]]
+    assert lines == [["updated", False], [True], [False]]
 
 
 

@@ -164,7 +164,7 @@ device.report_safe_mode()
 a = device.alarms._find("safe_mode", "ota")
 print("safe", type(device.controller).__name__, device.safe_mode,
       "sensors_controller" in sys.modules, a["severity"] if a else None)
-print("managers", sorted(type(m).__name__ for m in device.controller.managers),
+print("managers", sorted(type(m).__name__ for m in device.managers),
       device.controller.config is None)
 print("state", device.ota.boot_state()["image_mode"])
 os.remove("/device.json")

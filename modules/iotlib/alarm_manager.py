@@ -35,8 +35,8 @@ def _rank(severity):
 
 class AlarmManager:
     def __init__(self, alarms_url, auth, device_id, http=None, store=None, name="alarms.json",
-                 capacity=32, batch=16, interval_ms=5000, clock=None, metrics=None, log=None,
-                 autostart=True):
+                 capacity=32, batch=16, interval_ms=5000, clock=None, log=None, autostart=True,
+                 services=None):
         if alarms_url is not None and not isinstance(alarms_url, str):
             raise TypeError("AlarmManager: alarms_url must be a URL string or None, not %s"
                             % type(alarms_url).__name__)
@@ -44,6 +44,7 @@ class AlarmManager:
             raise TypeError("AlarmManager: device_id must be a string, not %s"
                             % type(device_id).__name__)
         self.url = alarms_url.rstrip("/") if alarms_url else None
+        self.services = services  # Registration: service("alarms") at each send, else url
         self.auth = auth
         self.device_id = device_id
         self._http = http
@@ -67,16 +68,17 @@ class AlarmManager:
         self.cleared = data.get("cleared", [])  # [{"type", "source"}]: conditions gone, to tell the fleet
         self.active = data.get("active", [])    # [[type, source]]: raised, not cleared since
         self._m_reported = self._m_dropped = None
-        if metrics is not None:
-            self._m_reported = metrics.counter("alarms_reported_total", "Alarms reported", ("severity",))
-            self._m_dropped = metrics.counter("alarms_dropped_total", "Alarms dropped (buffer full)", ())
-            metrics.gauge("alarms_pending", "Alarms waiting to be sent", read=lambda: len(self.pending))
+
+    def register(self, metrics, health):
+        self._m_reported = metrics.counter("alarms_reported_total", "Alarms reported", ("severity",))
+        self._m_dropped = metrics.counter("alarms_dropped_total", "Alarms dropped (buffer full)", ())
+        metrics.gauge("alarms_pending", "Alarms waiting to be sent", read=lambda: len(self.pending))
 
     @property
     def http(self):
-        if self._http is None:
-            from iotlib.http_client import HttpClient
-            self._http = HttpClient(auth=self.auth)
+        if self._http is None:  # built the seed's way: a client of its own, on first use
+            from iotlib.seed_defaults import http_client
+            self._http = http_client(self.auth)
         return self._http
 
     def _now(self):
@@ -201,8 +203,11 @@ class AlarmManager:
         Nothing leaves before the clock is trusted: the fleet keeps the earliest first_seen
         it is told, and a 2021 one would stay. Not beside the sender (start(), or autostart
         after a report): both would send the same batch; call it on a manager you drive."""
-        if self.url is None or (self.clock is not None and not self.clock.trusted):
+        s = self.services
+        url = (s.service("alarms") if s is not None else None) or self.url
+        if url is None or (self.clock is not None and not self.clock.trusted):
             return False
+        url += "/alarms"
         while self.pending or self.dropped or self.cleared:
             chunk = self.pending[:self.batch]
             # send a snapshot; alarms repeated while the request is in flight keep the difference
@@ -210,7 +215,7 @@ class AlarmManager:
             dropped = self.dropped
             cleared = self.cleared[:self.batch]
             try:
-                r = await self.http.request("POST", self.url + "/alarms", json={
+                r = await self.http.request("POST", url, json={
                     "device_id": self.device_id, "alarms": snapshot, "dropped": dropped,
                     "cleared": cleared})
             except Exception as e:

@@ -5,7 +5,6 @@
 import asyncio
 
 from iotlib.schema import SchemaError
-from iotlib.storage import Storage
 from iotlib.task import BackgroundTask
 
 LKG_FILE = "config.json"
@@ -21,29 +20,30 @@ def changed_sections(old, new):
 
 class ConfigManager:
     def __init__(self, base_url, auth, device_id, http=None, store=None, interval_s=30,
-                 validate=None, audit=None, logger=None, network=None):
-        if not isinstance(base_url, str) or not isinstance(device_id, str):
+                 validate=None, audit=None, logger=None, network=None, required=True,
+                 services=None):
+        if not (isinstance(base_url, str) or base_url is None and services is not None) \
+                or not isinstance(device_id, str):
             raise TypeError("ConfigManager(base_url, auth, device_id): base_url and device_id "
                             "must be strings, not %s and %s"
                             % (type(base_url).__name__, type(device_id).__name__))
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.services = services  # Registration: service("config") at each fetch, else base_url
         self.auth = auth
         self.device_id = device_id
-        if http is None:
-            from iotlib.http_client import HttpClient
-
-            http = HttpClient(auth=auth)
+        if http is None or store is None or validate is None:  # built the seed's way
+            from iotlib import seed_defaults
+            http = http or seed_defaults.http_client(auth)
+            store = store or seed_defaults.storage()
+            validate = validate or seed_defaults.core_validator()
         self.http = http
-        self.store = store or Storage()
+        self.store = store
         self.interval_s = interval_s
-        if validate is None:  # the core sections only; Device passes core + its role's
-            from iotlib.config_schema import validator
-
-            validate = validator()
         self.validate = validate
         self.audit = audit
         self.logger = logger
         self.network = network  # optional NetworkManager: fetch only while it is up
+        self.required = required  # False: readiness does not wait for a configuration
         self.config = None
         self.version = None
         self.etag = None
@@ -51,13 +51,15 @@ class ConfigManager:
         self.last_error = None
         self.fetches = 0
         self._subscribers = []  # (on_change, veto, sections)
-        self._components = {}
         self._task = BackgroundTask()
         self._version_metric = None
         self._rejected_metric = None
 
     def url(self):
-        return "%s/devices/%s/config" % (self.base_url, self.device_id)
+        """This device's config URL (None while no config service is known)."""
+        s = self.services
+        base = (s.service("config") if s is not None else None) or self.base_url
+        return "%s/devices/%s/config" % (base, self.device_id) if base else None
 
     # ---- subscribers ------------------------------------------------------------------------
 
@@ -70,24 +72,6 @@ class ConfigManager:
 
     def _interested(self, sections, changed):
         return sections is None or any(s in changed for s in sections)
-
-    def component_enabled(self, name, default=False):
-        components = (self.config or {}).get("enabled_components") or {}
-        return components.get(name, default)
-
-    def bind_component(self, name, manager, default=False):
-        """enabled_components[name] starts and stops manager (async start()/stop())."""
-        self._components[name] = (manager, default)
-
-    async def _apply_components(self):
-        for name, (manager, default) in self._components.items():
-            want = self.component_enabled(name, default)
-            running = getattr(manager, "_component_running", False)
-            if want and not running:
-                await manager.start()
-            elif running and not want:
-                await manager.stop()
-            manager._component_running = want
 
     # ---- applying ---------------------------------------------------------------------------
 
@@ -175,9 +159,13 @@ class ConfigManager:
         """One conditional GET: "updated", "unchanged", "rejected: <path>: <reason>" or
         "error: <reason>" (the running config is kept on every outcome but "updated")."""
         self.fetches += 1
+        url = self.url()
+        if url is None:
+            self.last_error = "no config service yet"
+            return "error: " + self.last_error
         headers = {"If-None-Match": self.etag} if self.etag else None
         try:
-            resp = await self.http.get(self.url(), headers=headers)
+            resp = await self.http.get(url, headers=headers)
         except OSError as e:
             self.last_error = "unreachable: %s" % e
             return "error: " + self.last_error
@@ -198,7 +186,6 @@ class ConfigManager:
         except (SchemaError, ConfigRejected) as e:
             return "rejected: %s" % e
         self._save(raw)
-        await self._apply_components()
         return "updated" if changed else "unchanged"
 
     async def fetch_config_loop(self):
@@ -208,7 +195,6 @@ class ConfigManager:
             return
         if self.config is None:
             self.load_last_known_good()
-            await self._apply_components()
         while True:
             if self.network is not None:
                 await self.network.wait_up()
@@ -216,14 +202,18 @@ class ConfigManager:
             await asyncio.sleep(self.interval_s)
 
     async def start(self):
+        if self.config is None:  # at once: what starts after it sees the last-known-good
+            self.load_last_known_good()
         self._task.start(self.fetch_config_loop)
 
     async def stop(self):
         self._task.stop()
 
     def register(self, metrics, health):
+        # standalone (no discovery URL) device.json is the configuration: not a readiness condition
         self._version_metric = metrics.gauge("config_version", "Version of the running config")
         self._rejected_metric = metrics.counter("config_rejected_total", "Configs refused",
                                                 ("kind",))
         health.add_check("config", lambda: (self.config is not None,
-                                            self.source or self.last_error or "none yet"))
+                                            self.source or self.last_error or "none yet"),
+                         self.required)

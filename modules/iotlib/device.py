@@ -5,11 +5,15 @@
 #   device = Device(settings, RelaysController, early)
 #   await device.main()               # serve until stop()
 #
-# Boot order: relays to their safe state (the controller), network monitor, logger, auth;
-# FleetLink registers with backoff (the API serves meanwhile, from the last-known-good
-# config) and then heartbeats; once registered, discovery's URLs go to config, state,
-# alarms, OTA and time sync, and the config poller starts fetching. Optional managers
-# follow `enabled_components` (alarms, state, timesync, ota; all on by default).
+# One lifecycle (iotlib.lifecycle): Device.managers is the one ordered start list, each
+# manager registered, started in order and stopped in reverse; the controller goes last.
+# Boot order: relays to their safe state (controller.safe_start()), network monitor, auth,
+# logger, denial log; FleetLink registers with backoff (the API serves meanwhile, from the
+# last-known-good config) and then heartbeats; the config poller (fetching once
+# registered); Components: the optional managers, following `enabled_components` (alarms,
+# state, timesync, ota; all on by default); then the role's own work and serving.
+# The fleet-facing managers (config, state, alarms, OTA) hold the Registration and ask it
+# for their service's URL at each call; registration itself only wakes them.
 # Time: one iotlib.clock.Clock (built in boot_early, over the chip's RTC, with its floor on
 # flash) goes to every manager. TimeSyncManager starts with the managers, tries SNTP at once
 # and again as soon as registration names the fleet's NTP servers; until it answers the API
@@ -29,7 +33,6 @@ DEVICE_KEYS = ("role", "rbac", "wifi_ssid", "wifi_password", "config_poll_s", "u
                "max_token_lifetime_s", "ntp_retry_s", "http_client_max_body", "fleet_ca_file",
                "fleet_client_cert_file", "fleet_client_key_file", "fleet_tls_insecure_skip_verify",
                "clock_drift_alarm_s")
-OPTIONAL = ("alarms", "state", "timesync", "ota")
 
 
 def discovery_base(url):
@@ -64,7 +67,7 @@ def _jitter(limit):
 
 class AfterRegistration:
     """start() returns at once; the manager starts when the device has registered (its
-    service URLs come from discovery). stop() stops either."""
+    service URLs come from discovery). stop() stops either; register() is the manager's."""
 
     def __init__(self, manager, registered, now=False):
         self.manager = manager
@@ -83,6 +86,9 @@ class AfterRegistration:
     async def stop(self):
         self._task.stop()
         await self.manager.stop()
+
+    def register(self, metrics, health):
+        self.manager.register(metrics, health)
 
 
 class FleetLink:
@@ -134,6 +140,16 @@ class FleetLink:
         self._task.stop()
         await self.watchdog.stop()
 
+    def register(self, metrics, health):
+        self.watchdog.register(metrics, health)
+        metrics.counter("registration_attempts_total", "Registration attempts since boot",
+                        read=lambda: self.attempts)
+        if self.enabled:
+            reg = self.registration
+            health.add_check("registered", lambda: (reg.registered, "registered"
+                                                    if reg.registered
+                                                    else self.last_error or "not yet"))
+
 
 class _FleetGate:
     """What the config poller waits on: the network up and the device registered."""
@@ -145,16 +161,6 @@ class _FleetGate:
     async def wait_up(self):
         await self.network.wait_up()
         await self.registered.wait()
-
-
-class _NotRequired:
-    """Health as seen by a manager whose checks must not hold readiness back."""
-
-    def __init__(self, health):
-        self.health = health
-
-    def add_check(self, name, fn, required=True, live=False):
-        self.health.add_check(name, fn, False, live)
 
 
 def add_ota_routes(server, ota):
@@ -186,13 +192,13 @@ def add_ota_routes(server, ota):
         return await run("check", request)
 
 
-def _timesync(settings, metrics, clock):
+def _timesync(settings, clock):
     """TimeSyncManager, or None on an image without a network stack (no socket module)."""
     try:
         from iotlib.timesync_manager import TimeSyncManager
     except ImportError:
         return None
-    return TimeSyncManager(settings.get("ntp_servers") or (), metrics=metrics, clock=clock,
+    return TimeSyncManager(settings.get("ntp_servers") or (), clock=clock,
                            retry_s=settings.get("ntp_retry_s", 30),
                            drift_alarm_s=settings.get("clock_drift_alarm_s", 2))
 
@@ -251,8 +257,7 @@ class Device:
                                       **tls_options)
         self.network = NetworkManager(settings.get("wifi_ssid"), settings.get("wifi_password"),
                                       hal=self.hal)
-        for m in (self.network, auth, logger, audit, denials):
-            m.register(metrics, health)
+        audit.register(metrics, health)  # no task of its own: not in the start list
         boot = self.boot
         metrics.gauge("boot_count", "Boots counted by the boot counter",
                       read=lambda: boot.boot_count)
@@ -270,14 +275,20 @@ class Device:
             kwargs.pop("restore_desired", None)  # only relays restore a desired state
         kwargs.update({"auth": auth, "metrics": metrics, "health": health, "logger": logger,
                        "audit": audit, "config": self.config, "state": self.state,
-                       "alarms": self.alarms, "clock": clock, "denials": denials,
-                       "managers": (self.network, auth, logger, denials, self.link)})
-        if self.safe_mode:  # no config poller: alarms, OTA and time start with the managers
-            kwargs["managers"] += (self.alarms, self.components["ota"])
-            if self.timesync is not None:
-                kwargs["managers"] += (self.timesync,)
-        self.controller = controller_class(**kwargs)
-        add_ota_routes(self.controller.server, self.ota)
+                       "alarms": self.alarms, "clock": clock, "denials": denials})
+        self.controller = controller = controller_class(**kwargs)
+        add_ota_routes(controller.server, self.ota)
+        # -- the one start list (iotlib.lifecycle); the controller goes after it ------------
+        managers = [self.network, auth, logger, denials, self.link]
+        if self.safe_mode:  # no config poller, no state: alarms, OTA and time at once
+            managers += [c for name, c in self.components.managers if name != "state"]
+        else:
+            managers += [self.config, self.components]
+            self.config.subscribe(controller.on_config, controller.veto_config,
+                                  controller.CONFIG_SECTIONS)
+        self.managers = managers
+        for m in managers:
+            m.register(metrics, health)
 
     def _log(self, level, msg, **fields):
         self.logger.log(level, msg, fields)
@@ -301,6 +312,7 @@ class Device:
         from iotlib.alarm_manager import AlarmManager
         from iotlib.ota_manager import OTAUpdateManager
         from iotlib.fleet_tls import fleet_tls_mode
+        from iotlib.lifecycle import Components
 
         auth, http, metrics, health = self.auth, self.http, self.metrics, self.health
         # no discovery URL: a standalone device (API, config from device.json/flash only)
@@ -312,20 +324,20 @@ class Device:
             firmware_version=self.bundles.running_version() or version,
             address=settings.get("host") or "0.0.0.0", port=settings.get("port", 80),
             capabilities=[role], http=http)
-        self.timesync = ntp = _timesync(settings, metrics, self.clock)
+        self.timesync = ntp = _timesync(settings, self.clock)
         self.alarms = alarms = AlarmManager(None, auth, device_id, http=http, store=store,
-                                            clock=self.clock, metrics=metrics, autostart=False)
+                                            clock=self.clock, autostart=False, services=reg)
         self.clock.on_sync(alarms.on_clock_synced)
         if ntp is not None:
             ntp.alarms = alarms
         self.state = StateManager(None, auth, device_id, http=http, store=store, alarms=alarms,
-                                  poll_ms=int(settings.get("state_poll_s", 30) * 1000))
+                                  poll_ms=int(settings.get("state_poll_s", 30) * 1000),
+                                  services=reg)
         self.watchdog = WatchdogManager(sd, auth, device_id, registration=reg, http=http,
                                         max_missed=settings.get("max_missed", 5),
                                         use_wdt=settings.get("use_wdt", True), boot=self.boot,
-                                        alarms=alarms, health=health, metrics=metrics,
-                                        network=self.network, describe=self._describe,
-                                        hal=self.hal)
+                                        alarms=alarms, health=health, network=self.network,
+                                        describe=self._describe, hal=self.hal)
         self.link = FleetLink(reg, self.watchdog, log=self._log, enabled=fleet, refused=self.fleet_refused)
         if fleet:  # how far the fleet server is authenticated, for operators reading /health
             tls_mode = fleet_tls_mode(settings, self.fleet_refused)
@@ -335,46 +347,34 @@ class Device:
         # the configuration's schema: the core sections and the running role's own
         roles = () if self.safe_mode or role == "none" else (role,)
         self.config = config = ConfigManager(
-            sd, auth, device_id, http=http, store=store, validate=validator(*roles),
+            None, auth, device_id, http=http, store=store, validate=validator(*roles),
             interval_s=settings.get("config_poll_s", 30), audit=self.audit, logger=self.logger,
-            network=_FleetGate(self.network, self.registered))
-        # standalone, device.json is the configuration: a fleet config is not required
-        config.register(metrics, health if fleet else _NotRequired(health))
+            network=_FleetGate(self.network, self.registered), required=fleet, services=reg)
         config.subscribe(auth.on_config, None, ("rbac",))
         config.subscribe(self.logger.on_config, None, ("log_level", "mask_fields"))
         if ntp is not None:
             config.subscribe(ntp.on_config, None, ("ntp_servers",))
         config.subscribe(self._on_heartbeat_config, None, ("heartbeat_s",))
-        self.ota = ota = OTAUpdateManager(sd, auth, device_id=device_id, http=http,
+        self.ota = ota = OTAUpdateManager(None, auth, device_id=device_id, http=http,
                                           store=self.bundles, factory_version=version,
-                                          health=health, metrics=metrics, audit=self.audit,
+                                          health=health, audit=self.audit, services=reg,
                                           alarm=self._ota_alarm, image=self.image, hal=self.hal)
         ota.after_boot()  # the loader's word on a staged image: delete it, alarm a refusal
         # discovery's "check_update" checks now instead of at the next poll
         self.watchdog.on_action("check_update", self._push_update_check)
         now = ota.on_trial()  # the trial deadline runs whether or not the fleet answers
-        self.components = {"alarms": alarms,
-                           "state": AfterRegistration(self.state, self.registered),
-                           "ota": AfterRegistration(ota, self.registered, now)}
+        optional = [("alarms", alarms), ("state", AfterRegistration(self.state, self.registered)),
+                    ("ota", AfterRegistration(ota, self.registered, now))]
         if ntp is not None:  # at once: the fleet's servers wake it when registration ends
-            self.components["timesync"] = ntp
-        for name in OPTIONAL:
-            if name in self.components:
-                config.bind_component(name, self.components[name], True)
+            optional.append(("timesync", ntp))
+        self.components = Components(config, optional)  # enabled_components switches them
         reg.on_registered(self._on_registered)
-        link = self.link
-        metrics.counter("registration_attempts_total", "Registration attempts since boot",
-                        read=lambda: link.attempts)
-        if fleet:
-            health.add_check("registered", lambda: (reg.registered, "registered"
-                                                    if reg.registered
-                                                    else self.link.last_error or "not yet"))
 
     def _on_heartbeat_config(self, changed, config):
         self.watchdog.heartbeat_s = config.get("heartbeat_s")
 
     def _push_update_check(self):
-        if self.safe_mode or getattr(self.components["ota"], "_component_running", False):
+        if self.safe_mode or self.components.running("ota"):
             return self.ota.check_now()  # a coroutine: the watchdog runs it as a task
         self._log("INFO", "check_update ignored: OTA is disabled")
 
@@ -383,34 +383,30 @@ class Device:
                                   "message": detail})
 
     def _on_registered(self, reply):
-        """Discovery's answer: hand each service its URL (they may move on re-registration)."""
-        services = self.registration.services
-        url = services.get("config")
-        if url:
-            self.config.base_url = url.rstrip("/")
-        url = services.get("state")
-        if url:
-            self.state.url = url.rstrip("/")
-            self.state.reconnected()
-        url = services.get("alarms")
-        if url:
-            self.alarms.url = url.rstrip("/")
-            self.alarms.flush_soon()
-        url = services.get("updates")
-        if url:
-            self.ota.updates_url = url.rstrip("/")
+        """What (re)registration must do once: the managers ask the Registration for their
+        URLs themselves; state and alarms catch up now, time sync tries the fleet's servers."""
+        self.state.reconnected()
+        self.alarms.flush_soon()
         if self.timesync is not None:
             self.timesync.set_servers(self.registration.ntp_servers, "discovery")
         self.registered.set()
-        self._log("INFO", "registered", services=",".join(services))
+        self._log("INFO", "registered", services=",".join(self.registration.services))
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self):
+        """The outputs to their safe state, the start list in order, the controller last."""
+        self.controller.safe_start()
+        for m in self.managers:
+            await m.start()
+        await self.controller.start()
 
     async def main(self):
         """Install the loop's exception handler, start everything and serve until stop()."""
         self.alarms.install()
         self.report_safe_mode()
-        await self.controller.main()
+        await self.start()
+        await self.controller.serve()
 
     def report_safe_mode(self):
         """In safe mode: log it and raise the critical `safe_mode` alarm (sent once the
@@ -424,6 +420,7 @@ class Device:
                                   "message": detail})
 
     async def stop(self):
+        """The controller first, then the start list in reverse."""
         await self.controller.stop()
-        for c in self.components.values():
-            await c.stop()
+        for m in reversed(self.managers):
+            await m.stop()

@@ -43,8 +43,10 @@ class NetworkManager:
         self.ssid = ssid
         self.password = password
         if link is None:  # the hardware's (iotlib.hal): the radio, none, or the simulation's
-            from iotlib.hal import load
-            link = (hal or load()).link()
+            if hal is None:  # built the seed's way
+                from iotlib import seed_defaults
+                hal = seed_defaults.hal()
+            link = hal.link()
         self.link = link
         self.probe = probe  # (host, port) that must answer, or None for link state only
         self.connect_timeout_ms = connect_timeout_ms

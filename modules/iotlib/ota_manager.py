@@ -60,8 +60,8 @@ class OTAUpdateManager:
                  factory_version=None, public_key=None,
                  health=None, metrics=None, audit=None, alarm=None, reset=None,
                  poll_s=3600, trial_deadline_s=300, auto_commit=False, max_bundle=256 * 1024,
-                 chunk=4096, work_dir=None, verify=None, image=None, hal=None):
-        if not isinstance(updates_url, str):
+                 chunk=4096, work_dir=None, verify=None, image=None, hal=None, services=None):
+        if not (isinstance(updates_url, str) or updates_url is None and services is not None):
             raise TypeError("OTAUpdateManager(updates_url, auth, ...): updates_url must be a "
                             "URL string, not %s" % type(updates_url).__name__)
         if http is None and auth is not None:
@@ -76,7 +76,8 @@ class OTAUpdateManager:
         self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
         self.store = store                # iotlib.bundle_store.BundleStore
         self.device_id = device_id        # None: the device token's subject, once registered
-        self.updates_url = updates_url.rstrip("/")
+        self.updates_url = updates_url.rstrip("/") if updates_url else None
+        self.services = services          # Registration: service("updates") at each check
         self.factory_version = factory_version
         if public_key is None:
             from iotlib.ota_key import PUBLIC_KEY as public_key
@@ -181,6 +182,9 @@ class OTAUpdateManager:
 
     async def stop(self):
         self._task.stop()
+
+    def register(self, metrics, health):
+        self._register(metrics)  # health is a collaborator here: commit asks its readiness
 
     async def _run(self):
         if self.on_trial():
@@ -292,8 +296,14 @@ class OTAUpdateManager:
 
     # ---- update path --------------------------------------------------------------------
 
+    def _updates(self):
+        s = self.services
+        return (s.service("updates") if s is not None else None) or self.updates_url
+
     async def check(self, reboot=True):
         """Poll the updates service once; install what it offers."""
+        if self._updates() is None:
+            return {"ok": False, "reason": "not_registered", "detail": "no updates service yet"}
         if self.device_id is None:
             # built the seed's way: the id is the subject of the token discovery issued us
             # (read, not verified: it is our own token)
@@ -303,7 +313,7 @@ class OTAUpdateManager:
             from iotlib.jwt import b64url_decode
             self.device_id = json.loads(b64url_decode(token.split(".")[1]))["sub"]
         self.state = CHECKING
-        url = "%s/devices/%s/update?version=%s" % (self.updates_url, self.device_id,
+        url = "%s/devices/%s/update?version=%s" % (self._updates(), self.device_id,
                                                    self.current_version())
         r = await self.http.request("GET", url)
         if r.status == 204:
@@ -393,7 +403,7 @@ class OTAUpdateManager:
     def _artefact_url(self, m):
         url = m["url"]
         if url.startswith("/"):  # relative to the updates service's host
-            scheme, _, rest = self.updates_url.partition("://")
+            scheme, _, rest = self._updates().partition("://")
             url = scheme + "://" + rest.split("/", 1)[0] + url
         return url
 

@@ -52,11 +52,6 @@ def _key_of(auth):
     return key() if callable(key) else key
 
 
-def _default_http(auth):
-    from iotlib.http_client import HttpClient
-    return HttpClient(auth=auth)
-
-
 def _build_defaults():
     try:
         from iotlib.buildinfo import build_info
@@ -79,7 +74,10 @@ class Registration:
         self.address = address
         self.port = port
         self.capabilities = list(capabilities)
-        self.http = http or _default_http(auth)
+        if http is None:  # built the seed's way
+            from iotlib.seed_defaults import http_client
+            http = http_client(auth)
+        self.http = http
         self.clock = clock or getattr(auth, "clock", None)
         self.refresh_margin_s = refresh_margin_s
         self.services = {}      # config/state/alarms/updates -> base URL
@@ -108,6 +106,8 @@ class Registration:
         return self.expires_at - self._now() <= self.refresh_margin_s
 
     def service(self, name, default=None):
+        """The base URL discovery gave for `name` (config, state, alarms, updates): the
+        fleet-facing managers ask at each call, so a move on re-registration just works."""
         return self.services.get(name, default)
 
     async def register(self):
@@ -140,7 +140,10 @@ class Registration:
         if want_key and reply.get("api_key"):
             auth.api_key = reply["api_key"]
             auth.api_key_fetched = True  # set only here: a provisioned key is never replaced
-        self.services = reply.get("services") or {}
+        services = reply.get("services") or {}
+        for name in services:  # once here, not at every call that asks service(name)
+            services[name] = services[name].rstrip("/")
+        self.services = services
         self.ntp_servers = reply.get("ntp_servers") or []
         self.heartbeat_s = reply.get("heartbeat_s")
         self.count += 1

@@ -1,6 +1,7 @@
-# What the relay and sensor roles share: their settings, the default network and auth
-# managers, the collaborators, the request limits and the ApiServer, and the lifecycle
-# around the role's own work (relay guard, sampling).
+# What the relay and sensor roles share: their settings, the default auth manager, the
+# collaborators, the request limits and the ApiServer, and the lifecycle of the role's own
+# work (relay guard, sampling, serving). The managers it is handed are started and stopped
+# by the Device (iotlib.device, iotlib.lifecycle), never by the controller.
 #
 # Built from settings alone, the seed's way,
 #   controller = RelaysController(wifi_ssid=..., device_id=..., device_key=...,
@@ -19,14 +20,15 @@ class RoleController:
     """
 
     LISTENING = None  # logged (INFO, with the port) once main() starts serving
+    CONFIG_SECTIONS = ()  # what the Device subscribes on_config/veto_config to
 
     def __new__(cls, *args, **settings):
         self = object.__new__(cls)
         # settings: what a standalone controller's main() builds its Device from; None when
         # the caller hands it managers (the boot path, tests): then the caller wires it
         self.settings = settings
-        for key in ("network", "auth", "config", "logger", "audit", "state", "alarms",
-                    "metrics", "health", "managers", "clock", "denials", "sampler"):
+        for key in ("auth", "config", "logger", "audit", "state", "alarms", "metrics",
+                    "health", "clock", "denials", "sampler"):
             if key in settings:
                 self.settings = None
                 return self
@@ -41,16 +43,12 @@ class RoleController:
 
     def __init__(self, wifi_ssid=None, wifi_password=None, device_id=None, device_key=None,
                  service_discovery_url=None, tenant=None, namespace=None, api_key=None,
-                 host="0.0.0.0", port=80, rate_limit=None, network=None, auth=None,
-                 config=None, logger=None, audit=None, state=None, alarms=None, metrics=None,
-                 health=None, managers=(), clock=None, denials=None, http=None):
+                 host="0.0.0.0", port=80, rate_limit=None, auth=None, config=None, logger=None,
+                 audit=None, state=None, alarms=None, metrics=None, health=None, clock=None,
+                 denials=None, http=None):
         self.device_id = device_id
         self.host = host
         self.port = port
-        self.network = network
-        if network is None and wifi_ssid:
-            from iotlib.network_manager import NetworkManager
-            self.network = NetworkManager(wifi_ssid, wifi_password)
         if auth is None:
             from iotlib.auth_manager import AuthManager
             auth = AuthManager(device_key, tenant=tenant, namespace=namespace, api_key=api_key)
@@ -61,7 +59,6 @@ class RoleController:
         self.audit = audit
         self.state = state
         self.alarms = alarms
-        self.managers = list(managers)
         self.limits = RequestLimits()
         if rate_limit:
             self.limits.configure(rate_limit)
@@ -71,6 +68,9 @@ class RoleController:
     def _halt(self):
         pass
 
+    def safe_start(self):
+        """Outputs to their safe state: the Device runs it before anything else starts."""
+
     def _apply_rate_limit(self, changed, config):
         """The "rate_limit" config section, the same for every role (on_config calls it)."""
         if "rate_limit" in changed and config.get("rate_limit"):
@@ -78,35 +78,31 @@ class RoleController:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def _start_managers(self, sections):
-        """Start the managers, then subscribe to the config `sections` and start polling."""
-        for m in self.managers:
-            await m.start()
-        if self.config is not None:
-            self.config.subscribe(self.on_config, self.veto_config, sections)
-            await self.config.start()
+    async def start(self):
+        """The role's own work (a subclass: relay guard, sampling); the Device calls it after
+        its managers, and serve() after it."""
 
     async def stop(self):
         device = getattr(self, "device", None)
-        if device is not None:  # standalone: the device stops its managers and this controller
+        if device is not None:  # standalone: the device stops this controller and its managers
             self.device = None
             await device.stop()
             return
         self.server.stop()
         self._halt()
-        if self.config is not None:
-            await self.config.stop()
-        for m in self.managers:
-            await m.stop()
 
     async def main(self):
-        """Start everything and serve the API until stop(). Built from settings alone, the
-        controller first becomes a whole device (iotlib.standalone) and runs as the boot does."""
+        """Start and serve the API until stop(). Built from settings alone, the controller
+        first becomes a whole device (iotlib.standalone) and runs as the boot does."""
         if self.settings is not None:
             from iotlib.standalone import as_device
             await as_device(self).main()
             return
         await self.start()
+        await self.serve()
+
+    async def serve(self):
+        """Serve the API until stop()."""
         if self.LISTENING is not None and self.logger is not None:
             self.logger.log("INFO", self.LISTENING, {"port": self.port})
         try:

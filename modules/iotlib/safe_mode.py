@@ -15,13 +15,7 @@ class SafeModeController(RoleController):
     def __init__(self, **kwargs):
         base = {}
         for key in ("device_id", "service_discovery_url", "tenant", "namespace", "host", "port",
-                    "rate_limit", "network", "auth", "logger", "audit", "alarms", "metrics",
-                    "health", "managers"):
+                    "rate_limit", "auth", "logger", "audit", "alarms", "metrics", "health"):
             if key in kwargs:
                 base[key] = kwargs[key]
         RoleController.__init__(self, **base)  # no config poller, no state, no role work
-
-    async def start(self):
-        if self.network is not None:
-            await self.network.connect()
-        await self._start_managers(())

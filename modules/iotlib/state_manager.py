@@ -20,13 +20,14 @@ STATE_PATH = "%s/tenants/%s/namespaces/%s/devices/%s/state"
 class StateManager:
     def __init__(self, state_url, auth, device_id, http=None, store=None, name="state.json",
                  debounce_ms=200, retry_ms=2000, poll_ms=None, tenant=None, namespace=None,
-                 alarms=None, log=None):
+                 alarms=None, log=None, services=None):
         if state_url is not None and not isinstance(state_url, str) \
                 or not isinstance(device_id, str):
             raise TypeError("StateManager(state_url, auth, device_id): state_url (or None) and "
                             "device_id must be strings, not %s and %s"
                             % (type(state_url).__name__, type(device_id).__name__))
         self.url = state_url.rstrip("/") if state_url else None
+        self.services = services  # Registration: service("state") at each call, else url
         self.auth = auth
         self.device_id = device_id
         self._http = http
@@ -54,9 +55,9 @@ class StateManager:
 
     @property
     def http(self):
-        if self._http is None:
-            from iotlib.http_client import HttpClient
-            self._http = HttpClient(auth=self.auth)
+        if self._http is None:  # built the seed's way: a client of its own, on first use
+            from iotlib.seed_defaults import http_client
+            self._http = http_client(self.auth)
         return self._http
 
     def _say(self, *args):
@@ -64,7 +65,11 @@ class StateManager:
             self.log(*args)
 
     def _path(self):
-        return STATE_PATH % (self.url, self.tenant, self.namespace, self.device_id)
+        s = self.services
+        base = (s.service("state") if s is not None else None) or self.url
+        if base is None:
+            raise OSError("no state service yet")
+        return STATE_PATH % (base, self.tenant, self.namespace, self.device_id)
 
     def _save(self):
         if self.store is not None:
@@ -205,3 +210,6 @@ class StateManager:
 
     async def stop(self):
         self._task.stop()
+
+    def register(self, metrics, health):
+        pass  # no metrics or checks of its own

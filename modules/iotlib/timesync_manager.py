@@ -20,8 +20,7 @@ _US = 1000000
 
 class TimeSyncManager:
     def __init__(self, servers=("pool.ntp.org",), interval_s=3600, retry_s=30, timeout_ms=1500,
-                 fail_alarm_after=3, alarms=None, clock=None, metrics=None, log=None,
-                 drift_alarm_s=2):
+                 fail_alarm_after=3, alarms=None, clock=None, log=None, drift_alarm_s=2):
         if not isinstance(servers, (list, tuple)) or not all(isinstance(s, str) for s in servers):
             raise TypeError("TimeSyncManager: servers must be a list of host names, e.g. "
                             "[\"pool.ntp.org\"], not %r" % (servers,))
@@ -46,9 +45,10 @@ class TimeSyncManager:
         self._wake = asyncio.Event()    # set_servers() during a wait: try them now
         self._last = None           # (monotonic us, offset us + steps) at the last sync
         self._task = BackgroundTask()
-        if metrics is not None:
-            metrics.gauge("time_offset_seconds", "Last measured clock offset", read=lambda: self.offset)
-            metrics.gauge("time_synced", "1 once SNTP has answered", read=lambda: int(self.synced))
+
+    def register(self, metrics, health):
+        metrics.gauge("time_offset_seconds", "Last measured clock offset", read=lambda: self.offset)
+        metrics.gauge("time_synced", "1 once SNTP has answered", read=lambda: int(self.synced))
 
     @property
     def offset(self):

@@ -5,7 +5,8 @@
 #   "reboot" or "refresh_token", or an action registered with on_action(name, fn) (device.py:
 #   "check_update" -> OTAUpdateManager.check_now()). Missed heartbeats are counted;
 #   escalation follows the count: alarm_after -> an alarm; every miss after that ->
-#   reconnect (network) and re-register; max_missed -> reset.
+#   reconnect (network) and re-register; max_missed -> reset. The heartbeat_missed alarm is
+#   an episode: cleared by the next heartbeat discovery answers.
 # - The hardware watchdog (the hal's wdt(): machine.WDT, at most 8388 ms on the RP2040) is fed
 #   by a small task, and only while every watched loop has checked in recently: a hung event
 #   loop cannot run the feeder, and a stuck loop stops checking in, so either way the device
@@ -32,7 +33,7 @@ class WatchdogManager:
                  firmware_version=None, address="0.0.0.0", port=80, capabilities=(),
                  heartbeat_s=None, max_missed=5, alarm_after=None, wdt=None, wdt_timeout_ms=8000,
                  feed_ms=1000, use_wdt=True, reset=None, boot=None, alarms=None, health=None,
-                 metrics=None, network=None, clock=None, log=None, describe=None, hal=None):
+                 network=None, clock=None, log=None, describe=None, hal=None):
         if not isinstance(device_id, str) or registration is None \
                 and not isinstance(discovery_url, str):
             raise TypeError("WatchdogManager(discovery_url, auth, device_id): discovery_url and "
@@ -56,8 +57,8 @@ class WatchdogManager:
         self.feed_ms = feed_ms
         self.use_wdt = use_wdt
         self.reset = reset  # a stand-in for the hal's reset: called after the cause is noted
-        if hal is None:
-            from iotlib.hal import load
+        if hal is None:  # built the seed's way
+            from iotlib.seed_defaults import hal as load
             hal = load()
         self.hal = hal
         self.boot = boot
@@ -76,11 +77,11 @@ class WatchdogManager:
         self._loop_task = BackgroundTask()
         self._feed_task = BackgroundTask()
         self._hb_missed = self._hb_sent = None
-        if metrics is not None:
-            self._hb_sent = metrics.counter("heartbeats_total", "Heartbeats answered", ())
-            self._hb_missed = metrics.counter("heartbeats_missed_total", "Heartbeats missed", ())
-        if health is not None:
-            health.add_check("watchdog_loops", self._loops_ok, required=False, live=True)
+
+    def register(self, metrics, health):
+        self._hb_sent = metrics.counter("heartbeats_total", "Heartbeats answered", ())
+        self._hb_missed = metrics.counter("heartbeats_missed_total", "Heartbeats missed", ())
+        health.add_check("watchdog_loops", self._loops_ok, required=False, live=True)
 
     # ---- loop liveness --------------------------------------------------------------------
 
@@ -157,6 +158,9 @@ class WatchdogManager:
         except Exception as e:  # unreachable, refused, timeout: all a missed heartbeat
             self._missed(e)
             return False
+        if self.alarms is not None and (self.missed or not self.heartbeats):
+            # the episode ends (also one still open from before a reset: the first answer)
+            self.alarms.clear_alarm("heartbeat_missed", "watchdog")
         self.missed = 0
         self.heartbeats += 1
         self.ready_sent = self.ready_sent or bool(health.get("ok"))
@@ -200,7 +204,7 @@ class WatchdogManager:
             self._reset(CAUSE_ESCALATION)
             return
         if self.missed == self.alarm_after and self.alarms is not None:
-            self.alarms.report_alarm({"type": "heartbeat_missed", "severity": "warning",
+            self.alarms.raise_condition({"type": "heartbeat_missed", "severity": "warning",
                                       "source": "watchdog", "message": str(error)[:200]})
         if self.missed >= self.alarm_after:
             self._reconnect()
