@@ -1,4 +1,8 @@
-"""Test harness: the real `fleet-server` on loopback, the real `fleet-admin`, a device as firmware sees it."""
+"""Test harness: the real `fleet-server` on loopback, the real `fleet-admin`, a device as firmware sees it.
+
+Shared by both test suites: fleet/tests and the device suite in tests/ (which runs its devices
+against this server). It lives in fleet_devtools because `pip install -e fleet` puts that package
+on both sessions' path: neither suite reaches into the other's folder."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import hmac
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,16 +22,11 @@ from pathlib import Path
 
 import httpx
 
+from fleet_devtools.ports import free_port  # noqa: F401 (the tests import it from here)
 from fleet_server import admin_cli, server_cli
 
 BIN = Path(sys.executable).parent
 FLEET_DIR = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _script(name: str) -> list[str]:
@@ -42,22 +40,26 @@ def _script(name: str) -> list[str]:
 class FleetServer:
     """One `fleet-server` subprocess on a free loopback port; `db` is a SQLite file or a postgresql:// URL."""
 
-    def __init__(self, db: Path | str, *extra: str, log_dir: Path | None = None, tls=None):
+    def __init__(self, db: Path | str, *extra: str, log_dir: Path | None = None, tls=None,
+                 port: int = 0, log_name: str | None = None):
         self.db = db
         self.tls = tls  # an ssl.SSLContext the harness's own clients use: the server speaks HTTPS
         self.extra = list(extra)
         self.proc: subprocess.Popen | None = None
-        self.port = 0
+        # a port given here is kept across stop()/start(), as devices that know its URL need;
+        # otherwise each start takes a free one
+        self.fixed_port = port
+        self.port = port
         log_dir = log_dir or (db.parent if isinstance(db, Path) else Path(tempfile.gettempdir()))
-        self.stderr_path = log_dir / f"fleet-server.{uuid.uuid4().hex[:6]}.log"
+        self.stderr_path = log_dir / (log_name or f"fleet-server.{uuid.uuid4().hex[:6]}.log")
 
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> "FleetServer":
-        self.port = free_port()
-        self._stderr = open(self.stderr_path, "wb")
+        self.port = self.fixed_port or free_port()
+        self._stderr = open(self.stderr_path, "ab")  # a restart's log follows the earlier run's
         self.proc = subprocess.Popen(
             _script("fleet-server") + ["--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
                                        *self.extra],

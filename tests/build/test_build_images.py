@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT, VARIANTS, run_rp2, run_unix, uf2
+from harness.run import BUILD, ROOT, VARIANTS, run_rp2, run_unix, uf2
 
 FROZEN_MUST_HAVE = ("iotlib", "microdot", "asyncio", "iot_boot", "main", "_boot")
 # The variant decides which role is compiled in.
@@ -17,6 +17,7 @@ ROLE_ONLY = {"RELAYS": {"relays_controller", "relays_schema", "iotlib/daily_wind
              "SENSORS": {"sensors_controller", "sensors_schema", "iotlib/websocket", "iotlib/ws_stream"}}
 
 
+@pytest.mark.unix
 def test_unix_binary_imports_library_roles_and_c_module():
     out = run_unix(
         "import _iotlib, iotlib, relays_controller, sensors_controller, microdot, asyncio, tls\n"
@@ -30,6 +31,7 @@ def test_unix_binary_imports_library_roles_and_c_module():
     assert lines[1] == "relays sensors"
 
 
+@pytest.mark.unix
 def test_unix_modules_are_frozen_not_read_from_disk(tmp_path):
     # From an empty folder with no MICROPYPATH entries on disk, the library still imports.
     out = run_unix("import iotlib.buildinfo, sys\nprint(iotlib.buildinfo.__file__)",
@@ -37,6 +39,7 @@ def test_unix_modules_are_frozen_not_read_from_disk(tmp_path):
     assert out.strip() == "iotlib/buildinfo.py"
 
 
+@pytest.mark.rp2
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_uf2_boots_in_emulator_and_reports_itself(variant):
     out = run_rp2(variant,
@@ -58,6 +61,7 @@ def test_uf2_boots_in_emulator_and_reports_itself(variant):
     assert "PICO_W_IOT-%s" % variant in out
 
 
+@pytest.mark.rp2
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_unprovisioned_device_boots_to_repl_with_a_reason(variant):
     # The frozen main.py ran at boot, found no /device.json and left the REPL free.
@@ -65,6 +69,7 @@ def test_unprovisioned_device_boots_to_repl_with_a_reason(variant):
     assert "not provisioned" in out and variant in out
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_picotool_info_lists_frozen_modules(variant, deps):
     proc = subprocess.run([deps["PICOTOOL"], "info", str(uf2(variant))],
@@ -86,6 +91,7 @@ def image_budget_kb():
     return int(re.search(r"IOT_APP_SIZE\s+(0x[0-9a-fA-F]+)u", layout).group(1), 16) // 1024
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_image_fits_flash_budget(variant):
     image = BUILD / "rp2" / variant / "firmware.bin"
@@ -96,6 +102,7 @@ def test_image_fits_flash_budget(variant):
     assert budget - size_kb >= 64, "less than 64 KB left to grow into"
 
 
+@pytest.mark.qemu
 def test_qemu_image_runs_c_module():
     elf = BUILD / "qemu" / "firmware.elf"
     assert elf.exists(), "build it with firmware/build.sh qemu"
@@ -112,6 +119,7 @@ def test_qemu_image_runs_c_module():
     assert b"backend sim ok" in out, out
 
 
+@pytest.mark.unix
 def test_micropython_own_test_suite_passes_on_our_binary(deps):
     tests = pathlib.Path(deps["MICROPY_DIR"]) / "tests"
     env = dict(os.environ, MICROPY_MICROPYTHON=str(BUILD / "unix" / "micropython"))
@@ -128,6 +136,7 @@ def test_micropython_own_test_suite_passes_on_our_binary(deps):
     assert performed == passed and performed > 800, summary
 
 
+@pytest.mark.host
 def test_the_build_prints_each_wifi_image_size_against_its_budget():
     # What `make` shows a user: one line per image with its headroom (the variants build in
     # parallel, and their lines once ran together on one line of the log).

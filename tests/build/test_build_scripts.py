@@ -3,7 +3,11 @@ import os
 import shutil
 import subprocess
 
-from conftest import ROOT
+import pytest
+
+from harness.run import ROOT
+
+pytestmark = pytest.mark.host
 
 BUILD_SH = str(ROOT / "firmware" / "build.sh")
 FETCH_SH = str(ROOT / "firmware" / "fetch_deps.sh")

@@ -14,9 +14,12 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import run_rp2
-from test_fleetmgr_helpers import VENV_BIN, Fleet, SntpResponder
-from test_role_device import RoleDevice
+from harness.run import run_rp2
+from fleet_devtools.sntp import SntpResponder
+from harness.fleet_device import Fleet
+from harness.role_device import RoleDevice
+from harness.run import VENV_BIN
+from harness.waiting import wait_for
 
 TENANT, NAMESPACE = "acme", "plant1"
 RELAYS_CONFIG = {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3},
@@ -24,21 +27,6 @@ RELAYS_CONFIG = {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3},
                  "interlocks": [["relay1", "relay2"]]}
 SENSORS_CONFIG = {"sensors": {"fields": {"wave": {"source": "sim", "rate_hz": 10}},
                               "max_clients": 2}}
-
-
-def wait_for(what, fn, timeout=10, every=0.2):
-    """fn() until it returns something truthy; its value."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-        except (httpx.HTTPError, AssertionError, KeyError, TypeError) as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError("%s: not within %ss (last: %r)" % (what, timeout, last))
 
 
 class Site:
@@ -108,6 +96,7 @@ def gpio(site):
 # -- registration, configuration, readiness -------------------------------------------
 
 
+@pytest.mark.unix
 def test_relays_device_registers_heartbeats_and_takes_its_config_from_the_fleet(site):
     hb = wait_for("heartbeat", lambda: site.fleet.admin("heartbeat", "--id",
                                                          site.relays.device_id)["heartbeat"])
@@ -120,6 +109,7 @@ def test_relays_device_registers_heartbeats_and_takes_its_config_from_the_fleet(
     assert checks["registered"]["ok"] and checks["config"]["detail"] == "server"
 
 
+@pytest.mark.unix
 def test_the_fleet_hears_a_starting_device_is_ready_before_its_first_interval(tmp_path):
     # The first heartbeat goes out while the device is still starting (no config yet): with
     # a 10-minute interval the fleet would show it failing for ten minutes. Until one
@@ -136,6 +126,7 @@ def test_the_fleet_hears_a_starting_device_is_ready_before_its_first_interval(tm
         slow.close()
 
 
+@pytest.mark.unix
 def test_readyz_waits_for_registration_and_the_api_serves_without_the_fleet(site):
     # discovery that does not answer: the device serves anyway (and retries), not ready
     d = site.device("relays", None, service_discovery_url="http://127.0.0.1:9/api")
@@ -162,6 +153,7 @@ def reported(site):
     return site.fleet.admin("state-get", "--id", site.relays.device_id)["reported"]
 
 
+@pytest.mark.unix
 def test_relay_command_reaches_reported_state(site):
     wait_for("relays", lambda: gpio(site))
     r = httpx.post(site.relays.url + "/gpio/relay1", json={"state": "HIGH"}, headers=site.admin)
@@ -170,6 +162,7 @@ def test_relay_command_reaches_reported_state(site):
              lambda: reported(site).get("relays", {}).get("relay1") == "HIGH")
 
 
+@pytest.mark.unix
 def test_desired_state_from_the_fleet_is_applied(site):
     f = site.tmp / "desired.json"
     f.write_text(json.dumps({"relays": {"relay1": "LOW", "relay2": "HIGH"}}))
@@ -180,6 +173,7 @@ def test_desired_state_from_the_fleet_is_applied(site):
              lambda: reported(site).get("relays", {}).get("relay2") == "HIGH")
 
 
+@pytest.mark.unix
 def test_a_timed_command_switches_back_and_the_state_service_follows(site):
     wait_for("relays", lambda: gpio(site))
     r = httpx.post(site.relays.url + "/gpio/relay2", json={"state": "LOW"}, headers=site.admin)
@@ -194,6 +188,7 @@ def test_a_timed_command_switches_back_and_the_state_service_follows(site):
              lambda: reported(site).get("relays", {}).get("relay1") == "LOW")
 
 
+@pytest.mark.unix
 def test_the_sensors_state_reaches_the_state_service_every_report_s(site):
     def sensors_state():
         doc = site.fleet.admin("state-get", "--id", site.sensors.device_id)["reported"]
@@ -214,6 +209,7 @@ def test_the_sensors_state_reaches_the_state_service_every_report_s(site):
 # -- configuration changes --------------------------------------------------------------
 
 
+@pytest.mark.unix
 def test_config_change_hot_reloads_and_bad_ones_are_refused(site):
     new = json.loads(json.dumps(RELAYS_CONFIG))
     new["relays"]["fan"] = {"pin": 5}
@@ -236,6 +232,7 @@ def test_config_change_hot_reloads_and_bad_ones_are_refused(site):
     site.config_set(site.relays.device_id, new)  # back to a good one for what follows
 
 
+@pytest.mark.unix
 def test_max_on_time_alarm_reaches_the_fleet(site):
     r = httpx.post(site.relays.url + "/gpio/pump", json={"state": "HIGH"}, headers=site.admin)
     assert r.status_code == 200, r.text
@@ -251,6 +248,7 @@ def test_max_on_time_alarm_reaches_the_fleet(site):
 # -- metrics, stream, OTA admin -----------------------------------------------------------
 
 
+@pytest.mark.unix
 def test_metrics_parse_with_prometheus_client(site):
     text = httpx.get(site.relays.url + "/metrics", timeout=5).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -260,6 +258,7 @@ def test_metrics_parse_with_prometheus_client(site):
     assert families["iot_config_version"].samples[0].value >= 1
 
 
+@pytest.mark.unix
 def test_sensors_device_streams_with_a_fleet_token(site):
     token = site.token("viewer")
     url = site.sensors.ws_url + "?token=" + token
@@ -276,6 +275,7 @@ def test_sensors_device_streams_with_a_fleet_token(site):
     asyncio.run(stream())
 
 
+@pytest.mark.unix
 def test_ota_admin_routes_need_ota_admin(site):
     viewer = {"Authorization": "Bearer " + site.token("viewer")}
     r = httpx.get(site.relays.url + "/ota/state", headers=viewer, timeout=5)
@@ -344,6 +344,7 @@ os.remove("/device.json")
 """
 
 
+@pytest.mark.rp2
 def test_relays_image_runs_the_full_boot_and_keeps_120k_free():
     out = run_rp2("RELAYS", _RP2_BOOT, timeout=240)
     free = int(re.search(r"free_heap (\d+)", out).group(1))

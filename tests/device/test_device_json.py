@@ -15,8 +15,10 @@ import re
 import httpx
 import pytest
 
-from conftest import ROOT, run_unix
-from test_role_device import RoleDevice
+from harness.run import ROOT, run_unix
+from harness.role_device import RoleDevice
+
+pytestmark = pytest.mark.unix
 
 BOOT = "import iot_boot\niot_boot.run()"
 HEADER = "iotlib 0.1.0 (SIM): device.json is not valid"

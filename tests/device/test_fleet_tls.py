@@ -3,17 +3,17 @@ it verifies the server against the CA named in device.json, presents its client 
 and refuses to start the link with a server it cannot verify unless
 fleet_tls_insecure_skip_verify is set. Certificates are made here with `cryptography`."""
 import json
-import socket
-import subprocess
-import time
+import ssl
 
 import httpx
 import pytest
 
 from fleet_devtools.certs import issue, make_ca
-from test_device_e2e import wait_for
-from test_fleetmgr_helpers import VENV_BIN, free_port
-from test_role_device import RoleDevice
+from fleet_devtools.fleet_harness import FleetServer, admin_json
+from harness.role_device import RoleDevice
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.unix
 
 TENANT, NAMESPACE = "acme", "plant1"
 
@@ -27,30 +27,19 @@ class TlsFleet:
         self.server = issue(self.server_ca, tmp, "fleet-server", server=True)
         self.device_cert = issue(self.acme_ca, tmp, "acme-device", server=False)
         self.db = tmp / "fleet.sqlite"
-        self.port = free_port()
-        self.url = "https://localhost:%d/api" % self.port  # the server certificate names localhost
         (tmp / "fleet.json").write_text(json.dumps({"heartbeat_s": 5}))
-        self.log = open(tmp / "fleet-server.log", "w")
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "fleet-server"), "--db", str(self.db), "--port", str(self.port),
-             "--config", str(tmp / "fleet.json"), "--tls-cert", str(self.server.cert_pem),
-             "--tls-key", str(self.server.key_pem), "--mtls-ca", "acme=%s" % self.acme_ca.cert_pem,
-             "--mtls-enforce"], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while True:
-            assert self.proc.poll() is None, (tmp / "fleet-server.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                break
-            except OSError:
-                assert time.time() < deadline, "fleet-server did not start"
-                time.sleep(0.1)
+        # the harness's own readiness check is a client like any other: mTLS is enforced
+        ctx = ssl.create_default_context(cafile=str(self.server_ca.cert_pem))
+        ctx.load_cert_chain(str(self.device_cert.cert_pem), str(self.device_cert.key_pem))
+        self.fleet = FleetServer(
+            self.db, "--config", str(tmp / "fleet.json"), "--tls-cert", str(self.server.cert_pem),
+            "--tls-key", str(self.server.key_pem), "--mtls-ca", "acme=%s" % self.acme_ca.cert_pem,
+            "--mtls-enforce", tls=ctx, log_dir=tmp, log_name="fleet-server.log").start()
+        self.port = self.fleet.port
+        self.url = "https://localhost:%d/api" % self.port  # the server certificate names localhost
 
     def admin(self, *args):
-        proc = subprocess.run([str(VENV_BIN / "fleet-admin"), "--db", str(self.db), *args],
-                              capture_output=True, text=True, timeout=30)
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
+        return admin_json(self.db, *args)
 
     def device(self, name, **tls_settings):
         creds = self.admin("provision", "--id", name, "--tenant", TENANT, "--namespace", NAMESPACE,
@@ -66,9 +55,7 @@ class TlsFleet:
         return self.admin("heartbeat", "--id", device_id)["heartbeat"]
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
+        self.fleet.stop()
 
 
 def registered_check(device):

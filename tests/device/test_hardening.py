@@ -12,9 +12,13 @@ import time
 import httpx
 import pytest
 
-from test_device_e2e import NAMESPACE as E2E_NAMESPACE, TENANT as E2E_TENANT, wait_for
-from test_fleetmgr_helpers import Fleet
-from test_role_device import RoleDevice, auth, make_token, role_device  # noqa: F401
+from harness.fleet_device import Fleet
+from harness.role_device import RoleDevice, auth, make_token
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.unix
+
+E2E_TENANT, E2E_NAMESPACE = "acme", "plant1"  # a fleet-provisioned device's, as in test_device_e2e.py
 
 RELAYS = {"relay1": {"pin": 2}, "relay2": {"pin": 3}}
 FAST = {"idle_s": 1, "head_s": 2, "body_s": 1, "write_s": 2}

@@ -1,4 +1,4 @@
-"""The seed's usage example, run as written (tests/device_scripts/seed_example.py, the
+"""The seed's usage example, run as written (tests/device/device_scripts/seed_example.py, the
 example docs/iotlib.md and docs/roles.md show) on the unix build against the reference
 fleet-server: only its placeholder URLs, id and key are replaced with the test fleet's.
 
@@ -7,16 +7,20 @@ it is given no API key: registration fetches it. The controller serves the seed'
 port, 80, on every interface, as a Pico W does.
 """
 import json
+import pathlib
 import socket
 
 import httpx
 import pytest
 
-from conftest import ROOT, run_unix
-from test_device_e2e import wait_for
-from test_fleetmgr_helpers import Device, Fleet, SntpResponder, fleet, prelude  # noqa: F401
+from fleet_devtools.sntp import SntpResponder
+from harness.fleet_device import Device, Fleet, prelude
+from harness.run import ROOT, run_unix
+from harness.waiting import wait_for
 
-SCRIPT = ROOT / "tests" / "device_scripts" / "seed_example.py"
+pytestmark = pytest.mark.unix
+
+SCRIPT = pathlib.Path(__file__).parent / "device_scripts" / "seed_example.py"
 DEVICE_ID = "seed-relays-1"
 FLEET_RELAYS = {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3}, "pump": {"pin": 4}}}
 

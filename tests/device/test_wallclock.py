@@ -19,13 +19,16 @@ import httpx
 import jwt
 import pytest
 
-from conftest import MicroPythonError
-from test_device_e2e import wait_for
-from test_fleetmgr_helpers import Fleet, SntpResponder
-from test_role_device import RoleDevice
+from harness.run import MicroPythonError
+from fleet_devtools.sntp import SntpResponder
+from harness.fleet_device import Fleet
+from harness.role_device import RoleDevice
+from harness.run import POWER_ON
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.unix
 
 TENANT, NAMESPACE = "acme", "plant1"
-POWER_ON = 1609459200  # 2021-01-01, the RP2040 RTC's value at power-on
 CONFIG = {"relays": {"relay1": {"pin": 2}, "pump": {"pin": 4, "max_on_s": 1}}}
 DAY = 86400
 

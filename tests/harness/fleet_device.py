@@ -1,50 +1,38 @@
-"""Shared pieces for the fleet-manager tests: the reference fleet-server on loopback, a unix
-simulation device run as a long-lived process, and a small SNTP responder.
-
-No test lives here; the test_fleetmgr_*.py files import from it.
-"""
+"""A unix simulation device run as a long-lived process (stdout lines in a queue), the source
+every device script starts with, and the fleet-server those devices talk to: fleet_devtools'
+FleetServer (the one harness fleet/tests uses too) seen from the device side."""
 import json
 import os
 import pathlib
 import queue
 import re
-import socket
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import BUILD, ROOT
-from fleet_devtools.sntp import SntpResponder  # noqa: F401 (the tests import it from here)
-
-VENV_BIN = pathlib.Path(sys.executable).parent
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from fleet_devtools.fleet_harness import FleetServer, run_admin
+from fleet_devtools.ports import free_port
+from harness.run import BUILD, ROOT
 
 
 class Fleet:
-    """fleet-server on 127.0.0.1 with its own database; stop()/start() keep the database."""
+    """fleet-server on 127.0.0.1 with its settings file and its own database; `url` is its API
+    root as devices are given it. stop()/start() keep the database and the port."""
 
     def __init__(self, tmp, settings=None):
         self.tmp = pathlib.Path(tmp)
         self.db = self.tmp / "fleet.sqlite"
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d/api" % self.port
         self.config = self.tmp / "fleet.json"
         self.config.write_text(json.dumps(settings or {}))
-        self.proc = None
+        self.server = FleetServer(self.db, "--config", str(self.config), log_dir=self.tmp,
+                                  port=free_port(), log_name="fleet-server.log")
+        self.port = self.server.port
+        self.url = "http://127.0.0.1:%d/api" % self.port
 
     def admin(self, *args):
-        proc = subprocess.run([str(VENV_BIN / "fleet-admin"), "--db", str(self.db), *args],
-                              capture_output=True, text=True, timeout=30)
+        proc = run_admin(self.db, *args)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout) if proc.stdout.strip().startswith(("{", "[")) else proc.stdout
 
@@ -53,39 +41,25 @@ class Fleet:
                           "--namespace", namespace, "--role", role)
 
     def start(self):
-        self.log = open(self.tmp / "fleet-server.log", "a")
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "fleet-server"), "--db", str(self.db), "--host", "127.0.0.1",
-             "--port", str(self.port), "--config", str(self.config)],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            assert self.proc.poll() is None, (self.tmp / "fleet-server.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("fleet-server did not start")
+        self.server.start()
+        return self
 
     def stop(self):
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-            self.log.close()
+        if self.server.proc is not None and self.server.proc.poll() is None:
+            self.server.stop()
 
 
-@pytest.fixture
-def fleet(tmp_path):
-    # plain HTTP on loopback: a device script without api_key (the seed's form) may fetch it
-    f = Fleet(tmp_path, {"ntp_servers": ["127.0.0.1:9"], "heartbeat_s": 5, "api_key_over_http": True})
-    yield f
-    f.stop()
+def logged_requests(fleet, path):
+    """The fleet-server's access-log records for one path, in order."""
+    out = []
+    for line in (fleet.tmp / "fleet-server.log").read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("msg") == "request" and rec.get("path") == path:
+            out.append(rec)
+    return out
 
 
 def prelude(creds, fleet_url, store_dir):

@@ -14,7 +14,7 @@ import time
 from rp2040py.boards import resolve_firmware
 from rp2040py.device import MicroPythonDevice
 
-from picow_bridge import LoopbackCyw43439, LoopbackGuard, Refusals, loopback_pico_w
+from harness.picow_bridge import LoopbackCyw43439, LoopbackGuard, Refusals, loopback_pico_w
 
 SSID = "RP2040PY-GUEST"  # the emulated AP; it accepts any password
 

@@ -6,18 +6,19 @@ second architecture and float format.
 """
 import ast
 import json
-import pathlib
 
 import pytest
 
-from conftest import BUILD, _need
-from qemu_repl import QemuError, run_qemu
+from harness.run import BUILD, ROOT, need
+from harness.qemu_repl import QemuError, run_qemu
 
-SRC = pathlib.Path(__file__).resolve().parent.parent / "modules" / "iotlib"
+pytestmark = pytest.mark.qemu
+
+SRC = ROOT / "modules" / "iotlib"
 
 
 def qemu_eval(code):
-    elf = _need(BUILD / "qemu" / "firmware.elf", "firmware/build.sh qemu")
+    elf = need(BUILD / "qemu" / "firmware.elf", "firmware/build.sh qemu")
     return ast.literal_eval(run_qemu(elf, code).strip().splitlines()[-1])
 
 

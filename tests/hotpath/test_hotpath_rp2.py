@@ -1,49 +1,13 @@
 """The hot path on the emulated RP2040 (rp2040py), over the real-register backend:
 GPIO state and ADC inputs are read and set on the emulated chip, from the host."""
 import ast
-import contextlib
 
 import pytest
-from rp2040py.boards import BOARDS, resolve_firmware
-from rp2040py.device import MicroPythonDevice
-from rp2040py.peripherals.adc import RPADC
 
-from conftest import MicroPythonError, uf2
+from harness.rp2_device import booted, run
+from harness.run import MicroPythonError
 
-# ---- booting the image, and one emulator fix ------------------------------------------
-
-
-def _set_ainsel(adc, channel):
-    adc.cs = (adc.cs & ~(0x7 << 12)) | ((channel & 0x7) << 12)
-
-
-def fix_adc_round_robin(mcu):
-    """rp2040py 0.3.6 keeps two rp2040js bugs in the ADC round-robin: AINSEL is masked with
-    12 instead of 7 (channels 1-3 become 0), and the advance from channel 4 wraps to 1,
-    skipping 0. Datasheet behaviour (RP2040 4.9.2: after each conversion AINSEL moves to
-    the next channel set in RROBIN) is restored here, so a burst is checked against the
-    chip, not against the emulator's bug."""
-    RPADC._active_channel = property(RPADC._active_channel.fget, _set_ainsel)
-    mcu.adc.num_channels = 6  # 4 -> 5 (never in RROBIN) -> 0: the wrap lands on 0
-
-
-@contextlib.asynccontextmanager
-async def booted(variant="RELAYS"):
-    board = resolve_firmware(BOARDS["pico"], "micropython", str(uf2(variant)))
-    async with MicroPythonDevice(board=board) as device:
-        fix_adc_round_robin(device.mcu)
-        yield device
-
-
-async def run(device, code, timeout=120):
-    """Run code on the device; return stdout (str), raise with the traceback on error."""
-    out, err = await device.aexec(code, timeout=timeout)
-    if err:
-        raise MicroPythonError(err.decode(errors="replace") + "\n--- stdout\n" + out.decode())
-    return out.decode().replace("\r\n", "\n")
-
-
-# ---- tests ---------------------------------------------------------------------------
+pytestmark = pytest.mark.rp2
 
 PINS = {"r0": 2, "r1": 3, "r2": 4, "r3": 5, "r4": 6, "r5": 7, "r6": 8, "r7": 9}
 

@@ -8,7 +8,9 @@ import json
 
 import pytest
 
-from conftest import MicroPythonError, run_unix
+from harness.run import MicroPythonError, run_unix
+
+pytestmark = pytest.mark.unix
 
 RELAYS = """
 import _iotlib

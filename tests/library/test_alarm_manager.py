@@ -2,7 +2,11 @@
 alarms service is down, delivered to the real fleet-server once it is back."""
 import json
 
-from test_fleetmgr_helpers import Device, fleet, prelude  # noqa: F401 (fixture)
+import pytest
+
+from harness.fleet_device import Device, prelude
+
+pytestmark = pytest.mark.unix
 
 FIRST_BOOT = """
 from iotlib.registration import Registration

@@ -3,9 +3,13 @@ import base64
 import json
 import time
 
+import pytest
+
 import jwt as pyjwt
 
-from conftest import run_unix
+from harness.run import run_unix
+
+pytestmark = pytest.mark.unix
 
 API_KEY = "tenant-api-key-" + "0123456789abcdef" * 4
 

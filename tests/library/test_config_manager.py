@@ -8,7 +8,9 @@ import threading
 
 import pytest
 
-from conftest import BUILD, run_unix
+from harness.run import BUILD, run_unix
+
+pytestmark = pytest.mark.unix
 
 
 class ConfigServer:

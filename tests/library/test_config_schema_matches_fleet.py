@@ -16,7 +16,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_unix
+from harness.run import ROOT, run_unix
+
+pytestmark = pytest.mark.unix
 
 FLEET_SCHEMA = ROOT / "fleet" / "fleet_server" / "device_config.schema.json"
 ROLES = ("relays", "sensors")

@@ -1,7 +1,11 @@
 """`from iotlib import <Manager>` as the original design writes it, on the unix build: each
 name resolves to its class, only the module that defines it is loaded, and submodule imports
 (`from iotlib import jwt`) still work beside the hook."""
-from conftest import run_unix
+
+import pytest
+from harness.run import run_unix
+
+pytestmark = pytest.mark.unix
 
 MANAGERS = ("NetworkManager", "AuthManager", "ConfigManager", "WatchdogManager", "StateManager",
             "Logger", "TimeSyncManager", "AlarmManager", "OTAUpdateManager", "Health", "Metrics")

@@ -3,14 +3,14 @@ or asks sys.platform; on the unix build hal.load() picks the simulation, whose r
 notes the cause where the next boot's BootCounter reads it and exits with EXIT_RESET (75), the
 code every simulated reset uses (the watchdog's, OTA's), and an unfed watchdog exits with
 EXIT_WDT (76). The rp2 module is run here too, over a stand-in `machine`, to show it reports
-the same cause names; tests/test_fleetmgr_rp2.py boots it on the emulated chip."""
+the same cause names; tests/library/test_watchdog_manager_rp2.py boots it on the emulated chip."""
 import ast
 import json
 import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT, _need
+from harness.run import BUILD, ROOT, need
 
 EXIT_RESET, EXIT_WDT = 75, 76  # iotlib.hal.unix
 HAL = ROOT / "modules" / "iotlib" / "hal"
@@ -35,6 +35,7 @@ def hardware_probes(source):
     return sorted(found)
 
 
+@pytest.mark.host
 def test_the_probe_finder_sees_every_form():
     assert hardware_probes("import gc, machine\nfrom network import WLAN\n"
                            "from machine import Pin as P\nimport network as n\n"
@@ -44,6 +45,7 @@ def test_the_probe_finder_sees_every_form():
     assert hardware_probes("import machinery\n# import machine\ns = 'sys.platform'\n") == []
 
 
+@pytest.mark.host
 def test_only_the_hal_touches_the_hardware():
     offenders = []
     for path in sorted((ROOT / "modules").rglob("*.py")):
@@ -64,7 +66,7 @@ def test_only_the_hal_touches_the_hardware():
 
 def boot(code, cwd, timeout=30):
     """One boot of the unix build running `code` in the device folder cwd: (exit code, stdout)."""
-    binary = _need(BUILD / "unix" / "micropython", "firmware/build.sh unix")
+    binary = need(BUILD / "unix" / "micropython", "firmware/build.sh unix")
     p = subprocess.run([str(binary), "-c", code], cwd=cwd, capture_output=True, text=True,
                        timeout=timeout)
     assert "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
@@ -81,6 +83,7 @@ print("BOOT", h.__name__, h is hal.load(), boot.boot_count, boot.reset_cause)
 """
 
 
+@pytest.mark.unix
 def test_unix_reset_records_the_cause_and_exits_like_every_simulated_reset(tmp_path):
     code, out = boot(COUNT_BOOT + "h.reset('escalation', boot)\nprint('AFTER')\n", tmp_path)
     assert code == EXIT_RESET and out.splitlines() == [
@@ -93,6 +96,7 @@ def test_unix_reset_records_the_cause_and_exits_like_every_simulated_reset(tmp_p
     assert code == 0 and out.strip() == "BOOT iotlib.hal.unix True 3 requested", out
 
 
+@pytest.mark.unix
 def test_ota_reset_is_the_same_reset(tmp_path):
     code, out = boot(COUNT_BOOT + """
 from iotlib.bundle_store import BundleStore
@@ -106,6 +110,7 @@ ota.reset()
     assert out.strip() == "BOOT iotlib.hal.unix True 2 ota", out
 
 
+@pytest.mark.unix
 def test_unfed_watchdog_ends_the_process_and_the_next_boot_says_wdt(tmp_path):
     code, out = boot(COUNT_BOOT + """
 import time
@@ -121,6 +126,7 @@ print("SURVIVED")
     assert boot(COUNT_BOOT, tmp_path)[1].strip() == "BOOT iotlib.hal.unix True 2 wdt"
 
 
+@pytest.mark.unix
 def test_a_cause_that_cannot_be_written_still_resets(tmp_path):
     code, out = boot(COUNT_BOOT + """
 from iotlib.storage import Storage
@@ -154,6 +160,7 @@ print("BOOT", boot.reset_cause)
 """
 
 
+@pytest.mark.unix
 @pytest.mark.parametrize("hardware,reported", [(1, "power"), (3, "wdt")])
 def test_rp2_hal_reports_the_same_cause_names(tmp_path, hardware, reported):
     code, out = boot(RP2 % hardware + "rp2.reset('escalation', boot)\n", tmp_path)

@@ -3,9 +3,13 @@ verification fails once any line is edited. Metrics parse with prometheus_client
 import hashlib
 import json
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import run_unix
+from harness.run import run_unix
+
+pytestmark = pytest.mark.unix
 
 SECRETS = ("hunter2-password", "tok-SECRET-42", "nested-secret-99", "listed-secret-7")
 

@@ -3,7 +3,11 @@ Pico board (no CYW43 chip there: the radio fails to come up, the network reports
 everything else runs) and the free heap is printed."""
 import re
 
-from conftest import run_rp2
+import pytest
+
+from harness.run import run_rp2
+
+pytestmark = pytest.mark.rp2
 
 # The image's frozen _boot.py (the rp2 port's) has mounted littlefs at / already.
 START = """

@@ -6,7 +6,11 @@ uses (on the unix build, with the frozen Microdot), and no other device module m
 Microdot or reach into a request's socket."""
 import re
 
-from conftest import ROOT, run_unix
+import pytest
+
+from harness.run import ROOT, run_unix
+
+pytestmark = pytest.mark.unix
 
 MODULES = ROOT / "modules"
 OWNER = MODULES / "iotlib" / "http_server.py"

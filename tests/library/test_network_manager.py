@@ -2,7 +2,11 @@
 control file and watches backoff, reconnects, events and the reachability probe."""
 import socket
 
-from conftest import run_unix
+import pytest
+
+from harness.run import run_unix
+
+pytestmark = pytest.mark.unix
 
 
 def test_backoff_and_reconnect_with_sim_link_dropped_and_restored(tmp_path):

@@ -1,7 +1,11 @@
 """StateManager: desired and reported state sync both ways across a fleet-server restart."""
 import json
 
-from test_fleetmgr_helpers import Device, fleet, prelude  # noqa: F401 (fixture)
+import pytest
+
+from harness.fleet_device import Device, prelude
+
+pytestmark = pytest.mark.unix
 
 SCRIPT = """
 from iotlib.registration import Registration

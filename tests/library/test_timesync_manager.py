@@ -7,7 +7,12 @@ import time
 
 import pytest
 
-from test_fleetmgr_helpers import Device, SntpResponder, fleet, free_port, prelude  # noqa: F401 (fixture)
+from fleet_devtools.ports import free_port
+from fleet_devtools.sntp import SntpResponder
+from harness.fleet_device import Device, prelude
+from harness.run import ROOT
+
+pytestmark = pytest.mark.unix
 
 # unpacked from Debian's package by firmware/fetch_chrony.sh (make test runs it); the
 # chrony package itself is never installed
@@ -109,11 +114,10 @@ asyncio.run(main())
 
 def test_chronyd_comes_from_the_cache_and_the_package_is_not_installed():
     # warm cache: no network at all (every proxy at a closed port), same path, it runs here
-    root = pathlib.Path(__file__).resolve().parent.parent
     closed = "http://127.0.0.1:9"
     env = dict(os.environ, http_proxy=closed, https_proxy=closed, HTTP_PROXY=closed,
                HTTPS_PROXY=closed)
-    proc = subprocess.run([str(root / "firmware" / "fetch_chrony.sh")], capture_output=True,
+    proc = subprocess.run([str(ROOT / "firmware" / "fetch_chrony.sh")], capture_output=True,
                           text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(CHRONYD)

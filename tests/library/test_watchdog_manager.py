@@ -1,8 +1,12 @@
 """Registration, heartbeats and escalation to a reset, against the real fleet-server."""
 import json
 
-from test_fleetmgr_helpers import Device, fleet, prelude  # noqa: F401 (fixture)
-SIM_EXIT_RESET, SIM_EXIT_WDT = 75, 76  # iotlib.hal.unix: the simulated resets
+import pytest
+
+from harness.fleet_device import Device, prelude
+from harness.run import SIM_EXIT_RESET, SIM_EXIT_WDT
+
+pytestmark = pytest.mark.unix
 
 DEVICE_SCRIPT = """
 alarms = AlarmManager(None, auth, DEVICE, store=store, log=log)

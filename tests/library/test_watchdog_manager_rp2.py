@@ -9,7 +9,9 @@ import asyncio
 
 import pytest
 
-from conftest import uf2
+from harness.run import uf2
+
+pytestmark = pytest.mark.rp2
 
 # The image's frozen _boot.py (the rp2 port's) mounts littlefs at / on every boot, the
 # one after the watchdog reset too.

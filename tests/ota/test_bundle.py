@@ -6,209 +6,23 @@ OTAUpdateManager through a list of steps. Bundles are signed with a fresh key pa
 tools/iot-sign and published with fleet-admin, as an operator would.
 """
 import hashlib
-import hmac
 import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 
-from conftest import BUILD, ROOT, run_unix
+from harness.ota_fleet import FACTORY, OtaFleet, device_env
+from harness.run import BUILD, run_unix
 from iot_sign import keygen, load_private_key, pack_bundle, sign_manifest
 
-BIN = pathlib.Path(sys.executable).parent
-FACTORY = "1.0.0"
-
-# The device side's imports, token and reset (shared with test_ota_image_unix.py).
-HARNESS = r"""
-from iotlib.http_client import HttpClient
-from iotlib.health import Health
-from iotlib.metrics import Metrics
-from iotlib.audit import Audit
-from iotlib.ota_manager import OTAUpdateManager
-
-class Auth:
-    def device_token(self):
-        return cfg["token"]
-
-def reset():
-    print("RESET")
-    sys.exit(0)
-"""
-
-# cfg["cut_after"]: `http` loses the link after N requests (shared with test_ota_image_unix.py).
-CUT_LINK = r"""
-if cfg.get("cut_after") is not None:
-    real, calls = http.request, [0]
-    async def flaky(*a, **k):
-        calls[0] += 1
-        if calls[0] > cfg["cut_after"]:
-            raise OSError("link lost")
-        return await real(*a, **k)
-    http.request = flaky
-"""
-
-# Runs cfg["steps"] against `mgr` and `metrics` (shared with test_ota_image_unix.py).
-STEPS = r"""
-async def main():
-    for step in cfg["steps"]:
-        if step == "check":
-            r = await mgr.check()
-        elif step == "commit":
-            r = mgr.commit()
-        elif step == "rollback":
-            r = mgr.rollback()
-        elif step == "trial":
-            await mgr.run_trial(tick_s=0.05)
-            r = {"state": mgr.state}
-        elif step == "state":
-            r = (await mgr.admin("state"))[1]
-        elif step == "metrics":
-            r = {"text": metrics.render()}
-        else:
-            r = await mgr.offer(step)
-        print("RESULT", json.dumps(r))
-asyncio.run(main())
-"""
-
-DEVICE = r"""
-import sys, json, asyncio, binascii
-cfg = json.loads(%r)
-from iotlib.bundle_store import BundleStore
-store = BundleStore(cfg["root"], max_boots=cfg.get("max_boots", 3))
-print("BOOT", json.dumps(store.boot()))
-try:
-    import ota_app
-    app_version, healthy = ota_app.VERSION, ota_app.healthy
-except ImportError:
-    app_version, healthy = "factory", (lambda: True)
-print("APP", app_version)
-""" + HARNESS + r"""
-http = HttpClient(auth=Auth())
-health = Health()
-health.add_check("app", healthy)
-metrics = Metrics()
-mgr = OTAUpdateManager(cfg["url"] + "/api", device_id=cfg["id"], http=http, store=store,
-                       factory_version=cfg.get("factory", "1.0.0"),
-                       public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
-                       audit=Audit(directory=cfg["root"] + "/logs"),
-                       alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,
-                       trial_deadline_s=cfg.get("deadline", 300), chunk=cfg.get("chunk", 4096),
-                       max_bundle=cfg.get("max_bundle", 256 * 1024))
-""" + CUT_LINK + STEPS
-
-
-def _device_env():
-    """The frozen library of the built image; OTA_TEST_SOURCE=1 runs modules/ from source
-    instead (quick iteration without a rebuild)."""
-    env = dict(os.environ)
-    env.pop("MICROPYPATH", None)
-    if os.environ.get("OTA_TEST_SOURCE") == "1":
-        env["MICROPYPATH"] = str(ROOT / "modules") + ":.frozen"
-    return env
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Fleet:
-    """fleet-server on loopback with one provisioned, registered device."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.db = str(tmp / "fleet.db")
-        self.device_id, self.tenant = "pico-ota-1", "acme"
-        self.key = keygen(str(tmp / "keys"))
-        out = self.admin("provision", "--id", self.device_id, "--tenant", self.tenant,
-                         "--namespace", "lab", "--role", "relays")
-        device_key = out["device_key"]
-        port = _free_port()
-        self.url = "http://127.0.0.1:%d" % port
-        self.proc = subprocess.Popen([str(BIN / "fleet-server"), "--db", self.db, "--host", "127.0.0.1",
-                                      "--port", str(port)], stdout=subprocess.DEVNULL,
-                                     stderr=open(tmp / "server.log", "wb"))
-        for _ in range(100):
-            try:
-                if httpx.get(self.url + "/health/livez", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("fleet-server did not start: " + (tmp / "server.log").read_text())
-        nonce = httpx.post("%s/api/devices/%s/challenge" % (self.url, self.device_id)).json()["nonce"]
-        proof = hmac.new(device_key.encode(), (nonce + ":" + self.device_id).encode(),
-                         hashlib.sha256).hexdigest()
-        r = httpx.post(self.url + "/api/devices", json={
-            "id": self.device_id, "role": "relays", "firmware_version": FACTORY, "address": "127.0.0.1",
-            "port": 8080, "capabilities": [], "tenant": self.tenant, "namespace": "lab",
-            "nonce": nonce, "proof": proof})
-        assert r.status_code == 200, r.text
-        self.token = r.json()["token"]
-        self.root = tmp / "flash" / "ota"
-
-    def admin(self, *args):
-        p = subprocess.run([str(BIN / "fleet-admin"), "--db", self.db] + list(args),
-                           capture_output=True, text=True, timeout=60)
-        assert p.returncode == 0, p.stderr
-        return json.loads(p.stdout)
-
-    def publish(self, blob, manifest):
-        """Store an artefact; return the manifest as the device is offered it (with url)."""
-        path = self.tmp / ("art-%s-%s.bin" % (manifest["version"], manifest["sha256"][:8]))
-        path.write_bytes(blob)
-        mpath = path.with_suffix(".json")
-        mpath.write_text(json.dumps(manifest))
-        out = self.admin("publish", "--tenant", self.tenant, "--file", str(path), "--manifest", str(mpath))
-        return dict(manifest, url="%s/api/artifacts/%s" % (self.url, out["name"]))
-
-    def bundle(self, version, healthy=True, min_version=None, key=None, extra=None, compress=True):
-        """Sign with iot-sign's library (the CLI is covered by test_ota_sign.py)."""
-        files = {"ota_app.py": ("VERSION = %r\ndef healthy():\n    return %r\n"
-                                % (version, healthy)).encode()}
-        files.update(extra or {})
-        blob = pack_bundle(files, compress=compress)
-        priv = load_private_key(key or self.key["private.pem"])
-        return blob, sign_manifest(priv, "bundle", version, min_version, blob)
-
-    def boot(self, *steps, **cfg):
-        """One boot of the device; returns (BOOT state, APP version, [RESULT...], stdout)."""
-        cfg = dict({"root": str(self.root), "url": self.url, "token": self.token, "id": self.device_id,
-                    "key": pathlib.Path(self.key["public.raw"]).read_bytes().hex(),
-                    "steps": list(steps)}, **cfg)
-        out = run_unix(DEVICE % json.dumps(cfg), timeout=60, env=_device_env(), cwd=str(self.tmp))
-        boot = app = None
-        results = []
-        for line in out.splitlines():
-            tag, _, rest = line.partition(" ")
-            if tag == "BOOT":
-                boot = json.loads(rest)
-            elif tag == "APP":
-                app = rest
-            elif tag == "RESULT":
-                results.append(json.loads(rest))
-        return boot, app, results, out
-
-    def audit(self):
-        path = self.root / "logs" / "audit.log"
-        return path.read_text() if path.exists() else ""
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(10)
-
+pytestmark = pytest.mark.unix
 
 @pytest.fixture
 def fleet(tmp_path):
-    f = Fleet(tmp_path)
+    f = OtaFleet(tmp_path)
     yield f
     f.close()
 
@@ -287,7 +101,7 @@ def test_bundle_that_crashes_on_import_still_rolls_back(fleet):
     priv = load_private_key(fleet.key["private.pem"])
     fleet.publish(blob, sign_manifest(priv, "bundle", "1.1.0", None, blob))
     fleet.boot("check", max_boots=1)
-    env = _device_env()
+    env = device_env()
     probe = ("from iotlib.bundle_store import BundleStore\n"
              "print(BundleStore(%r, max_boots=1).boot()['version'])\nimport ota_app\n" % str(fleet.root))
     p = subprocess.run([str(BUILD / "unix" / "micropython"), "-c", probe], env=env,

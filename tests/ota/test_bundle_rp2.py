@@ -3,12 +3,16 @@ over the image's own Mbed TLS, and a bundle unpacked into littlefs and imported 
 the frozen modules."""
 import hashlib
 
+import pytest
+
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import run_rp2
+from harness.run import run_rp2
 from iot_sign import keygen, load_private_key, pack_bundle, sign_manifest
 from iot_sign.signing import raw_public_key, statement
+
+pytestmark = pytest.mark.rp2
 
 
 def test_verify_and_bundle_install_on_the_rp2040(tmp_path):

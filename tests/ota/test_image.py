@@ -4,10 +4,10 @@ The loader and three small test applications linked after it (firmware/loader/te
 built with the pico-sdk. The staged image is a file in the littlefs (written here with
 littlefs-python, as MicroPython's port formats it). The power is cut at flash operations
 (firmware/loader/emu.py): the flash image after the n-th erase/program is saved and the chip
-is powered on again from it. The same cuts on the real Wi-Fi image: test_ota_image_wifi.py.
+is powered on again from it. The same cuts on the real Wi-Fi image: test_image_wifi.py.
 
     IOTLIB_BUILD=/tmp/b firmware/build.sh rp2   # loader + MicroPython after it
-    IOTLIB_BUILD=/tmp/b .venv/bin/python -m pytest tests/test_ota_image.py -q -s
+    IOTLIB_BUILD=/tmp/b .venv/bin/python -m pytest tests/ota/test_image.py -q -s
 
 OTA_IMAGE_CUTS=all tries every flash operation of the swap (205 points) instead of the default
 sample (about 35 points: each power-on inflates the staged stream again, so a point costs about
@@ -25,36 +25,22 @@ import zlib
 
 import pytest
 
-from conftest import BUILD, ROOT
+from harness.ota_image import build_loader
+from harness.run import ROOT
 
 sys.path.insert(0, str(ROOT / "firmware"))
 sys.path.insert(0, str(ROOT / "firmware" / "loader"))
 import emu  # noqa: E402
 import pack_image as P  # noqa: E402
 
+pytestmark = pytest.mark.rp2
+
 L = P.L
-
-
-def _build_loader():
-    """The loader build of the superbuild (IOTLIB_LOADER=ON), else a private one (~20 s)."""
-    sup = BUILD / "rp2" / "loader"
-    if (sup / "iot_loader.bin").exists() and (sup / "testapp_v2.bin").exists():
-        return sup
-    out = BUILD / "loader-tests"
-    deps = dict(line.split("=", 1) for line in subprocess.run(
-        [str(ROOT / "firmware" / "fetch_deps.sh")], capture_output=True, text=True, check=True
-    ).stdout.splitlines() if "=" in line)
-    subprocess.run(["cmake", "-S", str(ROOT / "firmware" / "loader"), "-B", str(out),
-                    "-DPICO_SDK_PATH=" + deps["PICO_SDK_PATH"], "-DMICROPY_DIR=" + deps["MICROPY_DIR"]],
-                   check=True, capture_output=True)
-    proc = subprocess.run(["cmake", "--build", str(out), "-j2"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
 
 
 @pytest.fixture(scope="module")
 def bins():
-    d = _build_loader()
+    d = build_loader()
     return {n: (d / (n + ".bin")).read_bytes()
             for n in ("iot_loader", "testapp_v1", "testapp_v2", "testapp_noconfirm")}
 

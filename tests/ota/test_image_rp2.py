@@ -4,10 +4,10 @@ and the REPL need no radio):
     then downloads a staged file into littlefs; the loader reads that MicroPython-written file
     and installs it (a small test application, so that the source and the download both fit);
   * a device of the old layout loses its files (the filesystem moved and is formatted).
-The Wi-Fi SENSORS image swapped in, its trial boots, confirm and safe mode: test_ota_image_wifi.py
+The Wi-Fi SENSORS image swapped in, its trial boots, confirm and safe mode: test_image_wifi.py
 (it shares that file's one recorded swap).
 
-    firmware/build.sh rp2 && .venv/bin/python -m pytest tests/test_ota_image_rp2.py -q -s
+    firmware/build.sh rp2 && .venv/bin/python -m pytest tests/ota/test_image_rp2.py -q -s
 """
 import asyncio
 import hashlib
@@ -17,10 +17,13 @@ import time
 
 import pytest
 
-from conftest import BUILD, ROOT, MicroPythonError
+from harness.rp2_device import flash_device, reset_with, run
+from harness.run import BUILD, ROOT
 
 sys.path.insert(0, str(ROOT / "firmware"))
 import pack_image as P  # noqa: E402
+
+pytestmark = pytest.mark.rp2
 
 L = P.L
 WD_SCRATCH0 = 0x40058000 + 0x0C
@@ -34,52 +37,6 @@ def _need_loader_build():
             "testapp_v2": (BUILD / "rp2" / "loader" / "testapp_v2.bin").read_bytes(),
             "RELAYS": (BUILD / "rp2" / "RELAYS" / "firmware.bin").read_bytes(),
             "SENSORS": (BUILD / "rp2" / "SENSORS" / "firmware.bin").read_bytes()}
-
-
-def _device(tmp_path, flash):
-    """A MicroPython device booting this 2 MB flash (loader, application, our littlefs)."""
-    import dataclasses
-    from rp2040py.boards import BOARDS, FlashLayout, resolve_firmware
-    from rp2040py.device import MicroPythonDevice
-    uf2, fs = tmp_path / "device.uf2", tmp_path / "fs.img"
-    uf2.write_bytes(P.uf2([(0, flash[:L["FS_OFFSET"]])]))
-    fs.write_bytes(bytes(flash[L["FS_OFFSET"]:]))
-    board = resolve_firmware(BOARDS["pico"], "micropython", str(uf2))
-    board = dataclasses.replace(board, layout=FlashLayout(
-        fs_start=L["FS_OFFSET"], fs_blockcount=L["FS_SIZE"] // L["FLASH_SECTOR"],
-        fs_blocksize=L["FLASH_SECTOR"], prog_start=None))
-    return MicroPythonDevice(board=board, filesystem=str(fs))
-
-
-async def _run(device, code, timeout=120):
-    out, err = await device.aexec(code, timeout=timeout)
-    if err:
-        raise MicroPythonError(err.decode(errors="replace") + "\n--- stdout\n" + out.decode())
-    return out.decode().replace("\r\n", "\n")
-
-
-async def _reset(device, code, timeout=60):
-    """Run code that ends in machine.reset() and wait for the chip to reset. Code that
-    finishes without resetting fails with its output."""
-    fired = asyncio.Event()
-    reset_chip = device.mcu.watchdog.on_watchdog_trigger
-
-    def on_trigger():
-        fired.set()
-        reset_chip()
-
-    device.mcu.watchdog.on_watchdog_trigger = on_trigger
-    running = asyncio.wrap_future(device.exec_async(code, timeout=timeout))
-    waiting = asyncio.ensure_future(fired.wait())
-    done, _ = await asyncio.wait([running, waiting], timeout=timeout,
-                                 return_when=asyncio.FIRST_COMPLETED)
-    device.mcu.watchdog.on_watchdog_trigger = reset_chip
-    if waiting not in done:
-        waiting.cancel()
-        out, err = running.result() if running in done else (b"", b"timeout")
-        raise MicroPythonError("no reset:\n" + (out + err).decode(errors="replace"))
-    running.cancel()
-    await asyncio.sleep(0.1)
 
 
 # The device's own Python path: OTAUpdateManager with the real stage. The artefact and its
@@ -135,12 +92,12 @@ def test_ota_manager_stages_a_file_the_loader_installs(tmp_path):
                         "big.json": json.dumps(dict(m_big, url="/big.image")).encode(),
                         "filler": bytes(L["FS_SIZE"] - len(big))})  # leaves less than the big file
 
-    async def run():
-        device = _device(tmp_path, flash)
+    async def scenario():
+        device = flash_device(tmp_path, flash)
         await device.astart(timeout=600)
         try:
-            out = await _run(device, _STAGE_VIA_PYTHON + _NO_ROOM, timeout=300)
-            await _reset(device, _STAGE_VIA_PYTHON + _OFFER, timeout=900)
+            out = await run(device, _STAGE_VIA_PYTHON + _NO_ROOM, timeout=300)
+            await reset_with(device, _STAGE_VIA_PYTHON + _OFFER, timeout=900)
             t = time.monotonic()
             while (device.mcu.watchdog.scratch_data[3] & 0xFFF00000) != 0xA9900000:
                 assert time.monotonic() - t < 600, "testapp never settled"
@@ -149,7 +106,7 @@ def test_ota_manager_stages_a_file_the_loader_installs(tmp_path):
         finally:
             device.stop()
 
-    out, settled, after = asyncio.run(run())
+    out, settled, after = asyncio.run(scenario())
     print("\n" + out)
     lines = out.split("\n")
     assert lines[0] == "stage normal none %d ota/image.z" % L["APP_SIZE"], out
@@ -182,15 +139,15 @@ def test_refused_staged_file_is_deleted_and_alarmed(tmp_path):
     data = P.stage_file(img["testapp_v2"], "9.0.0")
     P.stage(flash, None, data=data[:-100])
 
-    async def run():
-        device = _device(tmp_path, flash)
+    async def scenario():
+        device = flash_device(tmp_path, flash)
         await device.astart(timeout=600)
         try:
-            return await _run(device, _AFTER_BOOT, timeout=120)
+            return await run(device, _AFTER_BOOT, timeout=120)
         finally:
             device.stop()
 
-    out = asyncio.run(run())
+    out = asyncio.run(scenario())
     lines = out.split("\n")
     assert lines[0] == "before True normal", out
     assert lines[1].startswith("ALARM ota_refused loader_truncated"), out
@@ -214,14 +171,14 @@ def test_old_layout_files_are_not_found_and_the_filesystem_is_formatted(tmp_path
     flash = P.factory_flash(img["loader"], img["RELAYS"])
     flash[old_offset:] = ctx.buffer
 
-    async def run():
-        device = _device(tmp_path, flash)
+    async def scenario():
+        device = flash_device(tmp_path, flash)
         await device.astart(timeout=600)
         try:
-            return await _run(device, "import os\nst = os.statvfs('/')\n"
+            return await run(device, "import os\nst = os.statvfs('/')\n"
                               "print(sorted(os.listdir('/')), st[0] * st[2])", timeout=120)
         finally:
             device.stop()
 
-    out = asyncio.run(run())
+    out = asyncio.run(scenario())
     assert out.split("\n")[0] == "[] %d" % L["FS_SIZE"], out  # empty, and the new size

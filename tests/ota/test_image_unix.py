@@ -5,8 +5,8 @@ loader) packed and signed with `firmware/pack_image.py sign` (the staged file: h
 stream) and published with fleet-admin. The unix build has no loader: its image stage
 (iotlib.image_stage.ImageStage without _iotimage) puts the file in place as on the device
 (`ota/image.z`), so these tests cover download -> verify -> stage -> reset and the refusals;
-the swap itself is tested in rp2040py (test_ota_image.py, test_ota_image_rp2.py,
-test_ota_image_wifi.py).
+the swap itself is tested in rp2040py (test_image.py, test_image_rp2.py,
+test_image_wifi.py).
 """
 import hashlib
 import json
@@ -16,42 +16,22 @@ import sys
 
 import pytest
 
-from conftest import BUILD, ROOT, run_unix
+from harness.run import BUILD, ROOT
 from iot_sign import keygen, load_private_key, sign_manifest
-from test_ota_bundle import CUT_LINK, HARNESS, STEPS, Fleet, _device_env
+from harness.ota_fleet import IMAGE_BOOT, OtaFleet
 
 sys.path.insert(0, str(ROOT / "firmware"))
 import pack_image as P  # noqa: E402
 
+pytestmark = pytest.mark.unix
+
 APP_SIZE = P.L["APP_SIZE"]
 
-DEVICE = r"""
-import sys, json, asyncio, binascii
-cfg = json.loads(%r)
-from iotlib.bundle_store import BundleStore
-from iotlib.image_stage import ImageStage
-""" + HARNESS + r"""
-store = BundleStore(cfg["root"])
-store.boot()
-stage = ImageStage(cfg["root"])
-metrics = Metrics()
-health = Health()
-health.add_check("app", lambda: (cfg.get("healthy", True), "app"))
-http = HttpClient(auth=Auth())
-mgr = OTAUpdateManager(cfg["url"] + "/api", device_id=cfg["id"], http=http, store=store,
-                       factory_version="1.0.0",
-                       public_key=binascii.unhexlify(cfg["key"]), health=health, metrics=metrics,
-                       audit=Audit(directory=cfg["root"] + "/logs"), image=stage,
-                       alarm=lambda *a: print("ALARM", json.dumps(a)), reset=reset,
-                       trial_deadline_s=cfg.get("deadline", 300))
-""" + CUT_LINK + STEPS
+class ImageFleet(OtaFleet):
+    boot_script = IMAGE_BOOT
 
-
-class ImageFleet(Fleet):
     def boot(self, *steps, **cfg):
-        cfg = dict({"root": str(self.root), "url": self.url, "token": self.token, "id": self.device_id,
-                    "key": open(self.key["public.raw"], "rb").read().hex(), "steps": list(steps)}, **cfg)
-        out = run_unix(DEVICE % json.dumps(cfg), timeout=60, env=_device_env(), cwd=str(self.tmp))
+        out = self.run_boot(*steps, **cfg)
         return [json.loads(l[7:]) for l in out.splitlines() if l.startswith("RESULT ")], out
 
     def sign_image(self, app, version, min_version=None):

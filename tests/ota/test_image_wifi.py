@@ -6,11 +6,11 @@ recorded (every flash erase and page program), then the flash as it is after the
 operation is powered on again: the loader must resume and jump into the whole SENSORS image
 (trial mode). The boot stops where the loader jumps into the application (the plain `pico`
 board: the loader needs no radio). Every fourth point is cut a second time during its resumed
-copy. test_ota_image.py does the same on a small test application at many more points.
+copy. test_image.py does the same on a small test application at many more points.
 Then MicroPython itself boots the swapped image: the staged file is deleted after the loader's
 "installed", trial boots are counted, commit() confirms, and safe mode builds its device.
 
-    firmware/build.sh rp2 && .venv/bin/python -m pytest tests/test_ota_image_wifi.py -q -s
+    firmware/build.sh rp2 && .venv/bin/python -m pytest tests/ota/test_image_wifi.py -q -s
 
 Each power-on after a cut inflates the whole 600 KB stream again (the loader keeps no inflater
 state) and hashes the region: about 360 M emulated cycles, one to three minutes of emulator time.
@@ -27,27 +27,19 @@ import time
 
 import pytest
 
-from conftest import BUILD, ROOT
-from test_ota_image_rp2 import _device, _reset, _run
+from harness.ota_image import wifi_images, wifi_swap_start
+from harness.rp2_device import flash_device, reset_with, run
+from harness.run import ROOT
 
 sys.path.insert(0, str(ROOT / "firmware"))
 sys.path.insert(0, str(ROOT / "firmware" / "loader"))
 import emu  # noqa: E402
 import pack_image as P  # noqa: E402
 
+pytestmark = pytest.mark.rp2
+
 L = P.L
 CPU_HZ = 125_000_000  # the loader runs at the SDK's default clock
-
-
-def _images():
-    out = {}
-    for name, path in (("loader", BUILD / "rp2" / "loader" / "iot_loader.bin"),
-                       ("RELAYS", BUILD / "rp2" / "RELAYS" / "firmware.bin"),
-                       ("SENSORS", BUILD / "rp2" / "SENSORS" / "firmware.bin")):
-        if not path.exists():
-            pytest.fail("%s is missing: build the Wi-Fi images with `firmware/build.sh rp2`" % path)
-        out[name] = path.read_bytes()
-    return out
 
 
 def _boot(flash, cut_after=None, record=False, torn=False):
@@ -63,16 +55,9 @@ def _whole_new_image(d, image):
     assert flash[L["APP_OFFSET"]:L["APP_OFFSET"] + len(image)] == image
 
 
-def wifi_swap_start(img):
-    """The flash before the swap: RELAYS in the factory flash, the Wi-Fi SENSORS image staged
-    as version 9.0.0; (flash, the staged file's bytes)."""
-    start = P.factory_flash(img["loader"], img["RELAYS"])
-    return start, P.stage(start, img["SENSORS"], "9.0.0")
-
-
 @pytest.fixture(scope="module")
 def swap():
-    img = _images()
+    img = wifi_images()
     start, staged = wifi_swap_start(img)
     t = time.monotonic()
     base = _boot(start, record=True)
@@ -150,7 +135,7 @@ print("boot", bs["image_mode"], bs["image_trial_boots"], v, exists("ota/image.z"
 """
 
 # Safe mode through iot_boot, as the loader leaves it after 3 unconfirmed boots (that path is
-# tested with the loader itself in test_ota_image.py): scratch 1 = SAFE.
+# tested with the loader itself in test_image.py): scratch 1 = SAFE.
 _SAFE = """
 import gc, json, os, sys, machine
 machine.mem32[0x40058000 + 0x0C + 4] = 0x53414645   # scratch 1 = SAFE, as the loader leaves it
@@ -176,22 +161,22 @@ def test_wifi_image_trial_boots_confirm_and_safe_mode(swap, tmp_path):
     """MicroPython boots the swapped Wi-Fi image (from the recorded swap, which stopped at the
     first trial boot's jump): the loader still finds the staged file, knows it as installed, and
     the image deletes it; a boot that never confirms is counted; commit() confirms; normal."""
-    async def run():
-        device = _device(tmp_path, bytearray(swap["after"]))
+    async def scenario():
+        device = flash_device(tmp_path, bytearray(swap["after"]))
         out = {}
         await device.astart(timeout=900)
         try:
-            out["trial2"] = await _run(device, _BOOTED, timeout=300)
-            await _reset(device, "import machine; machine.reset()")  # never confirms
-            out["trial3"] = await _run(device, _BOOTED, timeout=300)
-            await _reset(device, _BOOTED + "print(mgr.commit())", timeout=120)
-            out["after"] = await _run(device, _BOOTED, timeout=300)
-            out["safe"] = await _run(device, _SAFE, timeout=300)
+            out["trial2"] = await run(device, _BOOTED, timeout=300)
+            await reset_with(device, "import machine; machine.reset()")  # never confirms
+            out["trial3"] = await run(device, _BOOTED, timeout=300)
+            await reset_with(device, _BOOTED + "print(mgr.commit())", timeout=120)
+            out["after"] = await run(device, _BOOTED, timeout=300)
+            out["safe"] = await run(device, _SAFE, timeout=300)
         finally:
             device.stop()
         return out
 
-    out = asyncio.run(run())
+    out = asyncio.run(scenario())
     print("\n%s" % out)
     assert out["trial2"].split() == ["boot", "trial", "2", "installed", "False", "PICO_W_IOT-SENSORS"], out
     assert out["trial3"].split() == ["boot", "trial", "3", "none", "False", "PICO_W_IOT-SENSORS"], out

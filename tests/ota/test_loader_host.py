@@ -15,7 +15,7 @@ milliseconds instead of rp2040py's ~140 s, so every operation of the swap can be
    so the emulator part takes seconds. OTA_LOADER_HOST_EMU_WIFI=1 adds one point on the Wi-Fi
    image (the uncut swap, then the last sector's journal record torn: about 3.5 minutes).
 2. The sweep (test_wifi_power_cut_at_every_operation): RELAYS in the factory flash, the Wi-Fi
-   SENSORS image staged (as test_ota_image_wifi.py builds it); the swap is recorded and cut after
+   SENSORS image staged (as test_image_wifi.py builds it); the swap is recorded and cut after
    operation k, plain and torn, then powered on until it boots: every boot must be the whole
    new image (trial mode, verdict installed; the old one would only be allowed before the
    copy's first journal record), the loader region and the filesystem untouched; the first
@@ -28,7 +28,7 @@ milliseconds instead of rp2040py's ~140 s, so every operation of the swap can be
    over one test's budget); the default is every 4th operation plus every journal write and the
    first and last 20 (2,340 cuts, 28-53 s).
 
-    firmware/build.sh rp2 && .venv/bin/python -m pytest tests/test_ota_loader_host.py -q -s
+    firmware/build.sh rp2 && .venv/bin/python -m pytest tests/ota/test_loader_host.py -q -s
 """
 import os
 import pathlib
@@ -38,7 +38,8 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from harness.ota_image import build_loader, wifi_images, wifi_swap_start
+from harness.run import ROOT
 
 sys.path.insert(0, str(ROOT / "firmware"))
 sys.path.insert(0, str(ROOT / "firmware" / "loader"))
@@ -46,8 +47,6 @@ sys.path.insert(0, str(ROOT / "firmware" / "loader" / "host"))
 import emu  # noqa: E402
 import host_build  # noqa: E402
 import pack_image as P  # noqa: E402
-from test_ota_image import _build_loader  # noqa: E402
-from test_ota_image_wifi import _images, wifi_swap_start  # noqa: E402
 
 L = P.L
 APP, JOURNAL = L["APP_OFFSET"], L["JOURNAL_OFFSET"]
@@ -125,8 +124,9 @@ def _cross_check(exe, start, points, tmp):
     return len(h.ops)
 
 
+@pytest.mark.rp2
 def test_host_matches_emulator(host_loader, tmp_path):
-    bins = {n: (_build_loader() / (n + ".bin")).read_bytes() for n in ("iot_loader", "testapp_v1", "testapp_v2")}
+    bins = {n: (build_loader() / (n + ".bin")).read_bytes() for n in ("iot_loader", "testapp_v1", "testapp_v2")}
     start = P.factory_flash(bins["iot_loader"], bins["testapp_v1"])
     P.stage(start, bins["testapp_v2"], "2.0.0")
 
@@ -142,7 +142,7 @@ def test_host_matches_emulator(host_loader, tmp_path):
 
 
 def _host_matches_emulator_wifi(host_loader, tmp_path):
-    img = _images()
+    img = wifi_images()
     start, _ = wifi_swap_start(img)
     t = time.monotonic()
     # The last sector's journal record, torn: the emulator's cut run is all but the swap's last
@@ -161,8 +161,8 @@ if os.environ.get("OTA_LOADER_HOST_EMU_WIFI"):
 
 @pytest.fixture(scope="module")
 def wifi_start(tmp_path_factory):
-    """The flash before the swap, as test_ota_image_wifi.py makes it, saved to files."""
-    img = _images()
+    """The flash before the swap, as test_image_wifi.py makes it, saved to files."""
+    img = wifi_images()
     d = tmp_path_factory.mktemp("wifi-swap")
     start, _ = wifi_swap_start(img)
     for name, data in (("start.bin", start), ("RELAYS.bin", img["RELAYS"]), ("SENSORS.bin", img["SENSORS"])):
@@ -170,6 +170,7 @@ def wifi_start(tmp_path_factory):
     return d
 
 
+@pytest.mark.host
 def test_wifi_power_cut_at_every_operation(host_loader, wifi_start):
     every = os.environ.get("OTA_LOADER_HOST_CUTS") == "all"
     stride = 1 if every else DEFAULT_STRIDE

@@ -5,39 +5,19 @@ before its OTA poll (OTAUpdateManager's poll_s, 3600 s on the device) comes roun
 import json
 import time
 
+import pytest
+
 import httpx
 
-from conftest import ROOT
 from iot_sign import load_private_key, pack_bundle, sign_manifest
-from test_fleetmgr_helpers import Fleet
-from test_fleetmgr_watchdog import SIM_EXIT_RESET
-from test_role_device import RoleDevice
+from harness.fleet_device import Fleet, logged_requests
+from harness.role_device import RoleDevice
+from harness.run import DEV_KEY, SIM_EXIT_RESET
+from harness.waiting import wait_until
 
-DEV_KEY = ROOT / "tools" / "iot-sign" / "dev-key" / "private.pem"  # the key the build trusts
+pytestmark = pytest.mark.unix
+
 DEVICE_ID = "push-1"
-
-
-def requests(fleet, path):
-    """The fleet-server's access-log records for one path, in order."""
-    out = []
-    for line in (fleet.tmp / "fleet-server.log").read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if rec.get("msg") == "request" and rec.get("path") == path:
-            out.append(rec)
-    return out
-
-
-def wait_for(what, fn, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("%s: not within %ss" % (what, timeout))
 
 
 def test_check_update_pushed_with_a_heartbeat_installs_without_waiting_for_the_poll(tmp_path):
@@ -53,7 +33,7 @@ def test_check_update_pushed_with_a_heartbeat_installs_without_waiting_for_the_p
     beats = "/api/devices/%s/heartbeat" % DEVICE_ID
     try:
         dev.start()
-        wait_for("the check at boot", lambda: requests(fleet, update))  # 204: nothing yet
+        wait_until("the check at boot", lambda: logged_requests(fleet, update))  # 204: nothing yet
         files = {"ota_push_app.py": b"VERSION = '99.0.0'\n"}
         blob = pack_bundle(files)
         manifest = sign_manifest(load_private_key(str(DEV_KEY)), "bundle", "99.0.0", None, blob)
@@ -62,9 +42,9 @@ def test_check_update_pushed_with_a_heartbeat_installs_without_waiting_for_the_p
         fleet.admin("publish", "--tenant", "acme", "--file", str(tmp_path / "b.bin"),
                     "--manifest", str(tmp_path / "b.json"))
         # heartbeats go on, but nothing asks for updates: the poll is an hour away
-        seen = len(requests(fleet, beats))
-        wait_for("two more heartbeats", lambda: len(requests(fleet, beats)) >= seen + 2, timeout=30)
-        assert len(requests(fleet, update)) == 1
+        seen = len(logged_requests(fleet, beats))
+        wait_until("two more heartbeats", lambda: len(logged_requests(fleet, beats)) >= seen + 2, timeout=30)
+        assert len(logged_requests(fleet, update)) == 1
 
         fleet.admin("action", "--id", DEVICE_ID, "check_update")
         pushed = time.time()
@@ -72,7 +52,7 @@ def test_check_update_pushed_with_a_heartbeat_installs_without_waiting_for_the_p
         assert dev.proc.wait(30) == SIM_EXIT_RESET, dev.output()
         assert "SIMRESET: device reset" in dev.output(), dev.output()
         assert time.time() - pushed < 15  # one heartbeat (5 s) and the download
-        checks = requests(fleet, update)
+        checks = logged_requests(fleet, update)
         assert [r["status"] for r in checks] == [204, 200], checks
         assert "Traceback" not in dev.output(), dev.output()
         dev._out.close()

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
+from harness.run import ROOT
 from iot_sign import (BundleError, VerifyError, keygen, load_private_key, load_public_key,
                       pack_bundle, sign_manifest, unpack_bundle, verify_manifest)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 IOT_SIGN = [sys.executable, "-m", "iot_sign.cli"]
 
 
@@ -33,6 +33,7 @@ def app(tmp_path):
     return src
 
 
+@pytest.mark.host
 def test_keygen_writes_private_pem_and_both_public_forms(keys):
     pem = pathlib.Path(keys["private.pem"])
     assert pem.read_bytes().startswith(b"-----BEGIN PRIVATE KEY")
@@ -44,6 +45,7 @@ def test_keygen_writes_private_pem_and_both_public_forms(keys):
     assert raw.hex() in pathlib.Path(keys["ota_key.py"]).read_text()
 
 
+@pytest.mark.host
 def test_bundle_roundtrip_keeps_only_code_files(app):
     from iot_sign.cli import collect
     files = collect([str(app)])
@@ -52,12 +54,14 @@ def test_bundle_roundtrip_keeps_only_code_files(app):
         assert unpack_bundle(pack_bundle(files, compress=compress)) == files
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("name", ["/abs.py", "../up.py", "a//b.py", "a/./b.py", ""])
 def test_bundle_refuses_unsafe_names(name):
     with pytest.raises(BundleError):
         pack_bundle({name: b"x"})
 
 
+@pytest.mark.host
 def test_cli_bundle_then_verify_ok(tmp_path, keys, app):
     out = tmp_path / "app.bundle"
     r = cli("bundle", "--key", keys["private.pem"], "--version", "1.1.0", "--min-version", "1.0.0",
@@ -71,6 +75,7 @@ def test_cli_bundle_then_verify_ok(tmp_path, keys, app):
         assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+@pytest.mark.host
 def test_tampered_bytes_are_refused(tmp_path, keys, app):
     out = tmp_path / "app.bundle"
     assert cli("bundle", "--key", keys["private.pem"], "--version", "1.1.0", "--out", out, app).returncode == 0
@@ -87,6 +92,7 @@ def test_tampered_bytes_are_refused(tmp_path, keys, app):
         verify_manifest(load_public_key(keys["public.der"]), m, bytes(blob))
 
 
+@pytest.mark.host
 def test_wrong_key_is_refused(tmp_path, keys, app):
     other = keygen(str(tmp_path / "other"))
     out = tmp_path / "app.bundle"
@@ -95,6 +101,7 @@ def test_wrong_key_is_refused(tmp_path, keys, app):
     assert r.returncode == 1 and "bad signature" in r.stderr
 
 
+@pytest.mark.host
 @pytest.mark.parametrize("field,value", [("version", "9.9.9"), ("min_version", "0.1"), ("kind", "image")])
 def test_relabelled_manifest_is_refused(keys, field, value):
     """The signature covers kind, version and min_version, not only the bytes."""
@@ -106,6 +113,7 @@ def test_relabelled_manifest_is_refused(keys, field, value):
         verify_manifest(load_public_key(keys["public.raw"]), m, blob)
 
 
+@pytest.mark.host
 def test_cli_refuses_non_code_files(tmp_path, keys):
     (tmp_path / "x.txt").write_text("x")
     r = cli("bundle", "--key", keys["private.pem"], "--version", "1.1.0", "--out", tmp_path / "b",
@@ -113,9 +121,10 @@ def test_cli_refuses_non_code_files(tmp_path, keys):
     assert r.returncode != 0 and "only .mpy and .py" in r.stderr
 
 
+@pytest.mark.unix
 def test_device_dev_key_is_the_committed_dev_key_pair():
     # The key frozen into the image we built (the default build trusts the dev key).
-    from conftest import run_unix
+    from harness.run import run_unix
     raw = (ROOT / "tools/iot-sign/dev-key/public.raw").read_bytes()
     frozen = run_unix("from iotlib.ota_key import PUBLIC_KEY\nprint(PUBLIC_KEY.hex())").strip()
     assert frozen == raw.hex()

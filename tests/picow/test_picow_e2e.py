@@ -18,10 +18,13 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import uf2
-from picow_bridge import LoopbackGuard, NotLoopback, Refusals
-from picow_device import SSID, GuestError, PicoW
-from test_fleetmgr_helpers import Fleet, SntpResponder
+from harness.run import uf2
+from fleet_devtools.sntp import SntpResponder
+from harness.fleet_device import Fleet
+from harness.picow_bridge import LoopbackGuard, NotLoopback, Refusals
+from harness.picow_device import SSID, GuestError, PicoW
+
+pytestmark = pytest.mark.picow
 
 TENANT, NAMESPACE, DEVICE_ID = "acme", "plant1", "picow-relays-1"
 RELAYS_CONFIG = {"relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3}},

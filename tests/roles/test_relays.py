@@ -6,9 +6,10 @@ import time
 import httpx
 import pytest
 
-from conftest import run_unix
-from test_role_device import (API_KEY, NAMESPACE, TENANT, auth, make_token,  # noqa: F401
-                              role_device)
+from harness.run import run_unix
+from harness.role_device import auth, make_token
+
+pytestmark = pytest.mark.unix
 
 RELAYS = {"relay1": {"pin": 2}, "relay2": {"pin": 3, "active_low": True},
           "pump": {"pin": 4, "safe_state": "HIGH"}, "heater": {"pin": 5, "max_on_s": 1}}

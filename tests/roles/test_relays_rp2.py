@@ -3,7 +3,11 @@ switches the real GPIO outputs, and a full HTTP request (JWT, RBAC, relay write)
 through the Microdot app over in-memory streams. Also the free heap once it all runs."""
 import re
 
-from conftest import run_rp2
+import pytest
+
+from harness.run import run_rp2
+
+pytestmark = pytest.mark.rp2
 
 _SETUP = """
 import gc, machine, asyncio

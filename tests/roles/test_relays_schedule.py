@@ -4,12 +4,17 @@ the relay switches at its times, seen through the API and in the state service."
 import json
 import time
 
+import pytest
+
 import httpx
 
-from test_device_e2e import wait_for
-from test_fleetmgr_helpers import Fleet, SntpResponder
-from test_role_device import RoleDevice
-from test_wallclock import POWER_ON
+from fleet_devtools.sntp import SntpResponder
+from harness.fleet_device import Fleet
+from harness.role_device import RoleDevice
+from harness.run import POWER_ON
+from harness.waiting import wait_for
+
+pytestmark = pytest.mark.unix
 
 TENANT, NAMESPACE = "acme", "plant1"
 DAY = 86400

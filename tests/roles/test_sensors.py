@@ -9,8 +9,10 @@ import httpx
 import pytest
 import websockets
 
-from conftest import run_unix
-from test_role_device import auth, make_token, role_device  # noqa: F401
+from harness.run import run_unix
+from harness.role_device import auth, make_token
+
+pytestmark = pytest.mark.unix
 
 FIELDS = {"temp_sim": {"source": "sim", "rate_hz": 50},
           "slow": {"source": "sim", "rate_hz": 2},

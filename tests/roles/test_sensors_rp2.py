@@ -4,7 +4,11 @@ the Microdot app over in-memory streams. Also the free heap once it all runs."""
 import json
 import re
 
-from test_hotpath_rp2 import booted, run
+import pytest
+
+from harness.rp2_device import booted, run
+
+pytestmark = pytest.mark.rp2
 
 _SETUP = """
 import gc, asyncio

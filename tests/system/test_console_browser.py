@@ -12,8 +12,10 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import BUILD, ROOT
-from test_sim_launcher import free_port_block
+from harness.run import BUILD, ROOT
+from fleet_devtools.ports import free_port_block
+
+pytestmark = [pytest.mark.unix, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

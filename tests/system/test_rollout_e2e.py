@@ -3,14 +3,18 @@ goes to the one canary only, is promoted once the canary commits (and stays comm
 window), then reaches the other device; a second rollout halts by itself when the canary rolls back.
 """
 import json
-import time
+
+import pytest
 
 import httpx
 
 from iot_sign import load_private_key, pack_bundle, sign_manifest
-from test_fleetmgr_helpers import Fleet
-from test_ota_push import DEV_KEY, requests, wait_for
-from test_role_device import RoleDevice
+from harness.fleet_device import Fleet, logged_requests
+from harness.role_device import RoleDevice
+from harness.run import DEV_KEY
+from harness.waiting import wait_until
+
+pytestmark = pytest.mark.unix
 
 TENANT, NAMESPACE = "acme", "plant1"
 CONFIG = {"heartbeat_s": 5, "relays": {"r1": {"pin": 2}}}
@@ -33,7 +37,7 @@ def reset_and_boot(dev, timeout=30):
 
 
 def checks(fleet, device_id):
-    return [r["status"] for r in requests(fleet, "/api/devices/%s/update" % device_id)]
+    return [r["status"] for r in logged_requests(fleet, "/api/devices/%s/update" % device_id)]
 
 
 def test_canary_promotes_on_commit_and_a_rollback_halts(tmp_path):
@@ -61,9 +65,9 @@ def test_canary_promotes_on_commit_and_a_rollback_halts(tmp_path):
     try:
         for dev in devices.values():
             dev.start()
-        wait_for("both online", lambda: api.get("/api/admin/devices", params={"online": True}).json()["total"] == 2,
+        wait_until("both online", lambda: api.get("/api/admin/devices", params={"online": True}).json()["total"] == 2,
                  timeout=30)
-        wait_for("boot checks", lambda: checks(fleet, "canary-1") and checks(fleet, "other-1"))
+        wait_until("boot checks", lambda: checks(fleet, "canary-1") and checks(fleet, "other-1"))
 
         first = publish(fleet, tmp_path, "99.0.0")
         res = api.post("/api/admin/rollouts", json={"name": "r1", "artifact": first, "canaries": ["canary-1"],
@@ -72,17 +76,17 @@ def test_canary_promotes_on_commit_and_a_rollback_halts(tmp_path):
         assert api.post("/api/admin/rollouts", json={"name": "r1b", "artifact": first,
                                                      "canaries": ["ghost"]}).status_code == 409
         push("other-1")
-        wait_for("other-1 is not offered it", lambda: checks(fleet, "other-1")[-1:] == [204] and
+        wait_until("other-1 is not offered it", lambda: checks(fleet, "other-1")[-1:] == [204] and
                  len(checks(fleet, "other-1")) == 2, timeout=20)
         push("canary-1")
         reset_and_boot(canary)  # installed 99.0.0, reset, now on trial
-        wait_for("canary on trial", lambda: rollout("r1")["progress"]["canary-1"] == "trial", timeout=20)
+        wait_until("canary on trial", lambda: rollout("r1")["progress"]["canary-1"] == "trial", timeout=20)
         assert rollout("r1")["state"] == "canary"
 
-        wait_for("canary ready", lambda: httpx.get(canary.url + "/health/readyz", timeout=5).status_code == 200)
+        wait_until("canary ready", lambda: httpx.get(canary.url + "/health/readyz", timeout=5).status_code == 200)
         res = httpx.post(canary.url + "/ota/commit", headers=auth, timeout=10)
         assert res.status_code == 200 and res.json()["ok"], res.text
-        wait_for("promoted", lambda: rollout("r1")["state"] == "promoted", timeout=30)
+        wait_until("promoted", lambda: rollout("r1")["state"] == "promoted", timeout=30)
         r1 = rollout("r1")
         assert r1["progress"] == {"canary-1": "committed"} and "committed" in r1["reason"]
 
@@ -98,16 +102,16 @@ def test_canary_promotes_on_commit_and_a_rollback_halts(tmp_path):
                                                      "window_s": 2, "deadline_s": 300}).status_code == 201
         push("canary-1")
         reset_and_boot(canary)
-        wait_for("r2 canary on trial", lambda: rollout("r2")["progress"]["canary-1"] == "trial", timeout=20)
+        wait_until("r2 canary on trial", lambda: rollout("r2")["progress"]["canary-1"] == "trial", timeout=20)
         res = httpx.post(canary.url + "/ota/rollback", headers=auth, timeout=10)
         assert res.status_code == 200 and res.json()["to"] == "99.0.0", res.text
         assert api.post("/api/admin/devices/canary-1/actions", json={"action": "reboot"}).status_code == 200
         reset_and_boot(canary)
-        wait_for("halted", lambda: rollout("r2")["state"] == "halted", timeout=30)
+        wait_until("halted", lambda: rollout("r2")["state"] == "halted", timeout=30)
         assert rollout("r2")["reason"] == "canary canary-1 rolled back to 99.0.0"
         before = len(checks(fleet, "other-1"))
         push("other-1")
-        wait_for("other-1 checked", lambda: len(checks(fleet, "other-1")) > before, timeout=20)
+        wait_until("other-1 checked", lambda: len(checks(fleet, "other-1")) > before, timeout=20)
         assert checks(fleet, "other-1")[-1] == 204  # halted: 99.0.1 goes to nobody
         audit = [e["action"] for e in api.get("/api/admin/audit", params={"action": "rollout."}).json()["entries"]]
         assert audit == ["rollout.halted", "rollout.create", "rollout.promoted", "rollout.create"]

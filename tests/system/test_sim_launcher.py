@@ -3,28 +3,16 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-from conftest import BUILD, ROOT
+import pytest
 
+from fleet_devtools.ports import free_port_block, port_free
+from harness.run import BUILD, ROOT
 
-def free_port_block(count=3):
-    """A base port with `count` free consecutive ports after it."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + count < 65535 and all(_port_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free port block")
-
-
-def _port_free(port):
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
+pytestmark = pytest.mark.unix
 
 
 def curl(*args):
@@ -86,4 +74,4 @@ def test_sim_prints_working_urls_and_token_and_stops_cleanly(tmp_path):
         proc.wait(timeout=30)
     assert proc.returncode == 0
     for port in (base, base + 1, base + 2):
-        assert _port_free(port), "port %d still served after Ctrl-C" % port
+        assert port_free(port), "port %d still served after Ctrl-C" % port
