@@ -14,7 +14,7 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.run import run_rp2
+from harness.run import device_script, run_rp2, shared_script
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Fleet
 from harness.role_device import RoleDevice
@@ -292,56 +292,7 @@ def test_ota_admin_routes_need_ota_admin(site):
 
 # -- the RELAYS image in rp2040py ----------------------------------------------------------
 
-_RP2_BOOT = """
-import gc, json, os, asyncio
-with open("/device.json", "w") as f:
-    json.dump({"device_id": "emu-1", "device_key": "k" * 64, "api_key": "a" * 64,
-               "tenant": "acme", "namespace": "plant1", "port": 8080,
-               "service_discovery_url": "http://10.9.9.9/api"}, f)
-import iot_boot
-device = iot_boot.prepare()
-
-class Reader:  # the request's bytes, as the socket stream hands them to the HTTP server
-    def __init__(self, data): self.data = data
-    async def readinto(self, buf): return self._take(len(buf), buf)
-    async def readexactly(self, n): return bytes(self._take(n, None))
-    def _take(self, n, buf):
-        n = min(n, len(self.data)); part = self.data[:n]; self.data = self.data[n:]
-        if buf is None: return part
-        buf[:n] = part; return n
-
-class Writer:
-    def __init__(self): self.data = b""
-    async def awrite(self, b): self.data += bytes(b)
-    async def aclose(self): pass
-    def get_extra_info(self, what): return ("10.0.0.2", 40000)
-
-async def request(path, role):
-    raw = b"GET %s HTTP/1.1\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n" % (
-        path, device.auth.issue("t", role))
-    w = Writer()
-    await device.controller.server.app.handle_request(Reader(raw), w)
-    return w.data.split(b"\\r\\n", 1)[0].decode()
-
-async def main():
-    # device.main() without the listening socket (this image has no network stack)
-    device.alarms.install()
-    await device.controller.start()
-    await asyncio.sleep(2)  # registration has failed at least once, and retries
-    print("unsynced", await request(b"/gpio", "admin"), device.health.readyz()[1]["time_synced"])
-    # no radio here, so no SNTP: its answer, as TimeSyncManager hands it over (machine.RTC)
-    device.clock.sync(1767225600 * 1000000 - device.clock.raw_us())
-    print("gpio", await request(b"/gpio", "admin"))
-    print("ota", await request(b"/ota/state", "viewer"), await request(b"/ota/state", "admin"))
-    gc.collect()
-    print("free_heap", gc.mem_free())
-    ok, checks = device.health.readyz()
-    print("registered", checks["registered"]["ok"], "attempts", device.link.attempts)
-    print("config", device.config.source, "components", sorted(device.components))
-    await device.stop()
-asyncio.run(main())
-os.remove("/device.json")
-"""
+_RP2_BOOT = "\n" + shared_script("memory_streams.py") + device_script(__file__, "relays_rp2_full_boot.py")
 
 
 @pytest.mark.rp2

@@ -13,9 +13,10 @@ import socket
 import httpx
 import pytest
 
+from fleet_devtools.ports import free_port
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Device, Fleet, prelude
-from harness.run import ROOT, run_unix
+from harness.run import ROOT, device_script, run_unix, script_env
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.unix
@@ -126,24 +127,7 @@ def test_the_documented_examples_are_the_script_the_test_runs():
 
 
 def test_a_seed_constructor_given_a_wrong_type_says_which_argument(tmp_path):
-    out = run_unix("""
-from iotlib import NetworkManager, AuthManager, ConfigManager, Logger, WatchdogManager, StateManager, TimeSyncManager, AlarmManager, OTAUpdateManager
-auth = AuthManager("device_key")
-for make in (lambda: NetworkManager(42, "PASSWORD"),
-             lambda: AuthManager(b"device_key"),
-             lambda: ConfigManager("https://configserver/api", "device_id", auth),
-             lambda: Logger(mask_fields="token"),
-             lambda: WatchdogManager(auth, "https://servicediscovery/api", "device_id"),
-             lambda: StateManager("https://stateserver/api", auth, 7),
-             lambda: TimeSyncManager("pool.ntp.org"),
-             lambda: AlarmManager({"url": "https://alarms/api"}, auth, "device_id"),
-             lambda: OTAUpdateManager(auth, "https://updates/api")):
-    try:
-        make()
-        print("accepted")
-    except TypeError as e:
-        print(e)
-""", cwd=tmp_path).splitlines()
+    out = run_unix("\n" + device_script(__file__, "seed_constructor_wrong_types.py"), cwd=tmp_path).splitlines()
     assert out == [
         "NetworkManager: ssid must be a string, not int",
         "AuthManager: device_key must be a string, not bytes",
@@ -189,58 +173,12 @@ except TypeError as e:
 
 def test_a_loop_run_as_the_callers_task_is_stopped_by_stop_and_runs_once(tmp_path):
     # the seed runs the loops with asyncio.create_task(m.loop()) instead of m.start()
-    out = run_unix("""
-import asyncio
-from iotlib import NetworkManager, AuthManager, ConfigManager, WatchdogManager, StateManager, TimeSyncManager, AlarmManager
-auth = AuthManager("device_key")
-managers = (
-    ("monitor", NetworkManager("SSID", "PASSWORD")),
-    ("fetch_config_loop", ConfigManager("http://127.0.0.1:9/api", auth, "d", interval_s=60)),
-    ("watchdog_loop", WatchdogManager("http://127.0.0.1:9/api", auth, "d", use_wdt=False)),
-    ("sync_loop", TimeSyncManager(["127.0.0.1:9"], timeout_ms=100)),
-    ("sync_loop", StateManager(None, auth, "d")),
-    ("send_loop", AlarmManager(None, auth, "d")),
-)
-async def main():
-    for name, m in managers:
-        loop = getattr(m, name)
-        first = asyncio.create_task(loop())
-        await asyncio.sleep_ms(20)
-        second = asyncio.create_task(loop())
-        await asyncio.sleep_ms(20)
-        running = first.done(), second.done()   # the copy returned at once
-        await m.stop()
-        await asyncio.sleep_ms(20)
-        again = first.done()
-        await m.start()                         # and start() runs it again after stop()
-        await asyncio.sleep_ms(20)
-        task = m._loop_task.task if name == "watchdog_loop" else m._task.task
-        print(name, running, again, task is not None and not task.done())
-        await m.stop()
-asyncio.run(main())
-""", cwd=tmp_path).splitlines()
+    out = run_unix("\n" + device_script(__file__, "seed_loop_as_callers_task.py"), cwd=tmp_path).splitlines()
     assert out == ["%s (False, True) True True" % n for n in (
         "monitor", "fetch_config_loop", "watchdog_loop", "sync_loop", "sync_loop", "send_loop")]
 
 
-ALARMS_ON_THEIR_OWN = """
-alarms = AlarmManager(SD, auth, DEVICE)                 # never started: sends by itself
-managed = AlarmManager(SD, auth, DEVICE, autostart=False)
-stopped = AlarmManager(SD, auth, DEVICE)
-reg = Registration(SD, auth, DEVICE, role="relays")
-async def main():
-    await reg.register()
-    await stopped.stop()
-    for a, kind in ((alarms, "own"), (managed, "managed"), (stopped, "stopped")):
-        a.report_alarm({"type": kind, "severity": "warning", "source": "t"})
-    while alarms.pending:
-        await asyncio.sleep_ms(50)
-    await asyncio.sleep_ms(300)
-    print("SENT", alarms.sent, alarms._task.running(), managed._task.running(),
-          stopped._task.running(), managed.pending[0]["type"], stopped.pending[0]["type"])
-    print("FLUSHED", await managed.flush(), managed.sent)   # the owner sends when it wants
-asyncio.run(main())
-"""
+ALARMS_ON_THEIR_OWN = "\n" + device_script(__file__, "alarms_on_their_own.py")
 
 
 def test_an_alarm_manager_nobody_starts_sends_by_itself(fleet, tmp_path):
@@ -285,35 +223,8 @@ def test_ota_in_the_seed_form_learns_its_id_and_the_api_key_from_registration(fl
 
 
 def test_a_standalone_controller_serves_until_stop_and_stop_ends_its_device(tmp_path):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    out = run_unix("""
-import asyncio, socket
-from sensors_controller import SensorsController
-controller = SensorsController(wifi_ssid="SSID", device_id="s1", device_key="k",
-                               service_discovery_url="http://127.0.0.1:9/api/devices",
-                               host="127.0.0.1", port=%d, fields={"t": {"source": "sim", "rate_hz": 5}})
-def listening():
-    s = socket.socket()
-    try:
-        s.connect(socket.getaddrinfo("127.0.0.1", %d)[0][-1])
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-async def main():
-    task = asyncio.create_task(controller.main())
-    await asyncio.sleep_ms(500)
-    device = controller.device
-    print("serving", listening(), device.controller is controller, device.link.attempts >= 1)
-    await controller.stop()
-    await asyncio.sleep_ms(100)
-    print("stopped", task.done(), listening(), device.watchdog._loop_task.running(),
-          device.network._task.running())
-asyncio.run(main())
-""" % (port, port), cwd=tmp_path).splitlines()
+    port = free_port()
+    out = run_unix(device_script(__file__, "standalone_sensors_controller.py"),
+                   env=script_env(port=port), cwd=tmp_path).splitlines()
     assert out == ["serving True True True", "stopped True False False False"]
     assert {"boot.json", "logs"} <= {p.name for p in tmp_path.iterdir()}  # the boot path's files

@@ -19,7 +19,7 @@ import httpx
 import jwt
 import pytest
 
-from harness.run import MicroPythonError
+from harness.run import device_script, MicroPythonError
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Fleet
 from harness.role_device import RoleDevice
@@ -275,22 +275,7 @@ for text in ('{"floor": "soon"}', '{"floor": 1e999}', '{"floor": true}', '{"flo'
 
 
 def test_the_floor_is_written_at_the_first_sync_then_at_most_hourly(micropython, tmp_path):
-    code = """
-import json
-from iotlib.clock import Clock
-from iotlib.storage import Storage
-clock = Clock(store=Storage("."), persist_s=3600)
-def floor():
-    return json.load(open("clock.json"))["floor"] - clock.time()
-clock.sync(0)
-print("first", floor())
-clock.offset_s = 600       # ten minutes later: another SNTP round, no flash write
-clock.sync(0)
-print("later", floor())
-clock.offset_s = 3700      # over an hour since the last write: written again
-clock.sync(0)
-print("hour", floor())
-"""
+    code = "\n" + device_script(__file__, "clock_floor_writes.py")
     got = dict(line.split() for line in micropython(code, cwd=tmp_path).splitlines())
     # seconds between the floor on flash and the clock (1 s of slack for a tick between)
     assert abs(int(got["first"])) <= 1 and abs(int(got["hour"])) <= 1, got

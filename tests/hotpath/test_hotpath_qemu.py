@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from harness.run import BUILD, ROOT, need
+from harness.run import BUILD, ROOT, device_script, need
 from harness.qemu_repl import QemuError, run_qemu
 
 pytestmark = pytest.mark.qemu
@@ -32,34 +32,7 @@ def test_backend_is_sim():
 
 
 def test_relay_bank_on_qemu():
-    out = qemu_eval("""
-import _iotlib
-class InterlockError(ValueError):
-    pass
-b = _iotlib.RelayBank({"pump": 2, "fan": 3, "heater": 4}, ("heater",), (("pump", "heater"),),
-                      0x1c7fffff, InterlockError)
-r0 = _iotlib.sim_gpio()
-b.write({"pump": True, "fan": True})
-r1 = _iotlib.sim_gpio()
-try:
-    b.write({"heater": True})
-    e = None
-except InterlockError as x:
-    e = str(x)
-r2 = _iotlib.sim_gpio()
-errs = []
-for pins in ({"x": 23}, {"x": 25}, {"x": 29}):
-    try:
-        _iotlib.RelayBank(pins, (), (), 0x1c7fffff, None)
-        errs.append(None)
-    except ValueError as x:
-        errs.append(str(x))
-try:
-    b.write({"nope": 1})
-except ValueError as x:
-    errs.append(str(x))
-print((r0 & 0x1c, r1 & 0x1c, e, r2 == r1, sorted(b.read().items()), errs))
-""")
+    out = qemu_eval("\n" + device_script(__file__, "relay_bank_qemu.py"))
     r0, r1, err, unchanged, state, errs = out
     assert r0 == 0b10000 and r1 == 0b11100
     assert err == "interlock: pump and heater cannot both be on" and unchanged

@@ -5,7 +5,7 @@ import ast
 import pytest
 
 from harness.rp2_device import booted, run
-from harness.run import MicroPythonError
+from harness.run import device_script, MicroPythonError
 
 pytestmark = pytest.mark.rp2
 
@@ -129,30 +129,7 @@ async def test_logger_on_the_device_matches_the_fallback_and_allocates_nothing_p
     # 250 ms, the record goes straight into the ring), and the C and Python rings frame the
     # same bytes, nested and masked fields included.
     async with booted() as dev:
-        per_line, same = await last_literal(dev, """
-import gc
-from iotlib.logger import Logger
-F = {"relay": "pump", "on": True, "token": "abc", "t": 21.5, "req": {"h": {"token": "x"}}}
-T = 1700000000  # past the small-int range, as the chip's wall clock is
-class Wall:
-    def time(self):
-        return T
-logs = [Logger(mask_fields=["token"], directory="/rl%d" % i, ring_bytes=8192,
-               native=not i, clock=Wall()) for i in (0, 1)]
-def lines(n, log):
-    for _ in range(n):
-        log("INFO", "switched", F)
-def used(n):
-    gc.collect(); gc.disable(); m = gc.mem_alloc()
-    lines(n, logs[0].log)
-    r = gc.mem_alloc() - m
-    gc.enable()
-    return r
-per_line = (used(30) - used(10)) / 20
-logs[1].log("INFO", "switched", F)
-rings = [bytes(memoryview(l._ring.buf)[l._ring.last:l._ring.used]) for l in logs]
-print((per_line, rings[0] == rings[1] and b'"req.h.token":"***"' in rings[0]))
-""")
+        per_line, same = await last_literal(dev, "\n" + device_script(__file__, "logger_matches_fallback_rp2.py"))
         assert per_line == 0 and same
 
 
@@ -161,27 +138,7 @@ async def test_a_full_ring_goes_to_flash_without_a_sync_and_flush_makes_it_durab
     # caller without a sync (a sync makes the next append copy the file's last block); the
     # background flush (every flush_ms) and stop() sync it, and rotation closes the file.
     async with booted() as dev:
-        sizes = await last_literal(dev, """
-import os
-from iotlib.logger import Logger
-log = Logger(directory="/sync", ring_bytes=512, max_bytes=4096)
-def size():
-    return os.stat("/sync/app.log")[6]
-lines = 0
-while not log._unsynced:  # until the first full ring was written out
-    log.log("INFO", "switched", {"relay": "pump", "n": lines})
-    lines += 1
-spilled = log._file_bytes
-before = size()
-log.flush()
-after = size()
-first = log._file
-while log._file is first:  # up to the rotation (a new live file)
-    log.log("INFO", "switched", {"relay": "pump", "n": lines})
-    lines += 1
-rotated = os.stat("/sync/app.log.1")[6]
-print((spilled, before, after, rotated, size()))
-""")
+        sizes = await last_literal(dev, "\n" + device_script(__file__, "logger_full_ring_to_flash_rp2.py"))
         spilled, before, after, rotated, live = sizes
         assert spilled > 0 and before == 0  # written out, not yet synced
         assert after > spilled  # the flush wrote the ring's rest and synced all of it

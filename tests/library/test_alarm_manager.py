@@ -5,62 +5,13 @@ import json
 import pytest
 
 from harness.fleet_device import Device, prelude
+from harness.run import device_script, script_env
 
 pytestmark = pytest.mark.unix
 
-FIRST_BOOT = """
-from iotlib.registration import Registration
-reg = Registration(SD, auth, DEVICE, role="sensors")
-alarms = AlarmManager(None, auth, DEVICE, store=store, capacity=5, log=log,
-                      autostart=False)                # this script flushes by hand
-async def crashy():
-    raise ValueError("adc stuck")
-async def main():
-    await reg.register()
-    alarms.url = reg.service("alarms")
-    print("REGISTERED")
-    while True:                              # the test stops the service now
-        try:
-            await reg.http.request("GET", SD[:-4] + "/health/livez")
-        except OSError:
-            break
-        await asyncio.sleep_ms(100)
-    for i in range(3):
-        alarms.report_alarm({"type": "overtemp", "severity": "critical", "source": "sensor1",
-                             "message": "%d C" % (80 + i)})
-        await asyncio.sleep_ms(20)
-    alarms.report_alarm({"type": "fan", "severity": "warning", "source": "fan1"})
-    alarms.report_alarm({"type": "a", "severity": "info"})
-    alarms.report_alarm({"type": "b", "severity": "info"})
-    await alarms.guard(crashy(), "sampler")             # an escaping exception becomes an alarm
-    alarms.report_alarm({"type": "c", "severity": "info"})   # full: the oldest info alarm goes
-    print("FLUSHED", await alarms.flush())
-    print("PENDING", len(alarms.pending), alarms.dropped)
-    # power cut: no clean shutdown
-asyncio.run(main())
-"""
+FIRST_BOOT = "\n" + device_script(__file__, "alarms_first_boot.py")
 
-SECOND_BOOT = """
-from iotlib.registration import Registration
-reg = Registration(SD, auth, DEVICE, role="sensors")
-alarms = AlarmManager(SD, auth, DEVICE, store=store, capacity=5, interval_ms=200, log=log)
-print("RESTORED", len(alarms.pending), alarms.dropped,
-      [(a["type"], a["count"]) for a in alarms.pending])
-async def main():
-    await alarms.start()
-    while True:
-        try:
-            await reg.ensure()
-            break
-        except OSError:
-            await asyncio.sleep_ms(200)
-    print("REGISTERED")
-    while alarms.pending or alarms.dropped:
-        await asyncio.sleep_ms(100)
-    print("DELIVERED", alarms.sent)
-    await alarms.stop()
-asyncio.run(main())
-"""
+SECOND_BOOT = "\n" + device_script(__file__, "alarms_second_boot.py")
 
 
 def test_alarms_deduplicated_and_surviving_a_reboot_while_the_service_is_down(fleet, tmp_path):
@@ -99,23 +50,7 @@ def test_alarms_deduplicated_and_surviving_a_reboot_while_the_service_is_down(fl
     assert json.loads((store / "alarms.json").read_text())["alarms"] == []
 
 
-CLEARING = """
-from iotlib.registration import Registration
-reg = Registration(SD, auth, DEVICE, role="sensors")
-alarms = AlarmManager(None, auth, DEVICE, store=store, log=log, autostart=False)  # flushed here
-async def main():
-    await reg.register()
-    alarms.url = reg.service("alarms")
-    alarms.report_alarm({"type": "threshold_high", "severity": "warning"})
-    print("SENT", await alarms.flush())
-    alarms.clear_alarm("threshold_high")
-    alarms.clear_alarm("threshold_low")            # never raised: the fleet ignores it
-    alarms.report_alarm({"type": "fan", "severity": "warning", "source": "fan1"})
-    alarms.clear_alarm("fan", "fan1")
-    alarms.report_alarm({"type": "fan", "severity": "warning", "source": "fan1"})  # back: not cleared
-    print("CLEARED", await alarms.flush(), alarms.cleared)
-asyncio.run(main())
-"""
+CLEARING = "\n" + device_script(__file__, "alarms_clearing.py")
 
 
 def test_a_condition_gone_on_the_device_clears_its_alarm_in_the_fleet(fleet, tmp_path):
@@ -134,32 +69,7 @@ def test_a_condition_gone_on_the_device_clears_its_alarm_in_the_fleet(fleet, tmp
     assert by_type["fan"]["status"] == "open" and "threshold_low" not in by_type
 
 
-OVERTEMP = """
-import _iotlib
-from iotlib.registration import Registration
-from sensors_controller import SensorsController
-reg = Registration(SD, auth, DEVICE, role="sensors")
-alarms = AlarmManager(None, auth, DEVICE, store=store, log=log, autostart=False)  # flushed here
-ctl = SensorsController(device_id=DEVICE, auth=auth, alarms=alarms,
-                        fields={"cpu": {"source": "temp", "rate_hz": 20, "threshold_high": 50}})
-def temperature(c):      # the simulated chip's sensor: 0.706 V at 27 C, -1.721 mV per degree
-    _iotlib.sim_adc_set(4, round((0.706 - (c - 27) * 0.001721) / 3.3 * 4096))
-async def main():
-    await reg.register()
-    alarms.url = reg.service("alarms")
-    for c in %s:
-        temperature(c)
-        print("SAMPLE", round(ctl.sample("cpu")))
-    print("FLUSHED", await alarms.flush(), alarms.active, alarms.cleared)
-    if %r:                                 # sampled by the running role for a while
-        await ctl.start()
-        await asyncio.sleep_ms(500)
-        print("RUNNING", ctl.samples > 5, alarms.active,
-              [(c["type"], c["source"]) for c in alarms.cleared])
-        print("FLUSHED", await alarms.flush(), alarms.active, alarms.cleared)
-asyncio.run(main())
-"""
-
+OVERTEMP = "\n" + device_script(__file__, "overtemp_alarm.py")
 
 def test_overtemp_clears_in_the_fleet_when_the_temperature_is_back_under_its_threshold(fleet, tmp_path):
     import httpx
@@ -173,8 +83,8 @@ def test_overtemp_clears_in_the_fleet_when_the_temperature_is_back_under_its_thr
         return {a["type"]: a for a in res.json()["alarms"]}["threshold_high"]
 
     def boot(temperatures, run=False):
-        return Device(prelude(creds, fleet.url, tmp_path / "dev")
-                      + OVERTEMP % (temperatures, run), tmp_path)
+        return Device(prelude(creds, fleet.url, tmp_path / "dev") + OVERTEMP, tmp_path,
+                      script_env(temperatures=temperatures, run=run))
 
     # too hot for three samples: one alarm; back under 50: cleared, once
     dev = boot([30, 60, 61, 62, 40, 41, 42])

@@ -7,7 +7,7 @@ import pytest
 
 import jwt as pyjwt
 
-from harness.run import run_unix
+from harness.run import device_script, run_unix, script_env
 
 pytestmark = pytest.mark.unix
 
@@ -103,27 +103,7 @@ print(auth.authorize(t, "ota:admin")[:2])
 
 def test_device_key_file_hot_reload_and_token_expiry(tmp_path):
     (tmp_path / "device.key").write_text("first-key\n")
-    out = run_unix("""
-import asyncio, time
-from iotlib.auth_manager import AuthManager
-auth = AuthManager(key_file="device.key", poll_s=0)
-print(auth.device_key())
-auth.set_device_token("tok", auth.clock.time() + 100)
-print(auth.device_token(), auth.needs_refresh())
-auth.clock.offset_s = 200
-print(auth.device_token())
-async def refresh():
-    return "tok2", auth.clock.time() + 3600
-auth.refresh = refresh
-async def main():
-    await auth.start()
-    time.sleep(1.1)  # a new mtime second
-    with open("device.key", "w") as f: f.write("second-key")
-    await asyncio.sleep_ms(100)
-    print(auth.device_key(), auth.device_token())
-    await auth.stop()
-asyncio.run(main())
-""", cwd=str(tmp_path)).splitlines()
+    out = run_unix("\n" + device_script(__file__, "device_key_hot_reload.py"), cwd=str(tmp_path)).splitlines()
     assert out == ["first-key", "tok False", "None", "second-key tok2"]
 
 
@@ -134,28 +114,8 @@ def test_verified_token_cache_never_outlives_the_token_or_its_key():
     head, body, sig = good.split(".")
     forged = ".".join((head, b64(claims(role="admin", sub="mallory")), sig))  # same signature
     other = pyjwt.encode(claims(sub="bob"), "another-tenant-key-" + "9" * 40, algorithm="HS256")
-    out = run_unix("""
-import json
-from iotlib.auth_manager import AuthManager
-auth = AuthManager("device_key", tenant="acme", namespace="plant1", api_key=%r)
-r = []
-def check(token, permission="relays:write"):
-    ok, reason, c = auth.authorize(token, permission)
-    r.append([ok, reason, c.get("sub") if c else None])
-check(%r); check(%r)          # verified, then from the cache
-check(%r)                     # the same signature over another payload
-check(%r, "admin:config")     # RBAC still runs on a cached token
-auth.clock.offset_s = 200     # past exp + leeway (30 s)
-check(%r)
-auth.clock.offset_s = 0
-check(%r)
-auth.api_key = "another-tenant-key-" + "9" * 40  # key rotated: the cached token is void
-check(%r); check(%r)
-for i in range(20):  # many distinct valid tokens: the cache stays bounded
-    auth.authorize(auth.issue("u%%d" %% i, "operator", ttl_s=600 + i), "relays:read")
-r.append(len(auth._verified._tokens))
-print(json.dumps(r))
-""" % (API_KEY, good, good, forged, good, good, good, good, other))
+    out = run_unix(device_script(__file__, "verified_token_cache.py"),
+                   env=script_env(api_key=API_KEY, good=good, forged=forged, other=other))
     r = json.loads(out.splitlines()[-1])
     assert r[0] == r[1] == [True, "ok", "alice"]
     assert r[2][:2] == [False, "signature"]

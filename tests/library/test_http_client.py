@@ -10,7 +10,9 @@ import threading
 
 import pytest
 
-from conftest import run_unix
+from harness.run import device_script, run_unix, script_env
+
+pytestmark = pytest.mark.unix
 
 
 class RawServer:
@@ -70,33 +72,7 @@ def server():
 
 
 def test_http_client_chunked_bounds_timeout_and_auth(server):
-    out = run_unix("""
-import asyncio, time
-from iotlib.http_client import HttpClient, HttpError
-from iotlib.auth_manager import AuthManager
-auth = AuthManager("k")
-auth.set_device_token("dev-tok", auth.clock.time() + 60)
-http = HttpClient(auth=auth, timeout_ms=400, max_body=2048)
-base = "http://127.0.0.1:%d"
-async def attempt(path):
-    try:
-        r = await http.get(base + path)
-        return "%%d %%s" %% (r.status, r.body.decode())
-    except HttpError as e:
-        return "HttpError: %%s" %% e
-async def main():
-    r = await http.post(base + "/echo", json={"a": [1, 2]}, headers={"X-Req": "1"})
-    print(r.status, r.headers["content-type"], r.json())
-    print(await attempt("/chunked"))
-    print(await attempt("/big"))
-    print(await attempt("/bigchunked"))
-    r = await http.get(base + "/eof")
-    print(r.status, len(r.body), r.headers["x-kind"])
-    t = time.ticks_ms()
-    print(await attempt("/slow"), time.ticks_diff(time.ticks_ms(), t) < 1500)
-    print(await attempt("/after-timeout"))
-asyncio.run(main())
-""" % server.port).splitlines()
+    out = run_unix(device_script(__file__, "http_client_chunked_bounds.py"), env=script_env(port=server.port)).splitlines()
     assert out[0] == "201 application/json {'echo': {'a': [1, 2]}, 'auth': 'Bearer dev-tok'}"
     assert out[1] == "200 hello, world!"
     assert out[2] == "HttpError: response body over 2048 bytes"
@@ -169,30 +145,8 @@ def test_https_with_and_without_server_verification(tmp_path):
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
     try:
-        out = run_unix("""
-import asyncio
-from iotlib.http_client import HttpClient, HttpError
-from iotlib.auth_manager import AuthManager
-auth = AuthManager("k")
-auth.set_device_token("tls-tok", auth.clock.time() + 60)
-url = "https://localhost:%d/x"
-async def main():
-    r = await HttpClient(auth=auth, timeout_ms=5000, tls_insecure=True).get(url)
-    print(r.status, r.json())
-    try:
-        await HttpClient(timeout_ms=5000).get(url)
-        print("NOT REFUSED")
-    except OSError as e:
-        print("no CA:", e)
-    r = await HttpClient(timeout_ms=5000, cadata=%r).get(url)
-    print("verified", r.status)
-    try:
-        await HttpClient(timeout_ms=5000, cadata=%r).get(url.replace("localhost", "127.0.0.1"))
-        print("NOT REFUSED")
-    except (OSError, ValueError) as e:
-        print("refused")
-asyncio.run(main())
-""" % (httpd.server_address[1], der, der), timeout=60).splitlines()
+        out = run_unix(device_script(__file__, "https_verification.py"), env=script_env(port=httpd.server_address[1], der=der.hex()),
+                       timeout=60).splitlines()
     finally:
         httpd.shutdown()
         httpd.server_close()

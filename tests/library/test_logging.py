@@ -7,7 +7,7 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.run import run_unix
+from harness.run import device_script, run_unix
 
 pytestmark = pytest.mark.unix
 
@@ -94,34 +94,7 @@ print(a.verify())
 
 
 def test_metrics_render_parses_with_prometheus_client_and_health(tmp_path):
-    out = run_unix("""
-import asyncio, json
-from iotlib.metrics import Metrics, register_runtime
-from iotlib.health import Health
-from iotlib.auth_manager import AuthManager
-from iotlib.config_manager import ConfigManager
-from iotlib.logger import Logger
-from iotlib.network_manager import NetworkManager
-from iotlib.link_sim import SimLink
-from iotlib.audit import Audit
-metrics, health = Metrics(), Health()
-auth = AuthManager("device_key", tenant="acme", namespace="p", api_key="k" * 32)
-network = NetworkManager("SSID", "PASSWORD", link=SimLink())
-config = ConfigManager("http://127.0.0.1:1/api", auth, "dev1")
-logger = Logger(mask_fields=["token"])
-audit = Audit()
-for m in (network, auth, config, logger, audit):
-    m.register(metrics, health)
-register_runtime(metrics)
-health.add_check("watchdog", lambda: True, live=True)
-auth.authorize("bad.token.x", "relays:read")
-metrics.histogram("http_request_seconds", "Request latency", ("route",)).observe(0.02, ("/relays",))
-metrics.counter("odd_total", "quote \\" and backslash \\\\", ("l",)).inc(labels=('a"b\\\\c\\nd',))
-print(json.dumps([health.readyz(), health.livez()]))
-asyncio.run(network.connect())
-print(json.dumps(health.readyz()[1]["network"]))
-print(metrics.render())
-""", cwd=str(tmp_path))
+    out = run_unix("\n" + device_script(__file__, "metrics_and_health.py"), cwd=str(tmp_path))
     first, network_check, text = out.split("\n", 2)
     (ready, checks), (live, live_checks) = json.loads(first)
     assert ready is False and checks["network"]["ok"] is False and checks["config"]["ok"] is False
@@ -147,28 +120,7 @@ print(metrics.render())
 
 
 def test_background_flush_start_stop_and_age_retention(tmp_path):
-    out = run_unix("""
-import asyncio, os
-from iotlib.logger import Logger
-log = Logger(flush_ms=50, max_bytes=400, keep=5, max_age_s=100, ring_bytes=1024)
-async def main():
-    await log.start()
-    log.info("hello", n=1)
-    print(len(log.files()))
-    await asyncio.sleep_ms(120)
-    print(len(log.files()), open("logs/app.log").read().count("hello"))
-    for i in range(60):
-        log.info("fill", n=i)
-        log.flush()
-    print(len(log.files()))
-    log.clock.offset_s = 1000  # everything rotated so far is now older than max_age_s
-    for i in range(10):
-        log.info("late", n=i)
-    log.info("last")
-    await log.stop()  # stop flushes what is still in RAM
-    print(log.files(), "last" in open("logs/app.log").read())
-asyncio.run(main())
-""", cwd=str(tmp_path)).splitlines()
+    out = run_unix("\n" + device_script(__file__, "logger_background_flush.py"), cwd=str(tmp_path)).splitlines()
     assert out[0] == "0" and out[1] == "1 1"
     assert out[2] == "6"  # live file + keep=5
     assert out[3] == "['logs/app.log'] True"
@@ -200,22 +152,7 @@ def test_a_caller_that_yields_never_writes_flash_itself_and_every_line_arrives(t
     # The ring wakes the writer task at half full; a caller yielding between lines (as any
     # request handler does) leaves the writes to it. One that never yields fills the ring and
     # writes it out itself (counted), and nothing is lost either way.
-    out = run_unix("""
-import asyncio
-from iotlib.logger import Logger
-log = Logger(ring_bytes=512, max_bytes=16384, keep=2, flush_ms=60000)
-async def main():
-    await log.start()
-    for i in range(200):
-        log.info("yielding", n=i)
-        await asyncio.sleep_ms(0)
-    yielding = log.caller_writes
-    for i in range(200):
-        log.info("busy", n=i)
-    await log.stop()
-    print(yielding, log.caller_writes, log.lines, log.dropped)
-asyncio.run(main())
-""", cwd=str(tmp_path))
+    out = run_unix("\n" + device_script(__file__, "logger_yielding_caller.py"), cwd=str(tmp_path))
     yielding, busy, lines, dropped = map(int, out.split())
     assert yielding == 0 and busy > 10 and lines == 400 and dropped == 0
     records = [json.loads(l) for p in sorted((tmp_path / "logs").iterdir(), reverse=True)
@@ -227,24 +164,6 @@ asyncio.run(main())
 def test_the_writer_syncs_every_flush_ms_while_the_ring_keeps_waking_it(tmp_path):
     # steady logging wakes the writer far more often than flush_ms; the file must still be
     # synced every flush_ms (a power cut loses at most that much), not only at rotation
-    out = run_unix("""
-import asyncio
-from iotlib.logger import Logger
-log = Logger(ring_bytes=256, max_bytes=65536, flush_ms=100)
-syncs = []
-flush = log.flush
-def counted():
-    syncs.append(1)
-    flush()
-log.flush = counted
-async def main():
-    await log.start()
-    for i in range(500):
-        log.info("steady", n=i)
-        await asyncio.sleep_ms(1)
-    print(len(syncs), log.caller_writes)
-    await log.stop()
-asyncio.run(main())
-""", cwd=str(tmp_path))
+    out = run_unix("\n" + device_script(__file__, "logger_sync_every_flush_ms.py"), cwd=str(tmp_path))
     syncs, caller_writes = map(int, out.split())
     assert syncs >= 3 and caller_writes == 0

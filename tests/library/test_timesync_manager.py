@@ -10,7 +10,7 @@ import pytest
 from fleet_devtools.ports import free_port
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Device, prelude
-from harness.run import ROOT
+from harness.run import ROOT, device_script, script_env
 
 pytestmark = pytest.mark.unix
 
@@ -70,28 +70,8 @@ asyncio.run(main())
 
 def test_offset_drift_and_alarm_after_repeated_failure(tmp_path):
     sntp = SntpResponder(offset_s=120.0, ppm=20000)   # 2 minutes ahead, running 2 % fast
-    code = """
-import asyncio, time
-from iotlib.timesync_manager import TimeSyncManager
-from iotlib.alarm_manager import AlarmManager
-alarms = AlarmManager(None, None, "d", log=print)
-ntp = TimeSyncManager(["127.0.0.1:%d"], timeout_ms=300, fail_alarm_after=3, alarms=alarms)
-async def main():
-    print("FIRST", await ntp.sync_once(), "%%.3f" %% ntp.offset)
-    await asyncio.sleep_ms(1500)
-    print("SECOND", await ntp.sync_once(), "%%.3f" %% ntp.offset, "%%d" %% ntp.drift_ppm,
-          ntp.clock.steps)
-    print("READY")
-    await asyncio.sleep_ms(1000)              # the test closes the responder meanwhile
-    while True:
-        ok = await ntp.sync_once()
-        print("ROUND", ok, ntp.failures, ntp.synced)
-        if ntp.failures >= 4:
-            break
-        await asyncio.sleep_ms(100)
-asyncio.run(main())
-""" % sntp.port
-    dev = Device(code, tmp_path)
+    code = device_script(__file__, "timesync_drift_and_failures.py")
+    dev = Device(code, tmp_path, script_env(sntp_port=sntp.port))
     try:
         m = dev.expect(r"^FIRST True (\S+)$")
         assert abs(float(m.group(1)) - 120.0) < 0.1
@@ -128,41 +108,7 @@ def test_chronyd_comes_from_the_cache_and_the_package_is_not_installed():
     assert "install ok installed" not in status, status   # systemd-timesyncd left alone
 
 
-DRIFT = """
-import os
-from iotlib.registration import Registration
-reg = Registration(SD, auth, DEVICE, role="relays")
-alarms = AlarmManager(None, auth, DEVICE, store=store, log=log, autostart=False)  # flushed here
-ntp = TimeSyncManager(["127.0.0.1:%d"], timeout_ms=300, fail_alarm_after=3, alarms=alarms,
-                      drift_alarm_s=2)
-async def step(name):                    # the test moves the SNTP server, then says go
-    print("WAIT", name)
-    while True:
-        try:
-            os.stat(name)
-            return
-        except OSError:
-            await asyncio.sleep_ms(50)
-async def main():
-    await reg.register()
-    alarms.url = reg.service("alarms")
-    print("FIRST", await ntp.sync_once(), ntp.offset_us // 1000, alarms.active)
-    await step("go-drift")
-    print("DRIFTED", await ntp.sync_once(), ntp.offset_us // 1000, await alarms.flush())
-    await step("go-again")               # off again, within the same episode
-    print("AGAIN", await ntp.sync_once(), ntp.offset_us // 1000, await alarms.flush())
-    await step("go-steady")
-    print("STEADY", await ntp.sync_once(), ntp.offset_us // 1000, await alarms.flush(),
-          alarms.active)
-    await step("go-silent")              # the server stops answering
-    for i in range(4):
-        await ntp.sync_once()
-    print("FAILING", ntp.failures, await alarms.flush())
-    await step("go-back")
-    print("BACK", await ntp.sync_once(), await alarms.flush(), alarms.active, alarms.cleared)
-asyncio.run(main())
-"""
-
+DRIFT = "\n" + device_script(__file__, "clock_drift_alarms.py")
 
 def test_clock_drift_and_failing_sync_alarms_raise_once_and_clear_in_the_fleet(fleet, tmp_path):
     import httpx
@@ -180,7 +126,8 @@ def test_clock_drift_and_failing_sync_alarms_raise_once_and_clear_in_the_fleet(f
     def go(name):
         dev.expect(r"^WAIT %s$" % name)
         (tmp_path / name).touch()
-    dev = Device(prelude(creds, fleet.url, tmp_path / "dev") + DRIFT % sntp.port, tmp_path)
+    dev = Device(prelude(creds, fleet.url, tmp_path / "dev") + DRIFT, tmp_path,
+                 script_env(sntp_port=sntp.port))
     try:
         ok, ms, active = dev.expect(r"^FIRST (\w+) (-?\d+) (.*)$").groups()
         assert (ok, active) == ("True", "[]") and abs(int(ms)) < 300      # host time: in bounds

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from harness.fleet_device import Device, prelude
-from harness.run import SIM_EXIT_RESET, SIM_EXIT_WDT
+from harness.run import SIM_EXIT_RESET, SIM_EXIT_WDT, device_script, script_env
 
 pytestmark = pytest.mark.unix
 
@@ -66,36 +66,15 @@ def test_registers_heartbeats_escalates_and_resets(fleet, tmp_path):
 
 
 def test_hung_event_loop_is_reset_by_the_simulated_wdt(tmp_path):
-    code = """
-import asyncio, time
-from iotlib.storage import Storage
-from iotlib.boot_counter import BootCounter
-from iotlib.watchdog_manager import WatchdogManager
-store = Storage(%r)
-boot = BootCounter(store)
-boot.record_boot()
-print("BOOT", boot.boot_count, boot.reset_cause, boot.report()["wdt_resets"])
-class NoRegistration:
-    url = "http://127.0.0.1:9/api"; heartbeat_s = 60; http = None
-wd = WatchdogManager(None, None, "d", registration=NoRegistration(), boot=boot, wdt_timeout_ms=500, feed_ms=100)
-async def main():
-    wd.start_feeder()
-    for i in range(10):                 # healthy: fed every 100 ms, well inside 500 ms
-        await asyncio.sleep_ms(100)
-    print("HEALTHY")
-    if boot.boot_count == 1:
-        time.sleep(3)                   # the event loop hangs: nobody feeds
-        print("SURVIVED")
-    await wd.stop()
-asyncio.run(main())
-""" % str(tmp_path / "dev")
-    dev = Device(code, tmp_path)
+    code = device_script(__file__, "hung_loop_wdt.py")
+    env = script_env(store=str(tmp_path / "dev"))
+    dev = Device(code, tmp_path, env)
     dev.expect(r"^BOOT 1 power 0$")
     dev.expect(r"^HEALTHY$")
     dev.expect(r"^SIMWDT: watchdog reset")
     assert dev.wait() == SIM_EXIT_WDT
     assert "SURVIVED" not in "\n".join(dev.lines)
-    dev = Device(code, tmp_path)
+    dev = Device(code, tmp_path, env)
     dev.expect(r"^BOOT 2 wdt 1$")
     dev.expect(r"^HEALTHY$")
     assert dev.wait() == 0

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness.rp2_device import flash_device, reset_with, run
-from harness.run import BUILD, ROOT
+from harness.run import BUILD, ROOT, device_script
 
 sys.path.insert(0, str(ROOT / "firmware"))
 import pack_image as P  # noqa: E402
@@ -43,32 +43,7 @@ def _need_loader_build():
 # signed manifest sit in littlefs (a stand-in for the updates service: the radio is not
 # emulated on this board); the stand-in HTTP client answers Range requests from that file
 # into one preallocated 4 KB buffer, the way HttpClient reuses its body buffer.
-_STAGE_VIA_PYTHON = """
-import json, machine, os
-from iotlib.bundle_store import BundleStore
-from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
-
-class Response:
-    def __init__(self, status, body):
-        self.status, self.body = status, body
-
-class FileHttp:
-    def __init__(self, path):
-        self.f = open(path, "rb")
-        self.buf = bytearray(4096)
-    async def request(self, method, url, headers=None):
-        a, b = [int(x) for x in headers["Range"][6:].split("-")]
-        self.f.seek(a)
-        n = self.f.readinto(memoryview(self.buf)[:b + 1 - a])
-        return Response(206, memoryview(self.buf)[:n])
-
-stage = hal.load().staging()
-mgr = OTAUpdateManager("http://fleet/api", device_id="emu-1", http=FileHttp("/v2.image"),
-                       store=BundleStore("ota"), factory_version="1.0.0", image=stage, reset=machine.reset,
-                       alarm=lambda *a: print("ALARM", a[0], a[2]))
-import asyncio
-"""
+_STAGE_VIA_PYTHON = "\n" + device_script(__file__, "stage_via_python_rp2.py")
 _NO_ROOM = """
 print("stage", stage.boot_mode(), stage.verdict(), stage.APP_SIZE, stage.path)
 print("big", asyncio.run(mgr.offer(json.load(open("/big.json")))))

@@ -29,7 +29,7 @@ import pytest
 
 from harness.ota_image import wifi_images, wifi_swap_start
 from harness.rp2_device import flash_device, reset_with, run
-from harness.run import ROOT
+from harness.run import ROOT, device_script
 
 sys.path.insert(0, str(ROOT / "firmware"))
 sys.path.insert(0, str(ROOT / "firmware" / "loader"))
@@ -117,44 +117,11 @@ def test_wifi_power_cuts(swap):
     assert len(points) >= (len(ops) if setting == "all" else int(setting))
 
 
-_BOOTED = """
-import sys, machine
-from iotlib.storage import exists
-from iotlib.bundle_store import BundleStore
-from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
-from iotlib.health import Health
-health = Health()
-health.add_check("app", lambda: (True, "ok"))
-mgr = OTAUpdateManager("http://fleet/api", device_id="emu-1", store=BundleStore("ota"),
-                       factory_version="1.0.0", image=hal.load().staging(), health=health,
-                       reset=machine.reset)
-v = mgr.after_boot()
-bs = mgr.boot_state()
-print("boot", bs["image_mode"], bs["image_trial_boots"], v, exists("ota/image.z"), sys.implementation._build)
-"""
+_BOOTED = "\n" + device_script(__file__, "wifi_image_booted.py")
 
 # Safe mode through iot_boot, as the loader leaves it after 3 unconfirmed boots (that path is
 # tested with the loader itself in test_image.py): scratch 1 = SAFE.
-_SAFE = """
-import gc, json, os, sys, machine
-machine.mem32[0x40058000 + 0x0C + 4] = 0x53414645   # scratch 1 = SAFE, as the loader leaves it
-with open("/device.json", "w") as f:
-    json.dump({"device_id": "emu-1", "device_key": "k" * 64, "api_key": "a" * 64,
-               "tenant": "acme", "namespace": "plant1", "port": 8080,
-               "service_discovery_url": "http://10.9.9.9/api"}, f)
-import iot_boot
-device = iot_boot.prepare()
-device.report_safe_mode()
-a = device.alarms._find("safe_mode", "ota")
-print("safe", type(device.controller).__name__, device.safe_mode,
-      "sensors_controller" in sys.modules, a["severity"] if a else None)
-print("managers", sorted(type(m).__name__ for m in device.controller.managers),
-      device.controller.config is None)
-print("state", device.ota.boot_state()["image_mode"])
-os.remove("/device.json")
-machine.mem32[0x40058000 + 0x0C + 4] = 0x4e4f524d
-"""
+_SAFE = "\n" + device_script(__file__, "wifi_image_safe_mode.py")
 
 
 def test_wifi_image_trial_boots_confirm_and_safe_mode(swap, tmp_path):

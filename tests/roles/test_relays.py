@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from harness.run import run_unix
+from harness.run import device_script, run_unix
 from harness.role_device import auth, make_token
 
 pytestmark = pytest.mark.unix
@@ -225,25 +225,7 @@ def test_metrics_count_statuses(relays):
 
 # -- the Python API in-process (same binary): pins, audit, hot reload ---------------------
 
-_IN_PROCESS = """
-import asyncio, _iotlib
-from relays_controller import RelaysController
-from iotlib.auth_manager import AuthManager
-
-class Trail:
-    def __init__(self): self.events = []
-    def record(self, event, **fields): self.events.append((event, fields))
-
-class Alarms:
-    def __init__(self): self.alarms = []
-    def report_alarm(self, a): self.alarms.append(a)
-
-trail, alarms = Trail(), Alarms()
-ctl = RelaysController(device_id="d", relays={"a": {"pin": 6}, "b": {"pin": 7, "active_low": True},
-                       "c": {"pin": 8, "max_on_s": 1}}, interlocks=[["a", "b"]],
-                       auth=AuthManager("dk", api_key="k"), audit=trail, alarms=alarms)
-ctl.setup_relays()
-"""
+_IN_PROCESS = "\n" + device_script(__file__, "relays_in_process.py")
 
 
 def test_python_api_drives_gpio_register_with_polarity_and_audit():
@@ -317,26 +299,7 @@ print("limits", ctl.limits.by_token.rate, ctl.limits.by_address.rate, ctl.limits
 
 
 def test_config_veto_phase_state_reports_and_desired_state_restore():
-    out = run_unix(_IN_PROCESS + """
-class State:
-    def __init__(self): self.reported, self.handlers = {}, []
-    def report(self, values=None, **kw): self.reported.update(values or {})
-    def on_desired(self, handler): self.handlers.append(handler)
-
-print("veto", ctl.veto_config({"relays"}, {"relays": {"x": {"pin": 24}}, "interlocks": []}))
-print("veto_ok", ctl.veto_config({"relays"}, {"relays": {"x": {"pin": 12}}, "interlocks": []}))
-print("untouched", sorted(ctl.read()))
-state = State()
-ctl.state, ctl.restore_desired = state, True
-asyncio.run(ctl.start())
-ctl.stop_guard()
-state.handlers[0]({"relays": {"a": "HIGH", "c": "LOW"}})
-print("restored", sorted(ctl.read().items()), state.reported)
-try:
-    state.handlers[0]({"relays": {"a": "HIGH", "b": "HIGH"}})
-except ValueError as e:
-    print("refused", e)
-""")
+    out = run_unix(_IN_PROCESS + "\n" + device_script(__file__, "relays_veto_phase_state.py"))
     assert "veto relays.x.pin: GPIO 24 is not allowed on this board" in out
     assert "veto_ok None" in out and "untouched ['a', 'b', 'c']" in out
     restored = [line for line in out.splitlines() if line.startswith("restored")][0]

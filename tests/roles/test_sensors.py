@@ -9,7 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from harness.run import run_unix
+from harness.run import device_script, run_unix
 from harness.role_device import auth, make_token
 
 pytestmark = pytest.mark.unix
@@ -180,31 +180,7 @@ def test_rest_latest_values_health_and_metrics_with_curl(sensors):
 
 
 def test_thresholds_raise_one_alarm_per_crossing_and_adc_volts():
-    out = run_unix("""
-import _iotlib
-from sensors_controller import SensorsController
-from iotlib.auth_manager import AuthManager
-
-class Alarms:
-    def __init__(self): self.alarms, self.cleared = [], []
-    def report_alarm(self, a): self.alarms.append(a)
-    def clear_alarm(self, type_, source="device"): self.cleared.append(type_)
-
-alarms = Alarms()
-ctl = SensorsController(fields={"v": {"source": "adc1", "rate_hz": 1, "threshold_high": 3.0,
-                                      "threshold_low": 0.5}},
-                        auth=AuthManager("dk", api_key="k"), alarms=alarms)
-for raw in (2048, 4000, 4000, 2048, 100, 100, 4095):
-    _iotlib.sim_adc_set(1, raw)
-    print("v", ctl.sample("v"))
-print("alarms", [(a["type"], a["field"]) for a in alarms.alarms], ctl.threshold_alarms)
-print("cleared", alarms.cleared)
-try:
-    ctl.reconfigure({"v": {"source": "adc9", "rate_hz": 1}})
-except ValueError as e:
-    print("vetoed", e)
-print("kept", list(ctl._fields))
-""")
+    out = run_unix("\n" + device_script(__file__, "sensors_thresholds_and_volts.py"))
     assert "v 1.65" in out and "v 3.2227" in out
     assert ("alarms [('threshold_high', 'v'), ('threshold_low', 'v'), "
             "('threshold_high', 'v')] 3") in out
@@ -297,73 +273,14 @@ def test_websockets_client_answers_server_pings_and_stays(role_device):
 
 
 def test_keepalive_rounds_do_not_grow_the_heap():
-    out = run_unix("""
-import gc, asyncio, time
-from iotlib.ws_stream import Hub
-
-class Ws:
-    closed = False
-    def __init__(self): self.sent = 0
-    async def send(self, data, opcode=None): self.sent += 1
-
-hub = Hub(4, 8)
-clients = [hub.add(Ws(), "a") for _ in range(4)]
-tasks = [asyncio.create_task(c.pump()) for c in clients]
-
-async def rounds(n):
-    for _ in range(n):
-        hub.ping(time.ticks_ms())
-        await asyncio.sleep_ms(0)
-        for c in clients:
-            c.pong()
-        hub.expire(time.ticks_ms(), 1000)
-
-async def main():
-    await rounds(20)
-    gc.collect(); before = gc.mem_alloc()
-    await rounds(500)
-    gc.collect()
-    print("grown", gc.mem_alloc() - before, "sent", [c.ws.sent for c in clients],
-          "pings", hub.pings, "timeouts", hub.ping_timeouts)
-asyncio.run(main())
-""")
+    out = run_unix("\n" + device_script(__file__, "sensors_keepalive_heap.py"))
     grown = int(out.split("grown ")[1].split()[0])
     assert grown <= 0, out  # nothing kept per ping: 500 rounds x 4 clients
     assert "sent [520, 520, 520, 520]" in out and "pings 2080 timeouts 0" in out, out
 
 
 def test_threshold_alarms_are_per_field_and_a_reload_clears_a_removed_fields_alarm():
-    out = run_unix("""
-import _iotlib
-from sensors_controller import SensorsController
-from iotlib.auth_manager import AuthManager
-from iotlib.alarm_manager import AlarmManager
-
-class State:
-    def __init__(self): self.reported = []
-    def report(self, values=None, **kw): self.reported.append(values)
-
-alarms, state = AlarmManager(None, None, "d"), State()
-ctl = SensorsController(fields={"a": {"source": "adc0", "rate_hz": 1, "threshold_high": 2.0},
-                                "b": {"source": "adc1", "rate_hz": 1, "threshold_high": 2.0}},
-                        auth=AuthManager("dk", api_key="k"), alarms=alarms, state=state)
-_iotlib.sim_adc_set(0, 4000)
-_iotlib.sim_adc_set(1, 4000)
-for _ in range(3):
-    ctl.sample("a"), ctl.sample("b")
-print("both", alarms.active, len(alarms.pending))
-_iotlib.sim_adc_set(0, 100)
-ctl.sample("a"), ctl.sample("b")
-print("a_back", alarms.active, [(c["type"], c["source"]) for c in alarms.cleared])
-ctl.report_state()
-print("state", sorted(state.reported[-1]["sensors"]["out_of_band"].items()),
-      sorted(state.reported[-1]["sensors"]["fields"]))
-ctl.reconfigure({"a": {"source": "adc0", "rate_hz": 1, "threshold_high": 2.0}})
-print("b_gone", alarms.active, [(c["type"], c["source"]) for c in alarms.cleared])
-for _ in range(3):
-    ctl.sample("a")
-print("quiet", alarms.active, len(alarms.cleared))
-""")
+    out = run_unix("\n" + device_script(__file__, "sensors_alarms_per_field.py"))
     assert "both [['threshold_high', 'a'], ['threshold_high', 'b']] 2" in out
     assert "a_back [['threshold_high', 'b']] [('threshold_high', 'a')]" in out
     assert "state [('b', 'high')] ['a', 'b']" in out

@@ -7,42 +7,11 @@ import re
 import pytest
 
 from harness.rp2_device import booted, run
+from harness.run import device_script, shared_script
 
 pytestmark = pytest.mark.rp2
 
-_SETUP = """
-import gc, asyncio
-from sensors_controller import SensorsController
-from iotlib.auth_manager import AuthManager
-
-auth = AuthManager("dk", tenant="t", namespace="n", api_key="k" * 32)
-auth.clock.sync(1767225600 * 1000000 - auth.clock.raw_us())  # SNTP's answer sets machine.RTC
-ctl = SensorsController(device_id="emu", auth=auth,
-                        fields={"volts": {"source": "adc1", "rate_hz": 20},
-                                "level": {"source": "adc2", "rate_hz": 10}})
-token = auth.issue("op", "viewer")
-
-class Reader:  # the request's bytes, as the socket stream hands them to the HTTP server
-    def __init__(self, data): self.data = data
-    async def readinto(self, buf): return self._take(len(buf), buf)
-    async def readexactly(self, n): return bytes(self._take(n, None))
-    def _take(self, n, buf):
-        n = min(n, len(self.data)); part = self.data[:n]; self.data = self.data[n:]
-        if buf is None: return part
-        buf[:n] = part; return n
-
-class Writer:
-    def __init__(self): self.data = b""
-    async def awrite(self, b): self.data += bytes(b)
-    async def aclose(self): pass
-    def get_extra_info(self, what): return ("10.0.0.2", 40000)
-
-async def get(path):
-    raw = b"GET %s HTTP/1.1\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n" % (path, token)
-    w = Writer()
-    await ctl.server.app.handle_request(Reader(raw), w)
-    return w.data.split(b"\\r\\n", 1)[0], w.data.rsplit(b"\\r\\n", 1)[1]
-"""
+_SETUP = "\n" + shared_script("memory_streams.py") + device_script(__file__, "sensors_setup_rp2.py")
 
 _PHASE = """
 async def phase(first):
