@@ -195,28 +195,14 @@ def test_an_alarm_manager_nobody_starts_sends_by_itself(fleet, tmp_path):
     assert listed["own"]["count"] == 1 and listed["managed"]["count"] == 1
 
 
-OTA_SEED_FORM = """
-from iotlib.registration import Registration
-from iotlib import OTAUpdateManager
-auth = AuthManager(%r)                                  # the seed's form: no tenant, no API key
-ota = OTAUpdateManager(SD, auth)
-reg = Registration(SD, auth, DEVICE, role="relays")
-async def main():
-    r = await ota.check(reboot=False)
-    print("BEFORE", r["ok"], r["reason"])
-    await reg.register()
-    r = await ota.check(reboot=False)
-    print("AFTER", r["ok"], r["update"], ota.device_id, auth.api_key == %r)
-asyncio.run(main())
-"""
+OTA_SEED_FORM = "\n" + device_script(__file__, "ota_in_the_seed_form.py")
 
 
 def test_ota_in_the_seed_form_learns_its_id_and_the_api_key_from_registration(fleet, tmp_path):
     creds = fleet.provision("seed-ota-1", "default", "default")
     fleet.start()
-    code = prelude(creds, fleet.url, tmp_path / "dev") + OTA_SEED_FORM % (
-        creds["device_key"], creds["api_key"])
-    dev = Device(code, tmp_path)
+    code = prelude(creds, fleet.url, tmp_path / "dev") + OTA_SEED_FORM
+    dev = Device(code, tmp_path, script_env(device_key=creds["device_key"], api_key=creds["api_key"]))
     assert dev.expect(r"^BEFORE .*$").group(0) == "BEFORE False not_registered"
     assert dev.expect(r"^AFTER .*$").group(0) == "AFTER True None seed-ota-1 True"
     assert dev.wait() == 0

@@ -74,3 +74,9 @@ def script_env(env=None, **args):
 def shared_script(name):
     """A MicroPython piece several tests' device scripts start with (tests/harness/device_scripts)."""
     return (ROOT / "tests" / "harness" / "device_scripts" / name).read_text()
+
+
+def with_args(code, **args):
+    """A device script run over a REPL (rp2040py, the Pico W, QEMU: no environment to carry
+    DEVICE_SCRIPT_ARGS) gets its arguments as one ARGS line in front (str, int, bool, lists)."""
+    return "ARGS = %r\n" % (args,) + code

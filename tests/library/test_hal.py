@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from harness.run import BUILD, ROOT, need
+from harness.run import BUILD, ROOT, device_script, need, script_env
 
 EXIT_RESET, EXIT_WDT = 75, 76  # iotlib.hal.unix
 HAL = ROOT / "modules" / "iotlib" / "hal"
@@ -64,11 +64,11 @@ def test_only_the_hal_touches_the_hardware():
                                              "adc", "staging", "sync"}
 
 
-def boot(code, cwd, timeout=30):
+def boot(code, cwd, timeout=30, env=None):
     """One boot of the unix build running `code` in the device folder cwd: (exit code, stdout)."""
     binary = need(BUILD / "unix" / "micropython", "firmware/build.sh unix")
     p = subprocess.run([str(binary), "-c", code], cwd=cwd, capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, env=env)
     assert "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
     return p.returncode, p.stdout
 
@@ -139,31 +139,14 @@ h.reset("ota", BootCounter(Storage("/proc/no/such/dir")))
 
 
 # iotlib.hal.rp2 on the unix build, over a stand-in machine module that records what it is asked
-RP2 = """
-import sys
-class machine:
-    PWRON_RESET, WDT_RESET = 1, 3
-    cause = %d
-    @staticmethod
-    def reset_cause():
-        return machine.cause
-    @staticmethod
-    def reset():
-        print("machine.reset()")
-        raise SystemExit(0)
-sys.modules["machine"] = machine
-from iotlib.hal import rp2
-from iotlib.boot_counter import BootCounter
-boot = BootCounter(hal=rp2)
-boot.record_boot()
-print("BOOT", boot.reset_cause)
-"""
+RP2 = device_script(__file__, "rp2_hal_with_a_stand_in_machine.py")
 
 
 @pytest.mark.unix
 @pytest.mark.parametrize("hardware,reported", [(1, "power"), (3, "wdt")])
 def test_rp2_hal_reports_the_same_cause_names(tmp_path, hardware, reported):
-    code, out = boot(RP2 % hardware + "rp2.reset('escalation', boot)\n", tmp_path)
+    code, out = boot(RP2 + "rp2.reset('escalation', boot)\n", tmp_path,
+                     env=script_env(cause=hardware))
     assert code == 0 and out.split() == ["BOOT", reported, "machine.reset()"], out
     # a reset that left a note: the note wins over the chip's WDT_RESET, as on unix
-    assert boot(RP2 % 3, tmp_path)[1].split() == ["BOOT", "escalation"]
+    assert boot(RP2, tmp_path, env=script_env(cause=3))[1].split() == ["BOOT", "escalation"]

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from harness.run import run_rp2
+from harness.run import device_script, run_rp2, with_args
 from iot_sign import keygen, load_private_key, pack_bundle, sign_manifest
 from iot_sign.signing import raw_public_key, statement
 
@@ -25,27 +25,8 @@ def test_verify_and_bundle_install_on_the_rp2040(tmp_path):
     assert priv.public_key().verify(bytes.fromhex(m["signature"]),
                                     statement("bundle", "1.1.0", None, len(blob), m["sha256"]),
                                     ec.ECDSA(hashes.SHA256())) is None
-    code = """
-import _iotota, binascii, hashlib, os, sys, time
-# littlefs is at / already: the image's frozen _boot.py mounts it
-u = binascii.unhexlify
-key, digest, sig, blob = u(%r), u(%r), u(%r), u(%r)
-t = time.ticks_ms()
-print("GOOD", _iotota.verify_p256(key, digest, sig), time.ticks_diff(time.ticks_ms(), t))
-bad = bytearray(digest); bad[0] ^= 1
-print("BAD", _iotota.verify_p256(key, bytes(bad), sig))
-print("SHA", binascii.hexlify(hashlib.sha256(blob).digest()).decode())
-from iotlib.bundle_store import BundleStore
-s = BundleStore("/ota_t")
-with open("/dl.bin", "wb") as f:
-    f.write(blob)
-print("SLOT", s.install("/dl.bin", "1.1.0"))
-s2 = BundleStore("/ota_t")
-print("TRIAL", s2.boot()["trial"])
-import ota_app, pkg
-print("APP", ota_app.VERSION, pkg.X)
-print("COMMIT", s2.commit(), s2.state()["active_version"])
-""" % (raw.hex(), digest.hex(), m["signature"], blob.hex())
+    code = with_args(device_script(__file__, "verify_and_install_bundle_rp2.py"), key=raw.hex(),
+                     digest=digest.hex(), sig=m["signature"], blob=blob.hex())
     out = run_rp2("RELAYS", code)
     lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
     assert lines["GOOD"].split()[0] == "True", out

@@ -18,7 +18,7 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.run import uf2
+from harness.run import device_script, uf2, with_args
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Fleet
 from harness.picow_bridge import LoopbackGuard, NotLoopback, Refusals
@@ -91,56 +91,7 @@ class LoopbackEcho:
 
 
 # What the guest tries: the public resolvers by TCP and UDP, a name, then the gateway.
-_PROBE = """
-import network, socket, time
-w = network.WLAN(network.STA_IF)
-w.active(True)
-w.connect(%(ssid)r, "any-password")
-t = time.ticks_ms()
-while not w.isconnected() and time.ticks_diff(time.ticks_ms(), t) < 20000:
-    time.sleep_ms(20)
-print("joined", w.isconnected(), w.ifconfig()[0], w.ifconfig()[2])
-
-def tcp(host, port):
-    s = socket.socket()
-    s.settimeout(3)
-    try:
-        s.connect((host, port))
-        s.send(b"hi")
-        return "reached:" + s.recv(64).decode()
-    except OSError as e:
-        return "failed:%%s" %% e.args[0]
-    finally:
-        s.close()
-
-for host, port in (("8.8.8.8", 53), ("1.1.1.1", 443), ("8.8.8.8", 80)):
-    print("tcp", host, port, tcp(host, port))
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-u.settimeout(0.3)
-for host, port in (("8.8.8.8", 53), ("1.1.1.1", 53), ("1.1.1.1", 123)):
-    u.sendto(b"query", (host, port))
-try:
-    print("udp public", "answered", u.recvfrom(64))
-except OSError as e:
-    print("udp public", "nothing:%%s" %% e.args[0])
-for name in ("example.com", "dns.google"):
-    try:
-        print("dns", name, "resolved", socket.getaddrinfo(name, 80)[0][-1])
-    except OSError as e:
-        print("dns", name, "failed:%%s" %% e.args[0])
-print("tcp gateway", tcp("10.0.0.1", %(tcp_port)d))
-u.settimeout(3)
-for attempt in range(3):  # UDP may be lost; a client retries, as SNTP does
-    u.sendto(b"ping", ("10.0.0.1", %(udp_port)d))
-    try:
-        data, addr = u.recvfrom(64)
-        print("udp gateway", data.decode(), addr[0], addr[1])
-        break
-    except OSError as e:
-        print("udp gateway attempt", attempt, "failed:%%s" %% e.args[0])
-u.close()
-w.disconnect()
-"""
+_PROBE = device_script(__file__, "network_isolation_probe.py")
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +109,8 @@ def isolation(picow):
     """The guest's probe, run once before anything else talks to the network."""
     echo = LoopbackEcho()
     try:
-        out = picow.run(_PROBE % {"ssid": SSID, "tcp_port": echo.tcp_port,
-                                  "udp_port": echo.udp_port}, timeout=JOIN_S)
+        out = picow.run(with_args(_PROBE, ssid=SSID, tcp_port=echo.tcp_port,
+                                   udp_port=echo.udp_port), timeout=JOIN_S)
     finally:
         echo.close()
     return {"out": out, "lines": out.splitlines(), "echo": (echo.tcp_port, echo.udp_port),

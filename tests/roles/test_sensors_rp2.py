@@ -7,30 +7,13 @@ import re
 import pytest
 
 from harness.rp2_device import booted, run
-from harness.run import device_script, shared_script
+from harness.run import device_script, shared_script, with_args
 
 pytestmark = pytest.mark.rp2
 
 _SETUP = "\n" + shared_script("memory_streams.py") + device_script(__file__, "sensors_setup_rp2.py")
 
-_PHASE = """
-async def phase(first):
-    if first:
-        await ctl.start()  # sampling tasks (and the stream keepalive)
-    else:
-        ctl.start_sampling()
-    n = ctl.samples
-    while ctl.samples < n + 6:  # a few fresh samples of each field
-        await asyncio.sleep_ms(20)
-    status, body = await get(b"/sensors")
-    print("status", status)
-    print("body", body.decode())
-    if first:
-        gc.collect()
-        print("free_started", gc.mem_free())
-    ctl.stop_sampling()
-asyncio.run(phase(%s))
-"""
+_PHASE = device_script(__file__, "sensors_phase_rp2.py")
 
 
 def volts(raw):
@@ -47,13 +30,13 @@ async def test_sensors_image_samples_emulated_adc_and_serves_it_in_process():
     async with booted("SENSORS") as dev:
         await run(dev, _SETUP)
         dev.mcu.adc.channel_values[:] = [100, 2482, 1000, 0, 876]
-        out = await run(dev, _PHASE % "True")
+        out = await run(dev, with_args(_PHASE, first=True))
         assert reported(out) == {"volts": volts(2482), "level": volts(1000)}
         free = int(re.search(r"free_started (\d+)", out).group(1))
         # the host changes the inputs: the next samples follow them
         dev.mcu.adc.channel_values[1] = 3900
         dev.mcu.adc.channel_values[2] = 17
-        out = await run(dev, _PHASE % "False")
+        out = await run(dev, with_args(_PHASE, first=False))
         assert reported(out) == {"volts": volts(3900), "level": volts(17)}
         tail = await run(dev, "ctl._halt()\nprint('check', ctl.samples, len(ctl._tasks))")
         assert re.search(r"check \d+ 0", tail), tail
