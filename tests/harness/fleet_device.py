@@ -14,7 +14,7 @@ import pytest
 
 from fleet_devtools.fleet_harness import FleetServer, run_admin
 from fleet_devtools.ports import free_port
-from harness.run import BUILD, ROOT
+from harness.run import BUILD, ROOT, shared_script
 
 
 class Fleet:
@@ -63,27 +63,12 @@ def logged_requests(fleet, path):
 
 
 def prelude(creds, fleet_url, store_dir):
-    """MicroPython source: the collaborators every device script starts with."""
-    return """
-import asyncio, sys, time
-from iotlib.auth_manager import AuthManager
-from iotlib.storage import Storage
-from iotlib.boot_counter import BootCounter
-from iotlib.alarm_manager import AlarmManager
-from iotlib.watchdog_manager import WatchdogManager
-from iotlib.state_manager import StateManager
-from iotlib.timesync_manager import TimeSyncManager
-def log(*a):
-    print(*a)
-DEVICE = %r
-SD = %r
-store = Storage(%r)
-auth = AuthManager(%r, tenant=%r, namespace=%r)
-boot = BootCounter(store)
-boot.record_boot()
-print("BOOT", boot.boot_count, boot.reset_cause, boot.unconfirmed)
-""" % (creds["device_id"], fleet_url, str(store_dir), creds["device_key"], creds["tenant"],
-       creds["namespace"])
+    """MicroPython source: the collaborators every device script starts with
+    (device_scripts/fleet_prelude.py), its arguments in one PRELUDE line in front."""
+    args = {"device_id": creds["device_id"], "fleet_url": fleet_url, "store": str(store_dir),
+            "device_key": creds["device_key"], "tenant": creds["tenant"],
+            "namespace": creds["namespace"]}
+    return "\nPRELUDE = %r\n" % (args,) + shared_script("fleet_prelude.py")
 
 
 class Device:
