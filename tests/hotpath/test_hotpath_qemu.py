@@ -43,24 +43,8 @@ def test_relay_bank_on_qemu():
 
 def test_relay_fallback_matches_on_qemu():
     # the qemu image freezes no iotlib (no hal to make pins): the pins keep levels in memory
-    out = qemu_eval(with_module("_relay_bank_py.py", "rb") + """
-class Pin:
-    def __init__(self, level):
-        self.level = level
-    def value(self, v=None):
-        if v is None:
-            return self.level
-        self.level = 1 if v else 0
-b = rb["PyRelayBank"]({"pump": 2, "heater": 4}, ("heater",), (("pump", "heater"),),
-                      0x1c7fffff, None, lambda gpio, level: Pin(level))
-b.write({"pump": True})
-try:
-    b.write({"heater": True})
-    e = None
-except ValueError as x:
-    e = str(x)
-print((sorted(b.read().items()), e))
-""")
+    out = qemu_eval(with_module("_relay_bank_py.py", "rb") + "\n"
+                    + device_script(__file__, "relay_fallback_qemu.py"))
     assert out == ([("heater", False), ("pump", True)],
                    "interlock: pump and heater cannot both be on")
 

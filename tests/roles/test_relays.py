@@ -270,25 +270,7 @@ print("audit", [e[0] for e in trail.events])
 
 
 def test_hot_reload_applies_and_vetoes_pins_outside_board_mask():
-    out = run_unix(_IN_PROCESS + """
-ctl.switch({"a": True}, "op")
-for pin in (23, 29, 25):
-    try:
-        ctl.on_config({"relays"}, {"relays": {"x": {"pin": pin}}, "interlocks": []})
-        print("accepted", pin)
-    except ValueError as e:
-        print("vetoed", e)
-print("kept", sorted(ctl.read().items()), hex(_iotlib.sim_gpio() & 0x1c0))
-ctl.on_config({"relays", "interlocks"}, {"relays": {"fan": {"pin": 10, "safe_state": "HIGH"},
-              "lamp": {"pin": 11}}, "interlocks": [["fan", "lamp"]]})
-print("new", sorted(ctl.read().items()), hex(_iotlib.sim_gpio() & 0xfc0))
-try:
-    ctl.on_config({"interlocks"}, {"relays": {}, "interlocks": [["fan", "ghost"]]})
-except ValueError as e:
-    print("vetoed", e)
-ctl.on_config({"rate_limit"}, {"rate_limit": {"per_token_rps": 2, "per_address_rps": 3, "burst": 4}})
-print("limits", ctl.limits.by_token.rate, ctl.limits.by_address.rate, ctl.limits.by_token.burst)
-""")
+    out = run_unix(_IN_PROCESS + "\n" + device_script(__file__, "relays_hot_reload_and_vetoes.py"))
     assert "vetoed relays.x.pin: GPIO 23 is not allowed on this board" in out
     assert "accepted" not in out
     assert "kept [('a', 'HIGH'), ('b', 'LOW'), ('c', 'LOW')] 0xc0" in out
@@ -414,22 +396,7 @@ ctl.on_config({"relays", "interlocks"}, {"relays": {
 
 
 def test_schedule_edges_overrides_and_midnight():
-    out = run_unix(_SCHEDULED + """
-def at(hms, label):
-    h, m, s = hms
-    print(label, ctl.check_schedules(DAY + h * 3600 + m * 60 + s), sorted(ctl.read().items()))
-at((5, 0, 0), "first")                  # outside every window: nothing to do
-at((6, 0, 0), "on")
-at((6, 10, 0), "steady")
-ctl.switch({"a": False}, "op")          # an operator overrides between two edges
-at((6, 20, 0), "override")
-at((6, 30, 15), "swap")                 # a's off and b's on at the same second: one write
-at((7, 0, 0), "off")
-at((23, 0, 0), "night")
-at((0, 59, 59), "past_midnight")
-at((1, 0, 0), "morning")
-print("audit", [(e, f.get("source")) for e, f in trail.events if f.get("source") == "schedule"])
-""")
+    out = run_unix(_SCHEDULED + "\n" + device_script(__file__, "relays_schedule_edges.py"))
     assert "first () [('a', 'LOW'), ('b', 'LOW'), ('c', 'LOW')]" in out
     assert "on ['a'] [('a', 'HIGH'), ('b', 'LOW'), ('c', 'LOW')]" in out
     assert "steady () " in out

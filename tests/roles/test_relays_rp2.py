@@ -13,24 +13,7 @@ _SETUP = "\n" + device_script(__file__, "relays_setup_rp2.py")
 
 
 def test_relays_image_switches_pins_through_the_python_api():
-    out = run_rp2("RELAYS", _SETUP + """
-ctl.setup_relays()
-print("boot", pins(), "oe", (machine.mem32[SIO_GPIO_OE] >> 2) & 3)
-ctl.switch({"relay1": True}, "emu")
-print("relay1", pins(), ctl.read())
-try:
-    ctl.switch({"relay2": True}, "emu")
-except ValueError as e:
-    print("refused", e)
-print("after", pins())
-ctl.switch({"relay1": False, "relay2": True}, "emu")
-print("swapped", pins())
-try:
-    ctl.on_config({"relays"}, {"relays": {"x": {"pin": 24}}, "interlocks": []})
-except ValueError as e:
-    print("vetoed", e)
-print("kept", sorted(ctl.read()))
-""")
+    out = run_rp2("RELAYS", _SETUP + "\n" + device_script(__file__, "relays_switch_pins_rp2.py"))
     assert "boot (0, 0) oe 3" in out
     assert "relay1 (1, 0)" in out
     assert "refused interlock: relay1 and relay2 cannot both be on" in out
