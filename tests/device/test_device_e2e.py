@@ -14,7 +14,8 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.run import device_script, run_rp2, shared_script
+from harness.run import run_rp2
+from harness.scripts import device_script, shared_script
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Fleet
 from harness.role_device import RoleDevice

@@ -16,7 +16,8 @@ import pytest
 from fleet_devtools.ports import free_port
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Device, Fleet, prelude
-from harness.run import ROOT, device_script, run_unix, script_env
+from harness.run import ROOT, run_unix
+from harness.scripts import device_script, script_env
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.unix

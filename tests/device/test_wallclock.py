@@ -19,7 +19,8 @@ import httpx
 import jwt
 import pytest
 
-from harness.run import device_script, MicroPythonError
+from harness.run import MicroPythonError
+from harness.scripts import device_script
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Fleet
 from harness.role_device import RoleDevice

@@ -14,7 +14,8 @@ import pytest
 
 from fleet_devtools.fleet_harness import FleetServer, run_admin
 from fleet_devtools.ports import free_port
-from harness.run import BUILD, ROOT, shared_script
+from harness.run import BUILD, ROOT
+from harness.scripts import shared_script
 
 
 class Fleet:

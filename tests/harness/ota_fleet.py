@@ -18,7 +18,7 @@ IMAGE_BOOT = ("image_boot.py", "ota_collaborators.py", "image_manager.py", "cut_
               "run_steps.py")
 
 
-def device_script(names):
+def ota_boot_script(names):
     return "".join((SCRIPTS / name).read_text() for name in names)
 
 
@@ -76,7 +76,7 @@ class OtaFleet:
         cfg = dict({"root": str(self.root), "url": self.url, "token": self.token, "id": self.device_id,
                     "key": pathlib.Path(self.key["public.raw"]).read_bytes().hex(),
                     "steps": list(steps)}, **cfg)
-        return run_unix(device_script(self.boot_script), timeout=60, env=device_env(cfg),
+        return run_unix(ota_boot_script(self.boot_script), timeout=60, env=device_env(cfg),
                         cwd=str(self.tmp))
 
     def boot(self, *steps, **cfg):

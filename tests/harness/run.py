@@ -3,7 +3,6 @@
 `make test` builds first; IOTLIB_BUILD points at another build folder when set.
 A missing image is a failure with the command to build it, never a skip.
 """
-import json
 import os
 import pathlib
 import shutil
@@ -59,24 +58,3 @@ SIM_EXIT_RESET, SIM_EXIT_WDT = 75, 76  # iotlib.hal.unix: the simulated resets
 POWER_ON = 1609459200  # 2021-01-01, the RP2040 RTC's value at power-on (the simulation's too)
 DEV_KEY = ROOT / "tools" / "iot-sign" / "dev-key" / "private.pem"  # the OTA key the build trusts
 
-
-def device_script(test_file, name):
-    """The MicroPython source device_scripts/<name> beside the test module `test_file`."""
-    return (pathlib.Path(test_file).parent / "device_scripts" / name).read_text()
-
-
-def script_env(env=None, **args):
-    """The environment (os.environ or `env`, plus DEVICE_SCRIPT_ARGS) a device script reads its
-    arguments from: `ARGS = json.loads(os.getenv("DEVICE_SCRIPT_ARGS"))`, never %-formatting."""
-    return dict(os.environ if env is None else env, DEVICE_SCRIPT_ARGS=json.dumps(args))
-
-
-def shared_script(name):
-    """A MicroPython piece several tests' device scripts start with (tests/harness/device_scripts)."""
-    return (ROOT / "tests" / "harness" / "device_scripts" / name).read_text()
-
-
-def with_args(code, **args):
-    """A device script run over a REPL (rp2040py, the Pico W, QEMU: no environment to carry
-    DEVICE_SCRIPT_ARGS) gets its arguments as one ARGS line in front (str, int, bool, lists)."""
-    return "ARGS = %r\n" % (args,) + code

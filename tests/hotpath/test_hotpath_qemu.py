@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from harness.run import BUILD, ROOT, device_script, need
+from harness.run import BUILD, ROOT, need
+from harness.scripts import device_script
 from harness.qemu_repl import QemuError, run_qemu
 
 pytestmark = pytest.mark.qemu

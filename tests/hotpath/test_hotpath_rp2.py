@@ -5,7 +5,8 @@ import ast
 import pytest
 
 from harness.rp2_device import booted, run
-from harness.run import device_script, MicroPythonError
+from harness.run import MicroPythonError
+from harness.scripts import device_script
 
 pytestmark = pytest.mark.rp2
 

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from harness.run import device_script, MicroPythonError, run_unix
+from harness.run import MicroPythonError, run_unix
+from harness.scripts import device_script
 
 pytestmark = pytest.mark.unix
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness.fleet_device import Device, prelude
-from harness.run import device_script, script_env
+from harness.scripts import device_script, script_env
 
 pytestmark = pytest.mark.unix
 

@@ -7,7 +7,8 @@ import pytest
 
 import jwt as pyjwt
 
-from harness.run import device_script, run_unix, script_env
+from harness.run import run_unix
+from harness.scripts import device_script, script_env
 
 pytestmark = pytest.mark.unix
 

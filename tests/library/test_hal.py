@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from harness.run import BUILD, ROOT, device_script, need, script_env
+from harness.run import BUILD, ROOT, need
+from harness.scripts import device_script, script_env
 
 EXIT_RESET, EXIT_WDT = 75, 76  # iotlib.hal.unix
 HAL = ROOT / "modules" / "iotlib" / "hal"

@@ -7,7 +7,8 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.run import device_script, run_unix
+from harness.run import run_unix
+from harness.scripts import device_script
 
 pytestmark = pytest.mark.unix
 

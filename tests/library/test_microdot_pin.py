@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from harness.run import ROOT, device_script, run_unix
+from harness.run import ROOT, run_unix
+from harness.scripts import device_script
 
 pytestmark = pytest.mark.unix
 

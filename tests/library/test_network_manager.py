@@ -4,7 +4,8 @@ import socket
 
 import pytest
 
-from harness.run import device_script, run_unix, script_env
+from harness.run import run_unix
+from harness.scripts import device_script, script_env
 
 pytestmark = pytest.mark.unix
 

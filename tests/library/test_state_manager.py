@@ -4,7 +4,7 @@ import json
 import pytest
 
 from harness.fleet_device import Device, prelude
-from harness.run import device_script
+from harness.scripts import device_script
 
 pytestmark = pytest.mark.unix
 

@@ -10,7 +10,8 @@ import pytest
 from fleet_devtools.ports import free_port
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Device, prelude
-from harness.run import ROOT, device_script, script_env
+from harness.run import ROOT
+from harness.scripts import device_script, script_env
 
 pytestmark = pytest.mark.unix
 

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from harness.fleet_device import Device, prelude
-from harness.run import SIM_EXIT_RESET, SIM_EXIT_WDT, device_script, script_env
+from harness.run import SIM_EXIT_RESET, SIM_EXIT_WDT
+from harness.scripts import device_script, script_env
 
 pytestmark = pytest.mark.unix
 

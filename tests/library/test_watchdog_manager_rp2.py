@@ -9,7 +9,8 @@ import asyncio
 
 import pytest
 
-from harness.run import device_script, uf2
+from harness.run import uf2
+from harness.scripts import device_script
 
 pytestmark = pytest.mark.rp2
 

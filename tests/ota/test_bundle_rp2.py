@@ -8,7 +8,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from harness.run import device_script, run_rp2, with_args
+from harness.run import run_rp2
+from harness.scripts import device_script, with_args
 from iot_sign import keygen, load_private_key, pack_bundle, sign_manifest
 from iot_sign.signing import raw_public_key, statement
 

@@ -18,7 +18,8 @@ import time
 import pytest
 
 from harness.rp2_device import flash_device, reset_with, run
-from harness.run import BUILD, ROOT, device_script
+from harness.run import BUILD, ROOT
+from harness.scripts import device_script
 
 sys.path.insert(0, str(ROOT / "firmware"))
 import pack_image as P  # noqa: E402

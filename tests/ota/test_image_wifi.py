@@ -29,7 +29,8 @@ import pytest
 
 from harness.ota_image import wifi_images, wifi_swap_start
 from harness.rp2_device import flash_device, reset_with, run
-from harness.run import ROOT, device_script
+from harness.run import ROOT
+from harness.scripts import device_script
 
 sys.path.insert(0, str(ROOT / "firmware"))
 sys.path.insert(0, str(ROOT / "firmware" / "loader"))

@@ -18,7 +18,8 @@ import jwt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.run import device_script, uf2, with_args
+from harness.run import uf2
+from harness.scripts import device_script, with_args
 from fleet_devtools.sntp import SntpResponder
 from harness.fleet_device import Fleet
 from harness.picow_bridge import LoopbackGuard, NotLoopback, Refusals

@@ -6,7 +6,8 @@ import time
 import httpx
 import pytest
 
-from harness.run import device_script, run_unix
+from harness.run import run_unix
+from harness.scripts import device_script
 from harness.role_device import auth, make_token
 
 pytestmark = pytest.mark.unix

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from harness.run import device_script, run_rp2, shared_script
+from harness.run import run_rp2
+from harness.scripts import device_script, shared_script
 
 pytestmark = pytest.mark.rp2
 

@@ -9,7 +9,8 @@ import httpx
 import pytest
 import websockets
 
-from harness.run import device_script, run_unix
+from harness.run import run_unix
+from harness.scripts import device_script
 from harness.role_device import auth, make_token
 
 pytestmark = pytest.mark.unix

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from harness.rp2_device import booted, run
-from harness.run import device_script, shared_script, with_args
+from harness.scripts import device_script, shared_script, with_args
 
 pytestmark = pytest.mark.rp2
 
