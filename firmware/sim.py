@@ -44,7 +44,7 @@ NAMESPACE = "lab"
 
 # The simulated devices' configuration, checked here by the fleet's own model
 # (fleet_server.device_config, the schema the devices' validator is tested against in
-# tests/test_config_schema_matches_fleet.py): a bad edit stops the sim at once, naming the field.
+# tests/library/test_config_schema_matches_fleet.py): a bad edit stops the sim at once, naming the field.
 RELAYS_CONFIG = validate_config({
     "relays": {"relay1": {"pin": 2}, "relay2": {"pin": 3},
                "pump": {"pin": 4, "max_on_s": 30}},

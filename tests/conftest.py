@@ -1,60 +1,33 @@
-"""Shared fixtures: the images we built, run the way a user runs them.
+"""Shared fixtures and the platform markers. The code they use lives in tests/harness/; test
+modules import from there, never from each other.
 
-`make test` builds first; IOTLIB_BUILD points at another build folder when set.
-A missing image is a failure with the command to build it, never a skip.
+Every test module says which platform it runs on with `pytestmark` (pytest.ini lists them);
+a module without one is a collection error, so `pytest -m unix` and friends select everything.
 """
 import os
-import pathlib
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD = pathlib.Path(os.environ.get("IOTLIB_BUILD") or ROOT / "build")
-VARIANTS = ("RELAYS", "SENSORS")
-RP2040PY = shutil.which("rp2040py") or str(pathlib.Path(sys.executable).parent / "rp2040py")
+from harness.fleet_device import Fleet
+from harness.role_device import RoleDevice
+from harness.run import ROOT, run_rp2, run_unix
+
 # The unix build's simulated RTC starts at 2021-01-01 as the RP2040's does, and the API then
 # answers 503 until SNTP. Tests of everything but the clock run the device with an RTC that
-# follows the host (a board with a battery-backed RTC); test_wallclock.py sets its own.
+# follows the host (a board with a battery-backed RTC); device/test_wallclock.py sets its own.
 os.environ.setdefault("IOTLIB_SIM_RTC", "host")
 
-
-def _need(path, how):
-    if not path.exists():
-        pytest.fail("%s is missing: build it with `%s`" % (path, how))
-    return path
+PLATFORMS = ("unix", "rp2", "picow", "qemu", "host")
 
 
-class MicroPythonError(AssertionError):
-    """A script failed inside MicroPython; the message carries its traceback."""
-
-
-def run_unix(code, timeout=30, env=None, cwd=None, check=True):
-    """Run `code` in our unix simulation binary; return its stdout (str)."""
-    binary = _need(BUILD / "unix" / "micropython", "firmware/build.sh unix")
-    proc = subprocess.run([str(binary), "-c", code], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=cwd)
-    if check and proc.returncode != 0:
-        raise MicroPythonError("exit %d\n--- stdout\n%s--- stderr\n%s"
-                               % (proc.returncode, proc.stdout, proc.stderr))
-    return proc.stdout
-
-
-def uf2(variant):
-    return _need(BUILD / "rp2" / ("PICO_W_IOT-%s.uf2" % variant), "firmware/build.sh rp2")
-
-
-def run_rp2(variant, code, timeout=120):
-    """Boot the variant's UF2 in rp2040py and run `code` over its raw REPL; return stdout."""
-    proc = subprocess.run(
-        [RP2040PY, "micropython", "--image", str(uf2(variant)), "-c", code],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    if proc.returncode != 0 or "Traceback" in proc.stdout:
-        raise MicroPythonError("exit %d\n--- stdout\n%s--- stderr\n%s"
-                               % (proc.returncode, proc.stdout, proc.stderr))
-    return proc.stdout
+@pytest.hookimpl(tryfirst=True)  # before -m deselects them: an unmarked module is never silently left out
+def pytest_collection_modifyitems(config, items):
+    unmarked = sorted({str(item.path.relative_to(ROOT)) for item in items
+                       if not any(item.get_closest_marker(p) for p in PLATFORMS)})
+    if unmarked:
+        raise pytest.UsageError("no platform marker (pytestmark = pytest.mark.<%s>) in: %s"
+                                % ("|".join(PLATFORMS), ", ".join(unmarked)))
 
 
 @pytest.fixture
@@ -74,3 +47,26 @@ def deps():
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """fleet-server for device scripts, started by the test once its devices are provisioned."""
+    # plain HTTP on loopback: a device script without api_key (the seed's form) may fetch it
+    f = Fleet(tmp_path, {"ntp_servers": ["127.0.0.1:9"], "heartbeat_s": 5, "api_key_over_http": True})
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def role_device(tmp_path):
+    """start(role, **device.json settings): a RoleDevice up and serving; all stopped after."""
+    devices = []
+
+    def start(role, **settings):
+        d = RoleDevice(tmp_path, role, **settings).start()
+        devices.append(d)
+        return d
+    yield start
+    for d in devices:
+        d.stop()

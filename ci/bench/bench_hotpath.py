@@ -32,7 +32,7 @@ MHZ = 125
 
 def fix_adc_round_robin(mcu):
     """rp2040py 0.3.6 keeps two rp2040js round-robin bugs (AINSEL masked with 12, the wrap
-    from channel 4 skipping 0); restore the datasheet behaviour (tests/test_hotpath_rp2.py)."""
+    from channel 4 skipping 0); restore the datasheet behaviour (tests/hotpath/test_hotpath_rp2.py)."""
     def set_ainsel(adc, channel):
         adc.cs = (adc.cs & ~(0x7 << 12)) | ((channel & 0x7) << 12)
 

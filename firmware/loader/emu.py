@@ -1,4 +1,4 @@
-"""Drive the loader in rp2040py with power cuts (tests/test_ota_image*.py and measurements).
+"""Drive the loader in rp2040py with power cuts (tests/ota/test_image*.py and measurements).
 
 A Device is one power-on of the emulated RP2040 from a saved 2 MB flash image. Flash writes
 go through the emulated QSPI flash (rp2040py's SSI: sector erase and page program are applied

@@ -1,6 +1,6 @@
 // Flash layout shared by the loader, the applications linked after it, the board (filesystem
 // size, boards/PICO_W_IOT/mpconfigboard.cmake) and, as numbers, layout.cmake,
-// firmware/pack_image.py and iotlib/image_stage.py (tests/test_ota_image.py checks they agree).
+// firmware/pack_image.py and iotlib/image_stage.py (tests/ota/test_image.py checks they agree).
 // Offsets are from the start of flash (XIP 0x10000000). docs/ota.md, "Flash layout".
 #pragma once
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleet_devtools.pg_cluster import LocalPostgres
-from fleet_harness import Device, FleetServer, api_token
+from fleet_devtools.fleet_harness import Device, FleetServer, api_token
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,7 +10,7 @@ import time
 import jwt
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleet_harness import (BIN, Device, FleetServer, api_token, assert_error, new_id, registration_body)
+from fleet_devtools.fleet_harness import (BIN, Device, FleetServer, api_token, assert_error, new_id, registration_body)
 from fleet_server.storage import open_storage
 
 BEAT = {"uptime_s": 42, "free_heap": 150000, "health": {"ok": True, "checks": {"wifi": True}}, "boot_count": 3,

@@ -5,7 +5,7 @@ import subprocess
 
 import jwt
 
-from fleet_harness import _script, admin_json, new_id, run_admin
+from fleet_devtools.fleet_harness import _script, admin_json, new_id, run_admin
 
 ADMIN_PERMS = ["relays:read", "relays:write", "sensors:read", "ota:admin", "state:write", "alarms:read",
                "alarms:write", "devices:read", "devices:admin", "config:write", "tenant:admin", "audit:read"]

@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 
-from fleet_harness import BIN, Device, api_token, assert_error, new_id, proof, registration_body
+from fleet_devtools.fleet_harness import BIN, Device, api_token, assert_error, new_id, proof, registration_body
 
 GRACE_S = 2  # long enough for a few requests on a loaded machine, short enough to wait out
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from fleet_harness import Device, FleetServer, api_token, assert_error
+from fleet_devtools.fleet_harness import Device, FleetServer, api_token, assert_error
 
 SECRET = "receiver-secret-0123456789"
 

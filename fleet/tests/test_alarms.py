@@ -1,6 +1,6 @@
 """Alarm batches from devices, deduplicated by (device, type, source); listing for API callers."""
 
-from fleet_harness import Device, admin_json, api_token, assert_error
+from fleet_devtools.fleet_harness import Device, admin_json, api_token, assert_error
 
 
 def _alarm(**kw):

@@ -2,7 +2,7 @@
 
 import json
 
-from fleet_harness import Device, FleetServer, assert_error
+from fleet_devtools.fleet_harness import Device, FleetServer, assert_error
 
 
 def test_disabled_components_are_not_routed_nor_in_readyz(tmp_path):

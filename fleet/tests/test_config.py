@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from fleet_server.api_error import validation_detail
 from fleet_server.device_config import validate_config
 
-from fleet_harness import Device, admin_json, api_token, assert_error, registration_body, run_admin
+from fleet_devtools.fleet_harness import Device, admin_json, api_token, assert_error, registration_body, run_admin
 
 GOOD = {
     "log_level": "DEBUG", "heartbeat_s": 10, "ntp_servers": ["127.0.0.1"],

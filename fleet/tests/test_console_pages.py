@@ -1,8 +1,8 @@
-"""The console's session and its refusals, over plain HTTP (the browser run is tests/test_console_browser.py)."""
+"""The console's session and its refusals, over plain HTTP (the browser run is tests/system/test_console_browser.py)."""
 
 from contextlib import contextmanager
 
-from fleet_harness import Device, api_token, new_id
+from fleet_devtools.fleet_harness import Device, api_token, new_id
 
 
 @contextmanager

@@ -4,7 +4,7 @@ import re
 
 import jwt
 
-from fleet_harness import Device, FleetServer, admin_json, assert_error, new_id, registration_body, run_admin
+from fleet_devtools.fleet_harness import Device, FleetServer, admin_json, assert_error, new_id, registration_body, run_admin
 
 
 def _provision(server, **kw):

@@ -9,7 +9,7 @@ import time
 
 import jwt
 
-from fleet_harness import Device, FleetServer, api_token, assert_error, new_id, registration_body
+from fleet_devtools.fleet_harness import Device, FleetServer, api_token, assert_error, new_id, registration_body
 from fleet_server.storage import open_storage
 
 MB = 1024 * 1024

@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleet_harness import assert_error
+from fleet_devtools.fleet_harness import assert_error
 
 
 def test_livez_and_readyz(server):

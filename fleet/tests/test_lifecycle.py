@@ -4,7 +4,7 @@ import json
 import signal
 import time
 
-from fleet_harness import Device, FleetServer, admin_json, api_token, assert_error, registration_body
+from fleet_devtools.fleet_harness import Device, FleetServer, admin_json, api_token, assert_error, registration_body
 
 
 def test_restart_keeps_everything(tmp_path, tmp_db):

@@ -6,7 +6,7 @@ import sys
 
 from openapi_spec_validator import validate
 
-from fleet_harness import FLEET_DIR
+from fleet_devtools.fleet_harness import FLEET_DIR
 
 
 def _module_output(module: str) -> dict:

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from fleet_devtools.pg_cluster import LocalPostgres
 from fleet_devtools.device_sim import REQUESTS_PER_ROUND, REQUESTS_TO_REGISTER, provision_devices, run_fleet
-from fleet_harness import FleetServer, admin_json, assert_error, new_id, registration_body
+from fleet_devtools.fleet_harness import FleetServer, admin_json, assert_error, new_id, registration_body
 from fleet_server.storage import open_storage
 
 

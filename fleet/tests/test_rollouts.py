@@ -1,6 +1,6 @@
 """Staged rollouts on the server: who is offered what, and each reason a rollout halts by itself.
 Canaries here are registered test devices whose heartbeats the test writes (the unix-device run is
-tests/test_rollout_e2e.py)."""
+tests/system/test_rollout_e2e.py)."""
 
 import base64
 import hashlib
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fleet_harness import Device, FleetServer, api_token, assert_error, new_id
+from fleet_devtools.fleet_harness import Device, FleetServer, api_token, assert_error, new_id
 
 
 @pytest.fixture(scope="module")

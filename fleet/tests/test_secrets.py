@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fleet_harness import Device, admin_json, api_token, assert_error, new_id, proof, registration_body, run_admin
+from fleet_devtools.fleet_harness import Device, admin_json, api_token, assert_error, new_id, proof, registration_body, run_admin
 from fleet_server.secrets_backend import FileKeyring
 from fleet_server.storage import open_storage
 

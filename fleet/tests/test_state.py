@@ -2,7 +2,7 @@
 
 import json
 
-from fleet_harness import Device, admin_json, api_token, assert_error
+from fleet_devtools.fleet_harness import Device, admin_json, api_token, assert_error
 
 
 def test_first_report_moves_version_0_to_1_and_returns_desired(device):

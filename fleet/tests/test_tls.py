@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from fleet_devtools.certs import issue, make_ca
-from fleet_harness import Device, FleetServer, admin_json, assert_error, new_id, refused_at_start, registration_body
+from fleet_devtools.fleet_harness import Device, FleetServer, admin_json, assert_error, new_id, refused_at_start, registration_body
 
 
 @pytest.fixture(scope="module")

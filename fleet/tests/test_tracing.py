@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fleet_harness import FleetServer, refused_at_start
+from fleet_devtools.fleet_harness import FleetServer, refused_at_start
 from test_replicas import provision, register_split, state_path
 
 

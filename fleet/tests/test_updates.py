@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fleet_harness import Device, api_token, assert_error, new_id, run_admin
+from fleet_devtools.fleet_harness import Device, api_token, assert_error, new_id, run_admin
 
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes
 
