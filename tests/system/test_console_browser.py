@@ -2,18 +2,14 @@
 log in, see both sim devices online, switch a relay and see the device's pin change, watch the
 sensor chart move, acknowledge an alarm. Screenshots are saved in the test's tmp_path."""
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from harness.run import BUILD, ROOT
-from fleet_devtools.ports import free_port_block
+from harness.sim import start_sim
 
 pytestmark = [pytest.mark.unix, pytest.mark.browser]
 
@@ -37,24 +33,7 @@ def wait_for(what, fn, timeout=60, every=0.3):  # generous: 2 shared cores, devi
 def sim(tmp_path_factory):
     """`firmware/sim.py` as `make sim` runs it; yields (fleet URL, relays URL, admin token)."""
     work = tmp_path_factory.mktemp("sim")
-    base = free_port_block()
-    env = dict(os.environ, IOTLIB_BUILD=str(BUILD),
-               PATH="%s:%s" % (os.path.dirname(sys.executable), os.environ["PATH"]))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "firmware" / "sim.py"), "--base-port", str(base),
-                             "--dir", str(work), "--for-seconds", "300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    printed = []
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        printed.append(line)
-        if "Ctrl-C stops everything" in line:
-            break
-    text = "".join(printed)
-    assert "Ctrl-C stops everything" in text, text
-    token = re.search(r"export TOKEN=(\S+)", text).group(1)
+    proc, base, _, token = start_sim(work, 300)
     yield "http://127.0.0.1:%d" % base, "http://127.0.0.1:%d" % (base + 1), token
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)

@@ -1,16 +1,13 @@
 """`make sim` as a user runs it: the launcher's printed token and curl lines work as printed."""
 import json
-import os
-import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from fleet_devtools.ports import free_port_block, port_free
-from harness.run import BUILD, ROOT
+from fleet_devtools.ports import port_free
+from harness.sim import start_sim
 
 pytestmark = pytest.mark.unix
 
@@ -23,26 +20,8 @@ def curl(*args):
 
 
 def test_sim_prints_working_urls_and_token_and_stops_cleanly(tmp_path):
-    base = free_port_block()
-    env = dict(os.environ, IOTLIB_BUILD=str(BUILD),
-               PATH="%s:%s" % (os.path.dirname(sys.executable), os.environ["PATH"]))
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "firmware" / "sim.py"), "--base-port", str(base),
-         "--dir", str(tmp_path), "--for-seconds", "120"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc, base, text, token = start_sim(tmp_path, 120)
     try:
-        printed = []
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            printed.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        text = "".join(printed)
-        assert "Ctrl-C stops everything" in text, text
-        token = re.search(r"export TOKEN=(\S+)", text).group(1)
         relays = "http://127.0.0.1:%d" % (base + 1)
         assert relays in text
 
