@@ -1,6 +1,7 @@
-// _iotimage: the application's side of the image loader (firmware/loader/loader.c). The
-// staged image itself is an ordinary file (iotlib/image_stage.py writes it); this module only
-// reads what the loader left in the watchdog scratch registers and leaves it a confirm.
+// _iotimage: the application's side of the image loader (firmware/loader/loader.c; built with
+// IOTLIB_LOADER=ON, c_modules/ota/micropython.cmake). The staged image itself is an ordinary
+// file (iotlib/ota/image.py writes it); this module only reads what the loader left in the
+// watchdog scratch registers and leaves it a confirm.
 //
 //   boot_mode() -> "normal" | "trial" | "safe" | "none"   (what the loader told this boot;
 //                  "none": the image was started without the loader)
