@@ -52,6 +52,9 @@ except OSError:
 if old != text:  # leave the file alone when unchanged, so nothing rebuilds needlessly
     open(sys.argv[2], "w").write(text)
 PY
+# The flash layout's numbers for the device, frozen as iotlib/ota/layout.py (generated from
+# firmware/loader/layout.h, never committed; left alone when unchanged).
+python3 "$here/loader/layout.py" "$root/build/generated/iotlib/ota/layout.py" || die "cannot read firmware/loader/layout.h"
 
 "$here/install_toolchain.sh"
 deps=$("$here/fetch_deps.sh") || exit 1

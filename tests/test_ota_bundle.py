@@ -31,7 +31,7 @@ from iotlib.http_client import HttpClient
 from iotlib.health import Health
 from iotlib.metrics import Metrics
 from iotlib.audit import Audit
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 
 class Auth:
     def device_token(self):
@@ -80,7 +80,7 @@ asyncio.run(main())
 DEVICE = r"""
 import sys, json, asyncio, binascii
 cfg = json.loads(%r)
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 store = BundleStore(cfg["root"], max_boots=cfg.get("max_boots", 3))
 print("BOOT", json.dumps(store.boot()))
 try:
@@ -288,7 +288,7 @@ def test_bundle_that_crashes_on_import_still_rolls_back(fleet):
     fleet.publish(blob, sign_manifest(priv, "bundle", "1.1.0", None, blob))
     fleet.boot("check", max_boots=1)
     env = _device_env()
-    probe = ("from iotlib.bundle_store import BundleStore\n"
+    probe = ("from iotlib.ota.bundle import BundleStore\n"
              "print(BundleStore(%r, max_boots=1).boot()['version'])\nimport ota_app\n" % str(fleet.root))
     p = subprocess.run([str(BUILD / "unix" / "micropython"), "-c", probe], env=env,
                        capture_output=True, text=True, timeout=30, cwd=str(fleet.tmp))

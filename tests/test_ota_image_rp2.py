@@ -88,9 +88,9 @@ async def _reset(device, code, timeout=60):
 # into one preallocated 4 KB buffer, the way HttpClient reuses its body buffer.
 _STAGE_VIA_PYTHON = """
 import json, machine, os
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 
 class Response:
     def __init__(self, status, body):
@@ -163,9 +163,9 @@ def test_ota_manager_stages_a_file_the_loader_installs(tmp_path):
 _AFTER_BOOT = """
 import machine
 from iotlib.storage import exists
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 mgr = OTAUpdateManager("http://fleet/api", device_id="emu-1", store=BundleStore("ota"),
                        factory_version="1.0.0", image=hal.load().staging(), reset=machine.reset,
                        alarm=lambda *a: print("ALARM", a[0], a[2]))

@@ -135,9 +135,9 @@ def test_wifi_power_cuts(swap):
 _BOOTED = """
 import sys, machine
 from iotlib.storage import exists
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 from iotlib.health import Health
 health = Health()
 health.add_check("app", lambda: (True, "ok"))

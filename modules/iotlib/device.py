@@ -18,7 +18,6 @@
 # network, health, registration/heartbeats, alarms and OTA only, no config poller, no state,
 # and a critical `safe_mode` alarm.
 import asyncio
-import json
 import os
 
 from iotlib.task import BackgroundTask
@@ -46,7 +45,7 @@ def boot_early(settings, hal, store_root=".", ota_root="ota"):
     from iotlib.storage import Storage
     from iotlib.clock import Clock
     from iotlib.boot_counter import BootCounter
-    from iotlib.bundle_store import BundleStore
+    from iotlib.ota.bundle import BundleStore
 
     store = Storage(store_root)
     clock = Clock(hal.rtc(), store=store)  # the chip's RTC; its lower bound from flash
@@ -157,35 +156,6 @@ class _NotRequired:
         self.health.add_check(name, fn, False, live)
 
 
-def add_ota_routes(server, ota):
-    """GET /ota/state, POST /ota/commit|rollback|check (permission ota:admin)."""
-    async def run(action, request):
-        body = None
-        if request.body:
-            try:
-                body = json.loads(request.body)
-            except ValueError:
-                body = None
-        status, doc = await ota.admin(action, body)
-        return doc, status
-
-    @server.route("/ota/state", ("GET",), "ota:admin")
-    async def ota_state(request):
-        return await run("state", request)
-
-    @server.route("/ota/commit", ("POST",), "ota:admin")
-    async def ota_commit(request):
-        return await run("commit", request)
-
-    @server.route("/ota/rollback", ("POST",), "ota:admin")
-    async def ota_rollback(request):
-        return await run("rollback", request)
-
-    @server.route("/ota/check", ("POST",), "ota:admin")
-    async def ota_check(request):
-        return await run("check", request)
-
-
 def _timesync(settings, metrics, clock):
     """TimeSyncManager, or None on an image without a network stack (no socket module)."""
     try:
@@ -277,6 +247,7 @@ class Device:
             if self.timesync is not None:
                 kwargs["managers"] += (self.timesync,)
         self.controller = controller_class(**kwargs)
+        from iotlib.ota.routes import add_ota_routes
         add_ota_routes(self.controller.server, self.ota)
 
     def _log(self, level, msg, **fields):
@@ -299,7 +270,7 @@ class Device:
         from iotlib.config_schema import validator
         from iotlib.state_manager import StateManager
         from iotlib.alarm_manager import AlarmManager
-        from iotlib.ota_manager import OTAUpdateManager
+        from iotlib.ota.manager import OTAUpdateManager
         from iotlib.fleet_tls import fleet_tls_mode
 
         auth, http, metrics, health = self.auth, self.http, self.metrics, self.health
