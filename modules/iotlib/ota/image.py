@@ -11,7 +11,9 @@
 #   stage.after_boot() -> verdict      what the loader did with the file at this boot; the file
 #                                      is deleted unless the verdict is "none" (it has served)
 #   stage.free_bytes()                 room left in the filesystem for a download
-#   stage.boot_mode() -> "normal" | "trial" | "safe" | "none";  stage.trial_boots();  stage.confirm()
+#   stage.boot_mode() -> "normal" | "trial" | "safe" | "none";  stage.confirm()
+#   stage.trial_boots()                the loader's count of this image's trial boots (it owns
+#                                      the count; the application only reads it)
 #   stage.APP_SIZE                     the application region (layout.h IOT_APP_SIZE)
 #
 # Without the loader (unix simulation, or an rp2 image built without it) the boot state is
