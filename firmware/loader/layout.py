@@ -34,15 +34,6 @@ def read(path=HEADER) -> dict:
     return out
 
 
-def verdicts(values) -> tuple:
-    """The loader's stage verdicts by number: ("none", "installed", ...)."""
-    named = sorted((v, k[len("VERDICT_"):].lower()) for k, v in values.items()
-                   if k.startswith("VERDICT_"))
-    if [v for v, _ in named] != list(range(len(named))):
-        raise ValueError("layout.h: the IOT_VERDICT_* values are not 0, 1, 2, ...")
-    return tuple(name for _, name in named)
-
-
 def device_module(values, source="firmware/loader/layout.h") -> str:
     missing = [n for n in DEVICE_NAMES + ("STAGE_MAGIC",) if n not in values]
     if missing:
@@ -52,7 +43,6 @@ def device_module(values, source="firmware/loader/layout.h") -> str:
     for name in DEVICE_NAMES:
         lines.append("%s = %r" % (name, values[name]))
     lines.append("STAGE_MAGIC = %r" % (values["STAGE_MAGIC"].encode() + b"\0"))
-    lines.append("VERDICTS = %r" % (verdicts(values),))
     return "\n".join(lines) + "\n"
 
 

@@ -23,36 +23,15 @@ def remove(work):
             pass
 
 
-def _same(work, sha256):
-    try:
-        with open(work + META) as f:
-            return json.load(f).get("sha256") == sha256
-    except (OSError, ValueError):
-        return False
-
-
 def part_size(work, sha256):
     """Bytes of this artefact already downloaded (0: none, or another artefact's)."""
-    if not _same(work, sha256):
-        return 0
     try:
+        with open(work + META) as f:
+            if json.load(f).get("sha256") != sha256:
+                return 0
         return os.stat(work + PART)[6]
-    except OSError:
+    except (OSError, ValueError):
         return 0
-
-
-async def _rehash(path, h):
-    n_total = 0
-    with open(path, "rb") as f:
-        buf = bytearray(512)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                return n_total
-            h.update(memoryview(buf)[:n])
-            n_total += n
-            if not n_total % 16384:  # an image's part is 600 KB: let the WDT feeder run
-                await asyncio.sleep_ms(0)
 
 
 async def fetch(http, url, m, work, chunk, progress, first=None):
@@ -60,24 +39,30 @@ async def fetch(http, url, m, work, chunk, progress, first=None):
     file's path. progress(done, total, resumed_from) follows every chunk; first(body), if
     given, sees the first chunk of a fresh download before it is kept (it raises Refused).
     OSError (link lost) leaves the part file to resume from; Refused for a bad answer."""
-    part = work + PART
+    part, size = work + PART, m["size"]
     makedirs(work)
     h = hashlib.sha256()
     offset = 0
-    same = _same(work, m["sha256"])
-    if same:  # resume: re-hash what is already there
+    if part_size(work, m["sha256"]):  # resume: re-hash what is already there
         try:
-            offset = await _rehash(part, h)
+            with open(part, "rb") as f:
+                buf = bytearray(512)
+                while True:
+                    n = f.readinto(buf)
+                    if not n:
+                        break
+                    h.update(memoryview(buf)[:n])
+                    offset += n
+                    if not offset % 16384:  # an image's part is 600 KB: let the WDT feeder run
+                        await asyncio.sleep_ms(0)
         except OSError:
-            offset, h = 0, hashlib.sha256()
-    if offset > m["size"]:
-        offset, h, same = 0, hashlib.sha256(), False
-    if not same or offset == 0:
+            offset = 0
+    if not 0 < offset <= size:  # nothing (of this artefact) to resume from: start afresh
+        offset, h = 0, hashlib.sha256()
         remove(work)
         with open(work + META, "w") as f:
             json.dump({"sha256": m["sha256"], "version": m["version"]}, f)
         open(part, "wb").close()
-    size = m["size"]
     progress(offset, size, offset)
     resumed = offset
     with open(part, "ab") as out:

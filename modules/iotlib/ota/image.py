@@ -26,8 +26,8 @@ import os
 import struct
 
 # the numbers are layout.h's: iotlib.ota.layout is generated from it at build time
-from iotlib.ota.layout import APP_SIZE, STAGE_FORMAT as FORMAT, STAGE_HDR_SIZE as HEADER_SIZE
-from iotlib.ota.layout import STAGE_MAGIC as MAGIC, STAGE_PATH, STAGE_WINDOW as WINDOW
+from iotlib.ota.layout import (APP_SIZE, STAGE_FORMAT as FORMAT, STAGE_HDR_SIZE as HEADER_SIZE,
+                               STAGE_MAGIC as MAGIC, STAGE_PATH, STAGE_WINDOW as WINDOW)
 from iotlib.storage import exists, makedirs, remove
 
 

@@ -13,7 +13,7 @@ import json
 import time
 
 from iotlib.ota import fetch
-from iotlib.ota.policy import Refused, accept, check_image_header, trial_left_s
+from iotlib.ota.policy import Refused, accept, trial_left_s
 from iotlib.task import BackgroundTask
 
 FS_MARGIN = 16 * 1024  # filesystem room kept beyond a staged image (littlefs metadata, logs)
@@ -126,7 +126,7 @@ class OTAUpdateManager:
         bs["running_version"] = self.current_version()
         left = None
         if bs["trial"]:
-            left = trial_left_s(self.trial_deadline_s, self._since_boot_ms())
+            left = trial_left_s(self.trial_deadline_s, self._booted_ms)
         bs["deadline_s"] = self.trial_deadline_s
         bs["deadline_left_s"] = left
         bs["ota"] = self.progress()
@@ -176,7 +176,7 @@ class OTAUpdateManager:
             if self.auto_commit and self._ready()[0]:
                 self.commit()
                 break
-            if trial_left_s(self.trial_deadline_s, self._since_boot_ms()) == 0:
+            if trial_left_s(self.trial_deadline_s, self._booted_ms) == 0:
                 reason = "deadline: not committed within %d s" % self.trial_deadline_s
                 if self.image_trial():
                     self._image_trial_failed(reason)
@@ -184,9 +184,6 @@ class OTAUpdateManager:
                     self.rollback(reason, reboot=True)
                 break
             await asyncio.sleep(tick_s)
-
-    def _since_boot_ms(self):
-        return time.ticks_diff(time.ticks_ms(), self._booted_ms)
 
     def _ready(self):
         if self.health is None:
@@ -303,7 +300,8 @@ class OTAUpdateManager:
                 await self._stage_image(manifest)
                 slot = "image"
             else:
-                path = await self._fetch(manifest)
+                path = await fetch.fetch(self.http, self._artefact_url(manifest), manifest,
+                                         self.work, self.chunk, self._progress)
                 self.state = INSTALLING
                 slot = self.store.install(path, manifest["version"])
                 fetch.remove(self.work)
@@ -349,7 +347,8 @@ class OTAUpdateManager:
         if free < m["size"] - have + FS_MARGIN:
             raise Refused("no_space", "the image needs %d bytes of the filesystem, %d are free"
                           % (m["size"] - have + FS_MARGIN, free))
-        path = await self._fetch(m, first=lambda body: self._check_image_header(body, m))
+        path = await fetch.fetch(self.http, self._artefact_url(m), m, self.work, self.chunk,
+                                 self._progress, lambda body: self._check_image_header(body, m))
         self.state = INSTALLING
         try:
             self.image.install(path)
@@ -362,7 +361,8 @@ class OTAUpdateManager:
             info = self.image.check_header(body)
         except ValueError as e:
             raise Refused("bad_image", str(e))
-        check_image_header(info, m)
+        if info["version"] != m["version"][:16]:  # the header names the signed version
+            raise Refused("bad_image", "the image header says version %r" % info["version"])
 
     def after_boot(self):
         """What the loader did with the staged file at this boot (iotlib.ota.image); the stage
@@ -378,7 +378,3 @@ class OTAUpdateManager:
 
     def _progress(self, done, total, resumed_from):
         self.state, self.done, self.total, self.resumed_from = DOWNLOADING, done, total, resumed_from
-
-    def _fetch(self, m, first=None):
-        return fetch.fetch(self.http, self._artefact_url(m), m, self.work, self.chunk,
-                           self._progress, first)

@@ -8,6 +8,7 @@
 # relabelled as a new one, and the version checks below act on signed data.
 import binascii
 import hashlib
+import time
 
 STATEMENT_TAG = "iotota-v1"
 FIELDS = ("kind", "version", "size", "sha256", "signature", "url")
@@ -65,12 +66,7 @@ def accept(m, current, on_trial, failed_version, limits, verify, key):
         raise Refused("bad_signature", "signature does not match the trusted key")
 
 
-def check_image_header(info, m):
-    """The staged file's header (iotlib.ota.image.parse_header) names the signed version."""
-    if info["version"] != m["version"][:16]:
-        raise Refused("bad_image", "the image header says version %r" % info["version"])
-
-
-def trial_left_s(deadline_s, since_boot_ms):
-    """Seconds left before an uncommitted trial is given up (0: now)."""
-    return max(0, deadline_s - since_boot_ms // 1000)
+def trial_left_s(deadline_s, booted_ms):
+    """Seconds left before a trial that booted at booted_ms (time.ticks_ms()) and is not
+    committed is given up: rolled back, or for an image reset unconfirmed (0: now)."""
+    return max(0, deadline_s - time.ticks_diff(time.ticks_ms(), booted_ms) // 1000)

@@ -1,31 +1,22 @@
-# The device API's OTA routes: each hands its action to OTAUpdateManager.admin().
+# The device API's OTA routes: GET /ota/state, POST /ota/commit|rollback|check (permission
+# ota:admin). One handler serves all four: the action is the path's last part, handed to
+# OTAUpdateManager.admin() (one function object on the heap, not four).
 import json
+
+ROUTES = (("/ota/state", "GET"), ("/ota/commit", "POST"), ("/ota/rollback", "POST"),
+          ("/ota/check", "POST"))
 
 
 def add_ota_routes(server, ota):
-    """GET /ota/state, POST /ota/commit|rollback|check (permission ota:admin)."""
-    async def run(action, request):
+    async def ota_admin(request):
         body = None
         if request.body:
             try:
                 body = json.loads(request.body)
             except ValueError:
                 body = None
-        status, doc = await ota.admin(action, body)
+        status, doc = await ota.admin(request.path[5:], body)  # "/ota/<action>"
         return doc, status
 
-    @server.route("/ota/state", ("GET",), "ota:admin")
-    async def ota_state(request):
-        return await run("state", request)
-
-    @server.route("/ota/commit", ("POST",), "ota:admin")
-    async def ota_commit(request):
-        return await run("commit", request)
-
-    @server.route("/ota/rollback", ("POST",), "ota:admin")
-    async def ota_rollback(request):
-        return await run("rollback", request)
-
-    @server.route("/ota/check", ("POST",), "ota:admin")
-    async def ota_check(request):
-        return await run("check", request)
+    for path, method in ROUTES:
+        server.route(path, (method,), "ota:admin")(ota_admin)
