@@ -52,6 +52,9 @@ except OSError:
 if old != text:  # leave the file alone when unchanged, so nothing rebuilds needlessly
     open(sys.argv[2], "w").write(text)
 PY
+# The flash layout's numbers for the device, frozen as iotlib/ota/layout.py (generated from
+# firmware/loader/layout.h, never committed; left alone when unchanged).
+python3 "$here/loader/layout.py" "$root/build/generated/iotlib/ota/layout.py" || die "cannot read firmware/loader/layout.h"
 
 "$here/install_toolchain.sh"
 deps=$("$here/fetch_deps.sh") || exit 1
@@ -81,8 +84,26 @@ make_port() {  # log-file make-arguments...
     fi
 }
 
+# The user C modules' file list: generated QSTR and frozen sources keep a moved or deleted
+# file's names (MicroPython collects genhdr/qstr/*.qstr, one per source ever compiled), which
+# can shadow a frozen string's value, so a changed list starts the build folder afresh.
+c_sources() {
+    (cd "$root" && find c_modules -name '*.c' | LC_ALL=C sort | tr '\n' ' ')
+}
+
+# Start folder $1 afresh when it was built with another stamp ($2); record the new one.
+fresh_unless_same() {  # folder stamp
+    if [ -d "$1" ] && [ "$(cat "$1/.iotlib-config" 2>/dev/null)" != "$2" ]; then
+        echo "build: $1 was built with other options or C sources: starting it afresh" >&2
+        rm -rf "$1"
+    fi
+    mkdir -p "$1"
+    echo "$2" > "$1/.iotlib-config"
+}
+
 build_unix() {
     echo "build: unix simulation binary" >&2
+    fresh_unless_same "$out/unix" "c_sources=$(c_sources)"
     make_port "$out/unix.log" unix VARIANT_DIR="$root/firmware/unix-sim" BUILD="$out/unix" \
         PROG=micropython USER_C_MODULES="$root/c_modules" FROZEN_MANIFEST="$root/firmware/unix-sim/manifest.py" \
         MICROPY_PY_BTREE=0
@@ -110,14 +131,8 @@ build_rp2() {
     [ "$MICROPY_UPSTREAM" = 0 ] || dir=$dir-upstream
     echo "build: rp2 PICO_W_IOT variants: $VARIANTS (Wi-Fi $wireless, loader $loader)" >&2
     # A folder built with other choices starts afresh: generated sources (frozen code, QSTRs) do
-    # not follow a change of source tree, radio or layout on their own.
-    local stamp="tree=$tree wireless=$wireless loader=$loader"
-    if [ -f "$dir/CMakeCache.txt" ] && [ "$(cat "$dir/.iotlib-config" 2>/dev/null)" != "$stamp" ]; then
-        echo "build: $dir was built with other options: starting it afresh" >&2
-        rm -rf "$dir"
-    fi
-    mkdir -p "$dir"
-    echo "$stamp" > "$dir/.iotlib-config"
+    # not follow a change of source tree, radio, layout or C file list on their own.
+    fresh_unless_same "$dir" "tree=$tree wireless=$wireless loader=$loader c_sources=$(c_sources)"
     if ! cmake -S "$root" -B "$dir" -DMICROPY_DIR="$tree" -DPICO_SDK_PATH="$PICO_SDK_PATH" \
         -Dpicotool_DIR="$PICOTOOL_DIR" -DIOTLIB_VARIANTS="${VARIANTS// /;}" -DIOTLIB_WIRELESS="$wireless" \
         -DIOTLIB_LOADER="$loader" >"$dir/configure.log" 2>&1; then

@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import struct
 import sys
 import zlib
@@ -30,22 +29,20 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 XIP_BASE = 0x10000000
-FLASH_SIZE = 2 * 1024 * 1024
 
 
-def layout(path=os.path.join(HERE, "loader", "layout.h")) -> dict:
-    """The IOT_* numeric constants of layout.h (the loader's single source of the layout)."""
-    out = {}
-    with open(path) as fh:
-        text = fh.read()
-    for m in re.finditer(r"#define\s+IOT_(\w+)\s+(0x[0-9a-fA-F]+|\d+)u?\b", text):
-        out[m.group(1)] = int(m.group(2), 0)
-    for m in re.finditer(r'#define\s+IOT_(\w+)\s+"([^"]*)"', text):
-        out[m.group(1)] = m.group(2)
-    return out
+def layout(path=None) -> dict:
+    """The IOT_* constants of layout.h (the loader's single source of the layout), read at
+    run time by firmware/loader/layout.py."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("iot_layout", os.path.join(HERE, "loader", "layout.py"))
+    reader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reader)
+    return reader.read(path) if path else reader.read()
 
 
 L = layout()
+FLASH_SIZE = L["FLASH_SIZE"]
 
 
 def check_app(app: bytes) -> None:

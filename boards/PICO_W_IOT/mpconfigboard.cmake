@@ -48,10 +48,10 @@ list(APPEND MICROPY_DEF_BOARD IOTLIB_VERSION="${IOTLIB_VERSION}")
 
 # --- OTA image loader (issue 7; firmware/loader/, docs/ota.md "Full image swap") -----------
 # IOTLIB_LOADER=ON links the application at IOT_APP_ORIGIN, after boot2 + loader + journal, without
-# its own boot2. The linker script is derived from the port's at the end of ports/rp2's
-# CMakeLists (deferred: the port sets its own script after including this file).
+# its own boot2; c_modules/ota/micropython.cmake adds _iotimage. The linker script is derived
+# from the port's at the end of ports/rp2's CMakeLists (deferred: the port sets its own script
+# after including this file).
 if(IOTLIB_LOADER)
-    list(APPEND USER_C_MODULES ${IOTLIB_ROOT}/firmware/loader/mp_module/micropython.cmake)  # _iotimage
     include(${IOTLIB_ROOT}/firmware/loader/after_loader.cmake)  # (includes layout.cmake again: harmless)
     function(_iotlib_link_after_loader)
         iot_link_after_loader(${MICROPY_TARGET} ${MICROPY_PORT_DIR}/memmap_mp_rp2040.ld)

@@ -1,6 +1,8 @@
 // Flash layout shared by the loader, the applications linked after it, the board (filesystem
-// size, boards/PICO_W_IOT/mpconfigboard.cmake) and, as numbers, layout.cmake,
-// firmware/pack_image.py and iotlib/image_stage.py (tests/ota/test_image.py checks they agree).
+// size, boards/PICO_W_IOT/mpconfigboard.cmake) and _iotimage (c_modules/ota/mod_iotimage.c).
+// The one place it is written: layout.cmake reads it for CMake, layout.py for Python
+// (firmware/pack_image.py at run time; the device's frozen iotlib/ota/layout.py is generated
+// from it by firmware/build.sh).
 // Offsets are from the start of flash (XIP 0x10000000). docs/ota.md, "Flash layout".
 #pragma once
 

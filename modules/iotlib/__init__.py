@@ -14,7 +14,7 @@ _EXPORTS = {
     "Logger": "logger",
     "TimeSyncManager": "timesync_manager",
     "AlarmManager": "alarm_manager",
-    "OTAUpdateManager": "ota_manager",
+    "OTAUpdateManager": "ota.manager",
     "Health": "health",
     "Metrics": "metrics",
 }

@@ -1,5 +1,7 @@
-# Boot counter in persistent storage: tells a clean boot from a reset loop. OTA's rollback reads
-# `unconfirmed` (boots since the last mark_good()) and `reset_cause`.
+# Boot counter in persistent storage: every boot of the device and why it happened (reset
+# cause, watchdog resets), for the heartbeat and /metrics; `unconfirmed` counts boots since the
+# last mark_good() (a reset loop). OTA's trial boots are not counted here: BundleStore counts a
+# bundle's, the loader an image's (docs/ota.md, "Boot counters").
 #
 # The cause comes from the note a deliberate reset left in the file (iotlib.hal's reset(cause)
 # and note_reset() write it), else from the hardware (the hal's reset_cause(): rp2 says "wdt"

@@ -22,7 +22,6 @@
 # network, health, registration/heartbeats, alarms and OTA only, no config poller, no state,
 # and a critical `safe_mode` alarm.
 import asyncio
-import json
 import os
 
 from iotlib.task import BackgroundTask
@@ -45,11 +44,11 @@ def boot_early(settings, hal, store_root=".", ota_root="ota"):
     """What must run before any application import: start the clock, count the boot, pick
     the OTA bundle (it goes first on sys.path), open the image stage (its boot mode says
     normal, trial or safe). hal: iotlib.hal.load(), the hardware every manager is handed.
-    Returns (store, boot_counter, bundle_store, image_stage, clock, hal)."""
+    Returns (store, boot counter, bundle store, image stage, clock, hal)."""
     from iotlib.storage import Storage
     from iotlib.clock import Clock
     from iotlib.boot_counter import BootCounter
-    from iotlib.bundle_store import BundleStore
+    from iotlib.ota.bundle import BundleStore
 
     store = Storage(store_root)
     clock = Clock(hal.rtc(), store=store)  # the chip's RTC; its lower bound from flash
@@ -163,35 +162,6 @@ class _FleetGate:
         await self.registered.wait()
 
 
-def add_ota_routes(server, ota):
-    """GET /ota/state, POST /ota/commit|rollback|check (permission ota:admin)."""
-    async def run(action, request):
-        body = None
-        if request.body:
-            try:
-                body = json.loads(request.body)
-            except ValueError:
-                body = None
-        status, doc = await ota.admin(action, body)
-        return doc, status
-
-    @server.route("/ota/state", ("GET",), "ota:admin")
-    async def ota_state(request):
-        return await run("state", request)
-
-    @server.route("/ota/commit", ("POST",), "ota:admin")
-    async def ota_commit(request):
-        return await run("commit", request)
-
-    @server.route("/ota/rollback", ("POST",), "ota:admin")
-    async def ota_rollback(request):
-        return await run("rollback", request)
-
-    @server.route("/ota/check", ("POST",), "ota:admin")
-    async def ota_check(request):
-        return await run("check", request)
-
-
 def _timesync(settings, clock):
     """TimeSyncManager, or None on an image without a network stack (no socket module)."""
     try:
@@ -277,6 +247,7 @@ class Device:
                        "audit": audit, "config": self.config, "state": self.state,
                        "alarms": self.alarms, "clock": clock, "denials": denials})
         self.controller = controller = controller_class(**kwargs)
+        from iotlib.ota.routes import add_ota_routes
         add_ota_routes(controller.server, self.ota)
         # -- the one start list (iotlib.lifecycle); the controller goes after it ------------
         managers = [self.network, auth, logger, denials, self.link]
@@ -310,7 +281,7 @@ class Device:
         from iotlib.config_schema import validator
         from iotlib.state_manager import StateManager
         from iotlib.alarm_manager import AlarmManager
-        from iotlib.ota_manager import OTAUpdateManager
+        from iotlib.ota.manager import OTAUpdateManager
         from iotlib.fleet_tls import fleet_tls_mode
         from iotlib.lifecycle import Components
 

@@ -1,5 +1,5 @@
 # Safe mode: the image never confirmed itself after an image OTA, and the loader
-# (firmware/loader/) now boots it with mode "safe" (iotlib.image_stage.boot_mode()). The
+# (firmware/loader/) now boots it with mode "safe" (iotlib.ota.image: boot_mode()). The
 # role's code is not imported at all; the device runs only what it needs to be reached and
 # repaired: network, health (/health/*), registration and heartbeats, alarms (to report the
 # state) and OTA (to take the next image). iot_boot picks this class instead of the role.

@@ -27,7 +27,7 @@ def test_one_name_loads_only_its_own_module():
 import sys
 from iotlib import NetworkManager
 loaded = sorted(m for m in sys.modules if m.startswith("iotlib"))
-print("iotlib.network_manager" in loaded, "iotlib.ota_manager" in loaded,
+print("iotlib.network_manager" in loaded, "iotlib.ota.manager" in loaded,
       "iotlib.config_manager" in loaded, "iotlib.alarm_manager" in loaded)
 """).strip()
     assert out == "True False False False"

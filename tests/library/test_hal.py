@@ -100,8 +100,8 @@ def test_unix_reset_records_the_cause_and_exits_like_every_simulated_reset(tmp_p
 @pytest.mark.unix
 def test_ota_reset_is_the_same_reset(tmp_path):
     code, out = boot(COUNT_BOOT + """
-from iotlib.bundle_store import BundleStore
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.bundle import BundleStore
+from iotlib.ota.manager import OTAUpdateManager
 ota = OTAUpdateManager("http://127.0.0.1:9/api", device_id="d", store=BundleStore("ota"),
                        factory_version="1.0.0", public_key=b"k", hal=h)
 ota.reset()

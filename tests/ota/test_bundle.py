@@ -102,7 +102,7 @@ def test_bundle_that_crashes_on_import_still_rolls_back(fleet):
     fleet.publish(blob, sign_manifest(priv, "bundle", "1.1.0", None, blob))
     fleet.boot("check", max_boots=1)
     env = device_env()
-    probe = ("from iotlib.bundle_store import BundleStore\n"
+    probe = ("from iotlib.ota.bundle import BundleStore\n"
              "print(BundleStore(%r, max_boots=1).boot()['version'])\nimport ota_app\n" % str(fleet.root))
     p = subprocess.run([str(BUILD / "unix" / "micropython"), "-c", probe], env=env,
                        capture_output=True, text=True, timeout=30, cwd=str(fleet.tmp))

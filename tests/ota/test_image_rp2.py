@@ -96,9 +96,9 @@ def test_ota_manager_stages_a_file_the_loader_installs(tmp_path):
 _AFTER_BOOT = """
 import machine
 from iotlib.storage import exists
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 mgr = OTAUpdateManager("http://fleet/api", device_id="emu-1", store=BundleStore("ota"),
                        factory_version="1.0.0", image=hal.load().staging(), reset=machine.reset,
                        alarm=lambda *a: print("ALARM", a[0], a[2]))

@@ -3,7 +3,7 @@
 The image is a real application image (the RELAYS build's firmware.bin, linked after the
 loader) packed and signed with `firmware/pack_image.py sign` (the staged file: header + deflate
 stream) and published with fleet-admin. The unix build has no loader: its image stage
-(iotlib.image_stage.ImageStage without _iotimage) puts the file in place as on the device
+(iotlib.ota.image.ImageStage without _iotimage) puts the file in place as on the device
 (`ota/image.z`), so these tests cover download -> verify -> stage -> reset and the refusals;
 the swap itself is tested in rp2040py (test_image.py, test_image_rp2.py,
 test_image_wifi.py).
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from harness.run import BUILD, ROOT
+from harness.run import BUILD, ROOT, run_unix
 from iot_sign import keygen, load_private_key, sign_manifest
 from harness.ota_fleet import IMAGE_BOOT, OtaFleet
 
@@ -201,3 +201,53 @@ def test_image_partial_download_of_another_version_is_discarded(fleet, app):
     assert "RESET" in out, out
     assert fleet.ranges()[2] == "bytes=0-4095"  # not resumed from the 1.1.0 partial
     assert fleet.staged()[56:72].rstrip(b"\0") == b"1.2.0"  # the header's version
+
+
+# ---- the layout's numbers on the device: generated from firmware/loader/layout.h ----------
+
+sys.path.insert(0, str(ROOT / "firmware" / "loader"))
+import layout as LAYOUT  # noqa: E402  firmware/loader/layout.py: layout.h for Python
+
+LAYOUT_PY = ROOT / "firmware" / "loader" / "layout.py"
+
+
+def test_frozen_layout_is_layout_h():
+    """The device's numbers are layout.h's: the frozen iotlib.ota.layout (which the build
+    generates) and what the image stage uses agree with the header, as pack_image.py does."""
+    h = LAYOUT.read()
+    out = run_unix("""
+import iotlib.ota.layout as L, iotlib.ota.image as S
+print(repr((L.APP_SIZE, L.STAGE_HDR_SIZE, L.STAGE_WINDOW, L.STAGE_FORMAT, L.MAX_TRIAL_BOOTS)))
+print(repr((S.APP_SIZE, S.HEADER_SIZE, S.WINDOW, S.FORMAT, S.ImageStage.APP_SIZE)))
+print(repr((S.MAGIC, S.ImageStage("ota").path, L.STAGE_PATH)))
+""").strip().splitlines()
+    numbers = (h["APP_SIZE"], h["STAGE_HDR_SIZE"], h["STAGE_WINDOW"], h["STAGE_FORMAT"])
+    assert out[0] == repr(numbers + (h["MAX_TRIAL_BOOTS"],))
+    assert out[1] == repr(numbers + (h["APP_SIZE"],))
+    assert out[2] == repr((h["STAGE_MAGIC"].encode() + b"\0", h["STAGE_PATH"], h["STAGE_PATH"]))
+    assert (P.L["APP_SIZE"], P.FLASH_SIZE) == (h["APP_SIZE"], h["FLASH_SIZE"])
+    # what firmware/build.sh generated (always in this repo's build/, as the manifest reads it)
+    generated = ROOT / "build" / "generated" / "iotlib" / "ota" / "layout.py"
+    assert generated.read_text() == LAYOUT.device_module(h)
+
+
+def test_editing_layout_h_changes_the_generated_numbers(tmp_path):
+    """One place to edit: a changed layout.h gives the device module and pack_image.py the
+    new numbers; a header that lacks one is refused with its name, and the module already
+    generated is left as it was."""
+    text = (ROOT / "firmware" / "loader" / "layout.h").read_text()
+    edited = tmp_path / "layout.h"
+    edited.write_text(text.replace("0x0F0000u", "0x0E0000u").replace("32768u", "16384u"))
+    out = tmp_path / "gen" / "layout.py"
+    subprocess.run([sys.executable, str(LAYOUT_PY), str(out), "--header", str(edited)], check=True)
+    values = {}
+    exec(out.read_text(), values)
+    assert (values["APP_SIZE"], values["STAGE_WINDOW"]) == (0x0E0000, 16384)
+    assert values["STAGE_HDR_SIZE"] == LAYOUT.read()["STAGE_HDR_SIZE"]
+    assert P.layout(str(edited))["APP_SIZE"] == 0x0E0000
+    before = out.read_text()
+    edited.write_text("\n".join(l for l in text.splitlines() if "IOT_STAGE_WINDOW" not in l))
+    r = subprocess.run([sys.executable, str(LAYOUT_PY), str(out), "--header", str(edited)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "IOT_STAGE_WINDOW" in r.stderr, r.stderr
+    assert out.read_text() == before

@@ -10,7 +10,7 @@
 #   link()                    the network link for NetworkManager
 #   pin(gpio, level)          an output pin at `level` (the pure-Python RelayBank)
 #   adc()                     read(channel) -> 12-bit sample (the pure-Python AdcSampler)
-#   staging(root)             the OTA image stage (iotlib.image_stage.ImageStage)
+#   staging(root)             the OTA image stage (iotlib.ota.image.ImageStage)
 #   sync(f)                   make what was written to an open file durable
 CAUSE_POWER = "power"
 CAUSE_WDT = "wdt"  # the watchdog expired, or a reset that left no note

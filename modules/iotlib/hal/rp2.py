@@ -83,7 +83,7 @@ def adc():
 def staging(root="ota"):
     """The loader's boot state through _iotimage; simulated (files) on an image built without
     the loader or started without it."""
-    from iotlib.image_stage import ImageStage
+    from iotlib.ota.image import ImageStage
     try:
         import _iotimage
     except ImportError:

@@ -145,8 +145,8 @@ def adc():
 
 
 def staging(root="ota"):
-    # no loader: the boot state is simulated in files (iotlib.image_stage)
-    from iotlib.image_stage import ImageStage
+    # no loader: the boot state is simulated in files (iotlib.ota.image)
+    from iotlib.ota.image import ImageStage
     return ImageStage(root)
 
 

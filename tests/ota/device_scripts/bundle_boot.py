@@ -3,7 +3,7 @@
 # bundle_manager.py, cut_link.py and run_steps.py, in that order.
 import sys, json, asyncio, binascii, os
 cfg = json.loads(os.getenv("OTA_DEVICE_CFG"))  # set by tests/harness/ota_fleet.py
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 store = BundleStore(cfg["root"], max_boots=cfg.get("max_boots", 3))
 print("BOOT", json.dumps(store.boot()))
 try:

@@ -2,5 +2,5 @@
 # image_manager.py, cut_link.py and run_steps.py, in that order.
 import sys, json, asyncio, binascii, os
 cfg = json.loads(os.getenv("OTA_DEVICE_CFG"))  # set by tests/harness/ota_fleet.py
-from iotlib.bundle_store import BundleStore
-from iotlib.image_stage import ImageStage
+from iotlib.ota.bundle import BundleStore
+from iotlib.ota.image import ImageStage

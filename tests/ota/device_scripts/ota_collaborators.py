@@ -3,7 +3,7 @@ from iotlib.http_client import HttpClient
 from iotlib.health import Health
 from iotlib.metrics import Metrics
 from iotlib.audit import Audit
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 
 class Auth:
     def device_token(self):

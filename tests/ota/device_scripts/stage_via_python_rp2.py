@@ -1,8 +1,8 @@
 # OTAUpdateManager with the real stage and a stand-in HTTP client reading littlefs; run by tests/ota/test_image_rp2.py.
 import json, machine, os
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 
 class Response:
     def __init__(self, status, body):

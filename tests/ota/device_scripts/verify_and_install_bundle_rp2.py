@@ -9,7 +9,7 @@ print("GOOD", _iotota.verify_p256(key, digest, sig), time.ticks_diff(time.ticks_
 bad = bytearray(digest); bad[0] ^= 1
 print("BAD", _iotota.verify_p256(key, bytes(bad), sig))
 print("SHA", binascii.hexlify(hashlib.sha256(blob).digest()).decode())
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 s = BundleStore("/ota_t")
 with open("/dl.bin", "wb") as f:
     f.write(blob)

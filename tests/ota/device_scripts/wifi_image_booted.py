@@ -1,9 +1,9 @@
 # The swapped Wi-Fi image's boot: the stage, the OTA manager and its state; run by tests/ota/test_image_wifi.py.
 import sys, machine
 from iotlib.storage import exists
-from iotlib.bundle_store import BundleStore
+from iotlib.ota.bundle import BundleStore
 from iotlib import hal
-from iotlib.ota_manager import OTAUpdateManager
+from iotlib.ota.manager import OTAUpdateManager
 from iotlib.health import Health
 health = Health()
 health.add_check("app", lambda: (True, "ok"))

@@ -1,4 +1,4 @@
-"""The bundle archive format (version 1), read by modules/iotlib/bundle_store.py.
+"""The bundle archive format (version 1), read by modules/iotlib/ota/bundle.py.
 
     header  b"IOTB" | u8 format=1 | u8 flags | u16 file count        (little endian)
     body    (zlib-compressed with a 1 KiB window when flags & 1, else stored)

@@ -14,7 +14,7 @@ class VerifyError(Exception):
 
 
 def statement(kind: str, version: str, min_version: str | None, size: int, sha256_hex: str) -> bytes:
-    """The exact bytes that are signed. The device builds the same line (ota_manager.statement)."""
+    """The exact bytes that are signed. The device builds the same line (iotlib.ota.policy.statement)."""
     return ("%s\n%s\n%s\n%s\n%d\n%s" % (STATEMENT_TAG, kind, version, min_version or "",
                                         size, sha256_hex)).encode()
 

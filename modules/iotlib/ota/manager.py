@@ -1,49 +1,24 @@
 # OTAUpdateManager: polls the updates service (and checks at once when discovery pushes
-# "check_update": check_now()), refuses what it must not run, downloads application bundles
-# in resumable Range chunks hashed as they stream, checks the signature in C
-# (_iotota.verify_p256), installs into the inactive slot of a BundleStore and reboots into a
-# trial; the trial ends with commit() once health and readiness pass, or with a rollback at
-# the deadline (boot count: BundleStore.boot()).
-# Full images (kind "image", with an `image` stage: iotlib.image_stage) are downloaded like
-# bundles (the same resumable part file; the header is checked in the first chunk and free
-# space before the first byte), renamed into place as the staged file and installed by the
-# loader at the reset; the new image boots in "trial" mode and confirms itself through
-# commit(). after_boot() has the loader's verdict on the staged file.
-#
-# Signed statement (must match tools/iot-sign, iot_sign/signing.py):
-#   "iotota-v1\n<kind>\n<version>\n<min_version or empty>\n<size>\n<sha256 hex>"
-# so a signature binds the artefact's hash to its version: an old bundle cannot be
-# relabelled as a new one, and version checks below act on signed data.
+# "check_update": check_now()), and composes the OTA wing: iotlib.ota.policy refuses what
+# this device must not run, iotlib.ota.fetch downloads it (resumable, hashed as it streams),
+# the signature is checked in C (_iotota.verify_p256); a bundle is installed into the
+# inactive slot of iotlib.ota.bundle.BundleStore, a full image (kind "image") is put in place
+# for the loader by the image stage (iotlib.ota.image, through the hal). Either way the device
+# reboots into a trial that ends with commit() once health and readiness pass, or with a
+# rollback at the deadline. after_boot() has the loader's verdict on the staged file.
+# Trial boots are counted by their owners: BundleStore.boot() for a bundle, the loader for an
+# image (docs/ota.md, "Boot counters").
 import asyncio
-import binascii
-import hashlib
 import json
-import os
 import time
 
-from iotlib.storage import makedirs
+from iotlib.ota import fetch
+from iotlib.ota.policy import Refused, accept, trial_left_s
 from iotlib.task import BackgroundTask
 
-STATEMENT_TAG = "iotota-v1"
 FS_MARGIN = 16 * 1024  # filesystem room kept beyond a staged image (littlefs metadata, logs)
 IDLE, CHECKING, DOWNLOADING, INSTALLING, INSTALLED, TRIAL, ERROR = (
     "idle", "checking", "downloading", "installing", "installed", "trial", "error")
-
-
-class Refused(Exception):
-    """An update this device will not take; args: (reason, detail)."""
-
-
-def version_key(v):
-    try:
-        return tuple(int(p) for p in v.split("."))
-    except (AttributeError, ValueError):
-        raise Refused("bad_manifest", "version %r is not dotted numeric" % (v,))
-
-
-def statement(kind, version, min_version, size, sha256_hex):
-    return "%s\n%s\n%s\n%s\n%d\n%s" % (STATEMENT_TAG, kind, version, min_version or "",
-                                       size, sha256_hex)
 
 
 def _default_verify(key, digest, sig):
@@ -68,13 +43,13 @@ class OTAUpdateManager:
             from iotlib.http_client import HttpClient
             http = HttpClient(auth=auth)
         if store is None:
-            from iotlib.bundle_store import BundleStore
+            from iotlib.ota.bundle import BundleStore
             store = BundleStore("ota")
         if factory_version is None:
             from iotlib.buildinfo import build_info
             factory_version = build_info()["version"]
         self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
-        self.store = store                # iotlib.bundle_store.BundleStore
+        self.store = store                # iotlib.ota.bundle.BundleStore
         self.device_id = device_id        # None: the device token's subject, once registered
         self.updates_url = updates_url.rstrip("/") if updates_url else None
         self.services = services          # Registration: service("updates") at each check
@@ -94,7 +69,7 @@ class OTAUpdateManager:
         self.chunk = chunk
         self.work = work_dir or store.root
         self._verify = verify or _default_verify
-        self.image = image                # iotlib.image_stage stage, or None: bundles only
+        self.image = image                # iotlib.ota.image stage, or None: bundles only
         self.state = TRIAL if store.boot_state()["trial"] else IDLE
         self.error = None
         self.done = 0
@@ -152,8 +127,7 @@ class OTAUpdateManager:
         bs["running_version"] = self.current_version()
         left = None
         if bs["trial"]:
-            left = max(0, self.trial_deadline_s
-                       - time.ticks_diff(time.ticks_ms(), self._booted_ms) // 1000)
+            left = trial_left_s(self.trial_deadline_s, self._booted_ms)
         bs["deadline_s"] = self.trial_deadline_s
         bs["deadline_left_s"] = left
         bs["ota"] = self.progress()
@@ -202,12 +176,11 @@ class OTAUpdateManager:
 
     async def run_trial(self, tick_s=1):
         """Wait for commit (explicit, or automatic once ready); roll back at the deadline."""
-        deadline_ms = self.trial_deadline_s * 1000
         while self.on_trial():
             if self.auto_commit and self._ready()[0]:
                 self.commit()
                 break
-            if time.ticks_diff(time.ticks_ms(), self._booted_ms) >= deadline_ms:
+            if trial_left_s(self.trial_deadline_s, self._booted_ms) == 0:
                 reason = "deadline: not committed within %d s" % self.trial_deadline_s
                 if self.image_trial():
                     self._image_trial_failed(reason)
@@ -258,9 +231,11 @@ class OTAUpdateManager:
     def rollback(self, reason="admin", reboot=False):
         """Back to the previous bundle (or the factory code) from the next boot."""
         if self.image_trial() and not self.store.boot_state()["trial"]:
+            from iotlib.ota.layout import MAX_TRIAL_BOOTS  # the loader's count (layout.h)
             return {"ok": False, "reason": "image_trial",
                     "detail": "an image on trial has no previous image: it is confirmed, or "
-                              "reset unconfirmed 3 times it boots in safe mode"}
+                              "reset unconfirmed %d times it boots in safe mode"
+                              % MAX_TRIAL_BOOTS}
         before = self.current_version()
         after = self.store.rollback(reason) or self.factory_version
         self.state = IDLE
@@ -335,10 +310,11 @@ class OTAUpdateManager:
                 await self._stage_image(manifest)
                 slot = "image"
             else:
-                path = await self._download(manifest)
+                path = await fetch.fetch(self.http, self._artefact_url(manifest), manifest,
+                                         self.work, self.chunk, self._progress)
                 self.state = INSTALLING
                 slot = self.store.install(path, manifest["version"])
-                self._remove_download()
+                fetch.remove(self.work)
         except Refused as e:
             return self._refuse(e.args[0], e.args[1], manifest)
         except ValueError as e:  # a bundle that does not unpack
@@ -358,47 +334,12 @@ class OTAUpdateManager:
         return {"ok": True, "version": manifest["version"], "slot": slot, "reboot_required": True}
 
     def _accept(self, m):
-        """Everything decided before a byte is downloaded: kind, versions, size, signature."""
-        for field in ("kind", "version", "size", "sha256", "signature", "url"):
-            if field not in m:
-                raise Refused("bad_manifest", "missing " + field)
-        if self.on_trial():
-            # the other slot holds the rollback target: never overwrite it during a trial
-            raise Refused("on_trial", "commit or roll back the running bundle first")
-        if m["kind"] == "image":
-            if self.image is None:
-                raise Refused("unsupported_kind", "kind 'image' (no image stage in this build)")
-            limit = self.image.APP_SIZE
-        elif m["kind"] == "bundle":
-            limit = self.max_bundle
-        else:
-            raise Refused("unsupported_kind", "kind %r" % m["kind"])
-        current = version_key(self.current_version())
-        new = version_key(m["version"])
-        if new <= current:
-            raise Refused("downgrade", "%s is not newer than %s" % (m["version"], self.current_version()))
-        if m.get("min_version") and current < version_key(m["min_version"]):
-            raise Refused("min_version", "needs %s, running %s" % (m["min_version"], self.current_version()))
-        if m["version"] == self.store.state().get("failed_version"):
-            raise Refused("rolled_back", "%s failed its trial on this device" % m["version"])
-        if not isinstance(m["size"], int) or m["size"] <= 0 or m["size"] > limit:
-            raise Refused("oversized", "size %r, limit %d" % (m["size"], limit))
-        try:
-            sig = binascii.unhexlify(m["signature"])
-            digest = hashlib.sha256(statement(m["kind"], m["version"], m.get("min_version"),
-                                              m["size"], m["sha256"])).digest()
-            good = self._verify(self.public_key, digest, sig)
-        except ValueError as e:  # not hex, or not a DER signature at all: unsigned
-            raise Refused("unsigned", str(e))
-        if not good:
-            raise Refused("bad_signature", "signature does not match the trusted key")
-
-    def _remove_download(self):
-        for name in ("download.part", "download.json"):
-            try:
-                os.remove(self.work + "/" + name)
-            except OSError:
-                pass
+        """Everything decided before a byte is downloaded (iotlib.ota.policy)."""
+        limits = {"bundle": self.max_bundle}
+        if self.image is not None:
+            limits["image"] = self.image.APP_SIZE
+        accept(m, self.current_version(), self.on_trial(), self.store.state().get("failed_version"),
+               limits, self._verify, self.public_key)
 
     def _artefact_url(self, m):
         url = m["url"]
@@ -411,17 +352,18 @@ class OTAUpdateManager:
         """Download the staged file (the same resumable part file as bundles), then put it in
         place for the loader. Refused before the first byte when the filesystem lacks room
         for it, and at the first chunk when its header is not an image this loader takes."""
-        have = self._part_size(m)
+        have = fetch.part_size(self.work, m["sha256"])
         free = self.image.free_bytes()
         if free < m["size"] - have + FS_MARGIN:
             raise Refused("no_space", "the image needs %d bytes of the filesystem, %d are free"
                           % (m["size"] - have + FS_MARGIN, free))
-        path = await self._download(m, first=lambda body: self._check_image_header(body, m))
+        path = await fetch.fetch(self.http, self._artefact_url(m), m, self.work, self.chunk,
+                                 self._progress, lambda body: self._check_image_header(body, m))
         self.state = INSTALLING
         try:
             self.image.install(path)
         except ValueError as e:
-            self._remove_download()
+            fetch.remove(self.work)
             raise Refused("bad_image", str(e))
 
     def _check_image_header(self, body, m):
@@ -429,11 +371,11 @@ class OTAUpdateManager:
             info = self.image.check_header(body)
         except ValueError as e:
             raise Refused("bad_image", str(e))
-        if info["version"] != m["version"][:16]:
+        if info["version"] != m["version"][:16]:  # the header names the signed version
             raise Refused("bad_image", "the image header says version %r" % info["version"])
 
     def after_boot(self):
-        """What the loader did with the staged file at this boot (iotlib.image_stage); the stage
+        """What the loader did with the staged file at this boot (iotlib.ota.image); the stage
         deletes a file that has served. A refusal is reported like any other: alarm, audit,
         iot_ota_refused_total{reason="loader_<verdict>"}. Call once per boot."""
         if self.image is None or self.image.verdict() == "none":
@@ -444,74 +386,5 @@ class OTAUpdateManager:
             self._refuse("loader_" + v, "the loader refused the staged image", info)
         return v
 
-    def _part_size(self, m):
-        """Bytes of this artefact already in the part file (0: none, or another artefact's)."""
-        try:
-            with open(self.work + "/download.json") as f:
-                if json.load(f).get("sha256") != m["sha256"]:
-                    return 0
-            return os.stat(self.work + "/download.part")[6]
-        except (OSError, ValueError):
-            return 0
-
-    async def _download(self, m, first=None):
-        """Range-resumable download into work/download.part, hashed as it streams.
-        first(body), if given, sees the first chunk of a fresh download before it is kept."""
-        part, meta = self.work + "/download.part", self.work + "/download.json"
-        makedirs(self.work)
-        h = hashlib.sha256()
-        offset = 0
-        try:
-            with open(meta) as f:
-                same = json.load(f).get("sha256") == m["sha256"]
-        except (OSError, ValueError):
-            same = False
-        if same:  # resume: re-hash what is already there
-            try:
-                with open(part, "rb") as f:
-                    buf = bytearray(512)
-                    while True:
-                        n = f.readinto(buf)
-                        if not n:
-                            break
-                        h.update(memoryview(buf)[:n])
-                        offset += n
-                        if not offset % 16384:  # an image's part is 600 KB: let the WDT feeder run
-                            await asyncio.sleep_ms(0)
-            except OSError:
-                offset, h = 0, hashlib.sha256()
-        if offset > m["size"]:
-            offset, h, same = 0, hashlib.sha256(), False
-        if not same or offset == 0:
-            self._remove_download()
-            with open(meta, "w") as f:
-                json.dump({"sha256": m["sha256"], "version": m["version"]}, f)
-            open(part, "wb").close()
-        self.state, self.total, self.done, self.resumed_from = DOWNLOADING, m["size"], offset, offset
-        url = self._artefact_url(m)
-        with open(part, "ab") as out:
-            while offset < m["size"]:
-                end = min(offset + self.chunk, m["size"]) - 1
-                r = await self.http.request("GET", url, headers={"Range": "bytes=%d-%d" % (offset, end)})
-                if r.status == 200 and offset == 0 and len(r.body) == m["size"]:
-                    pass  # a server without Range support, and the whole thing fits a chunk
-                elif r.status != 206:
-                    raise Refused("download", "HTTP %d at byte %d" % (r.status, offset))
-                if not r.body or offset + len(r.body) > m["size"]:
-                    raise Refused("oversized", "artefact is not %d bytes" % m["size"])
-                if offset == 0 and first is not None:
-                    try:
-                        first(r.body)
-                    except Refused:
-                        out.close()
-                        self._remove_download()
-                        raise
-                h.update(r.body)
-                out.write(r.body)
-                out.flush()
-                offset += len(r.body)
-                self.done = offset
-        if binascii.hexlify(h.digest()).decode() != m["sha256"]:
-            self._remove_download()  # never resume from bytes that hash wrong
-            raise Refused("bad_hash", "downloaded bytes do not match the signed sha256")
-        return part
+    def _progress(self, done, total, resumed_from):
+        self.state, self.done, self.total, self.resumed_from = DOWNLOADING, done, total, resumed_from

@@ -1,8 +1,8 @@
 # Application bundles in the filesystem: two slot folders (root/a, root/b) and one state
 # record. A verified bundle is unpacked into the slot that is not running, becomes
 # *pending*, and runs on trial from the next boot: ahead of the frozen modules on sys.path.
-# It must be committed within max_boots boots (and, enforced by OTAUpdateManager, within a
-# deadline); otherwise the store falls back to the previous bundle, and with none left to
+# It must be committed within max_boots boots (counted here, in state.json "boots": the one
+# counter of a bundle's trial; and, enforced by OTAUpdateManager, within a deadline); otherwise the store falls back to the previous bundle, and with none left to
 # the frozen factory code. Every state change is one atomic rename of root/state.json.
 #
 # Bundle format v1 (written by tools/iot-sign, iot_sign/bundle.py):

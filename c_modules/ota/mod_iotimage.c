@@ -1,6 +1,7 @@
-// _iotimage: the application's side of the image loader (firmware/loader/loader.c). The
-// staged image itself is an ordinary file (iotlib/image_stage.py writes it); this module only
-// reads what the loader left in the watchdog scratch registers and leaves it a confirm.
+// _iotimage: the application's side of the image loader (firmware/loader/loader.c; built with
+// IOTLIB_LOADER=ON, c_modules/ota/micropython.cmake). The staged image itself is an ordinary
+// file (iotlib/ota/image.py writes it); this module only reads what the loader left in the
+// watchdog scratch registers and leaves it a confirm.
 //
 //   boot_mode() -> "normal" | "trial" | "safe" | "none"   (what the loader told this boot;
 //                  "none": the image was started without the loader)
@@ -10,7 +11,11 @@
 //                                answer but "none" means the file has served and is deleted
 //   confirm()                    ask the loader to mark the running trial image good; it is
 //                                recorded at the next reset (call machine.reset() after it)
-//   APP_SIZE, STAGE_PATH, STAGE_HDR_SIZE   the image budget, the staged file, its header size
+// The layout's numbers are not repeated here: Python reads them from iotlib.ota.layout, which
+// the build generates from layout.h. (A STAGE_PATH constant here once named its qstr
+// MP_QSTR_ota_slash_image_dot_z, whose value is that identifier, not "ota/image.z"; with the
+// frozen layout module's "ota/image.z" the two names collided and the frozen string took the
+// wrong value: test_image_rp2.py's stage.path checks it.)
 #include "py/runtime.h"
 
 #include "hardware/structs/watchdog.h"
@@ -62,9 +67,6 @@ static const mp_rom_map_elem_t iotimage_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR_trial_boots), MP_ROM_PTR(&iotimage_trial_boots_obj) },
     { MP_ROM_QSTR(MP_QSTR_stage_verdict), MP_ROM_PTR(&iotimage_stage_verdict_obj) },
     { MP_ROM_QSTR(MP_QSTR_confirm), MP_ROM_PTR(&iotimage_confirm_obj) },
-    { MP_ROM_QSTR(MP_QSTR_APP_SIZE), MP_ROM_INT(IOT_APP_SIZE) },
-    { MP_ROM_QSTR(MP_QSTR_STAGE_HDR_SIZE), MP_ROM_INT(IOT_STAGE_HDR_SIZE) },
-    { MP_ROM_QSTR(MP_QSTR_STAGE_PATH), MP_ROM_QSTR(MP_QSTR_ota_slash_image_dot_z) },
 };
 static MP_DEFINE_CONST_DICT(iotimage_globals, iotimage_globals_table);
 

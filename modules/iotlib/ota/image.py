@@ -11,8 +11,10 @@
 #   stage.after_boot() -> verdict      what the loader did with the file at this boot; the file
 #                                      is deleted unless the verdict is "none" (it has served)
 #   stage.free_bytes()                 room left in the filesystem for a download
-#   stage.boot_mode() -> "normal" | "trial" | "safe" | "none";  stage.trial_boots();  stage.confirm()
-#   stage.APP_SIZE
+#   stage.boot_mode() -> "normal" | "trial" | "safe" | "none";  stage.confirm()
+#   stage.trial_boots()                the loader's count of this image's trial boots (it owns
+#                                      the count; the application only reads it)
+#   stage.APP_SIZE                     the application region (layout.h IOT_APP_SIZE)
 #
 # Without the loader (unix simulation, or an rp2 image built without it) the boot state is
 # simulated: the mode is the word in <root>/image_mode ("none" without the file), confirm()
@@ -23,14 +25,10 @@ import hashlib
 import os
 import struct
 
+# the numbers are layout.h's: iotlib.ota.layout is generated from it at build time
+from iotlib.ota.layout import (APP_SIZE, STAGE_FORMAT as FORMAT, STAGE_HDR_SIZE as HEADER_SIZE,
+                               STAGE_MAGIC as MAGIC, STAGE_PATH, STAGE_WINDOW as WINDOW)
 from iotlib.storage import exists, makedirs, remove
-
-APP_SIZE = 0xF0000  # 960 KB, layout.h IOT_APP_SIZE (tests/test_ota_image.py checks)
-HEADER_SIZE = 128   # layout.h IOT_STAGE_HDR_SIZE
-MAGIC = b"IOTIMG2\0"
-FORMAT = 2
-WINDOW = 32768      # layout.h IOT_STAGE_WINDOW
-VERDICTS = ("none", "installed", "bad_header", "truncated", "bad_stream", "bad_hash")
 
 
 def parse_header(head):
@@ -57,7 +55,7 @@ class ImageStage:
 
     def __init__(self, root="ota", loader=None):
         self.root = root
-        self.path = root + "/image.z"
+        self.path = root + "/" + STAGE_PATH.rsplit("/", 1)[1]  # root "ota": the loader's path
         self._loader = loader  # the _iotimage module, or None: simulated boot state
 
     # ---- the loader's word at this boot ------------------------------------------------
