@@ -24,3 +24,15 @@ def core_validator():
     """The configuration's core sections only (the Device adds its role's)."""
     from iotlib.config_schema import validator
     return validator()
+
+
+def bundle_store():
+    """The OTA bundles in "ota" (the boot path opens the same store and calls its boot())."""
+    from iotlib.ota.bundle import BundleStore
+    return BundleStore("ota")
+
+
+def firmware_version():
+    """This image's own version, as the build recorded it."""
+    from iotlib.buildinfo import build_info
+    return build_info()["version"]

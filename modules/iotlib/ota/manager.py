@@ -39,15 +39,14 @@ class OTAUpdateManager:
         if not (isinstance(updates_url, str) or updates_url is None and services is not None):
             raise TypeError("OTAUpdateManager(updates_url, auth, ...): updates_url must be a "
                             "URL string, not %s" % type(updates_url).__name__)
-        if http is None and auth is not None:
-            from iotlib.http_client import HttpClient
-            http = HttpClient(auth=auth)
-        if store is None:
-            from iotlib.ota.bundle import BundleStore
-            store = BundleStore("ota")
-        if factory_version is None:
-            from iotlib.buildinfo import build_info
-            factory_version = build_info()["version"]
+        if http is None and auth is not None or store is None or factory_version is None:
+            from iotlib import seed_defaults  # the seed's form: the Device passes all three
+            if http is None and auth is not None:
+                http = seed_defaults.http_client(auth)
+            if store is None:
+                store = seed_defaults.bundle_store()
+            if factory_version is None:
+                factory_version = seed_defaults.firmware_version()
         self.http = http                  # iotlib.http_client.HttpClient (adds the device token)
         self.store = store                # iotlib.ota.bundle.BundleStore
         self.device_id = device_id        # None: the device token's subject, once registered
@@ -85,8 +84,10 @@ class OTAUpdateManager:
     def _reset_device(self):
         """The hal's one reset; the next boot's reset_cause says "ota"."""
         from iotlib.boot_counter import CAUSE_OTA
-        from iotlib.hal import load
-        (self.hal or load()).reset(CAUSE_OTA)
+        if self.hal is None:  # the seed's form; the Device hands the hal over
+            from iotlib import seed_defaults
+            self.hal = seed_defaults.hal()
+        self.hal.reset(CAUSE_OTA)
 
     # ---- metrics ------------------------------------------------------------------------
 
