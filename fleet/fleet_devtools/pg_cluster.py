@@ -13,13 +13,14 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+
+from fleet_devtools.ports import free_port
 
 SUPERUSER = "fleet"
 INSTALL_HINT = "install the Debian package postgresql (fleet/install_system_deps.sh does)"
@@ -35,12 +36,6 @@ def find_bindir() -> Path:
             return Path(d)
     raise RuntimeError(f"no PostgreSQL server binaries (initdb, postgres) under /usr/lib/postgresql/*/bin: "
                        f"{INSTALL_HINT}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalPostgres:
@@ -67,7 +62,7 @@ class LocalPostgres:
         self._run([str(self.bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--pwfile", str(pwfile),
                    "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions"]
                   + ([] if self.durable else ["--no-sync"]))
-        self.port = _free_port()
+        self.port = free_port()
         settings = {"listen_addresses": "127.0.0.1", "port": str(self.port), "unix_socket_directories": "",
                     "max_connections": str(self.max_connections), "synchronous_commit": "off",
                     "fsync": "on" if self.durable else "off", "full_page_writes": "on" if self.durable else "off"}
